@@ -1,0 +1,236 @@
+"""The evaluated configuration: what a directory of `*.hcl` files declares.
+
+Produced by `tunectl.config.load`; everything here is plain data (numbers, strings,
+`Template`s for deferred placeholders) with the `SourceRange` it came from. Nothing here
+talks to the state or to providers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunectl.config.syntax import Expr
+from tunectl.diags import SourceFiles, SourceRange
+
+PARAM_TYPES = (
+    "choice",
+    "randint",
+    "uniform",
+    "quniform",
+    "loguniform",
+    "qloguniform",
+    "normal",
+    "qnormal",
+    "lognormal",
+    "qlognormal",
+    "int",
+    "float",
+)
+
+ALGORITHMS = ("tpe", "random", "grid", "gp", "cmaes", "evolution", "qmc", "bruteforce")
+EARLY_STOPPING = (
+    "median",
+    "hyperband",
+    "successive_halving",
+    "percentile",
+    "threshold",
+    "none",
+)
+TRIAL_STATUSES = ("pending", "running", "complete", "pruned", "failed")
+EXPERIMENT_STATUSES = ("pending", "running", "succeeded", "failed", "stopped")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One `param "NAME"` block, with NNI's semantics for the NNI types.
+
+    choice: `values`. randint: `low` <= x < `high` (integer). uniform: low..high.
+    quniform: clip(round(uniform(low, high) / q) * q, low, high). loguniform: exp(uniform(log
+    low, log high)). qloguniform: rounded like quniform. normal: `mu`, `sigma`. qnormal:
+    round(normal / q) * q. lognormal: exp(normal(mu, sigma)). qlognormal: rounded.
+    int / float (Optuna's): low..high inclusive, optional `step`, `log`.
+    `when`: the parameter exists only when every named parameter has the given value.
+    """
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    q: float | None = None
+    mu: float | None = None
+    sigma: float | None = None
+    values: tuple[Any, ...] = ()
+    step: float | None = None
+    log: bool = False
+    when: tuple[tuple[str, Any], ...] = ()
+    range: SourceRange | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for key in ("low", "high", "q", "mu", "sigma", "step"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.values:
+            out["values"] = list(self.values)
+        if self.log:
+            out["log"] = True
+        if self.when:
+            out["when"] = dict(self.when)
+        return out
+
+
+@dataclass(frozen=True)
+class Objective:
+    """`metric` (one name) or `metrics` (name -> weight, a weighted sum as in PAI)."""
+
+    direction: str  # "maximize" | "minimize"
+    metric: str | None = None
+    metrics: tuple[tuple[str, float], ...] = ()
+    goal: float | None = None
+    reduce: str = "final"  # final | best | avg
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [self.metric] if self.metric else [name for name, _ in self.metrics]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def seed(self) -> int | None:
+        return dict(self.settings).get("seed")
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    name: str = "none"
+    settings: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricsSource:
+    """`metrics "stdout" { pattern }`, `"json" { path }`, `"tensorboard" { logdir }`,
+    `"table" { sql }`. `name` is the metric a single-group pattern reports."""
+
+    kind: str
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.settings).get(key, default)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a trial. `command` may hold `Template`s (resolved per trial)."""
+
+    name: str
+    provider: str
+    command: Any  # str | Template | list[str | Template]
+    workdir: str | None = None
+    env: tuple[tuple[str, Any], ...] = ()
+    timeout: float | None = None
+    settings: tuple[tuple[str, Any], ...] = ()  # provider-specific attributes
+    metrics: tuple[MetricsSource, ...] = ()
+    range: SourceRange | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    provider: str
+    tasks: tuple[TaskSpec, ...]
+    timeout: float | None = None
+    retries: int = 0
+    range: SourceRange | None = field(default=None, compare=False)
+
+    @property
+    def metrics(self) -> tuple[MetricsSource, ...]:
+        return tuple(m for t in self.tasks for m in t.metrics)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    prevent_destroy: bool = False
+    ignore_changes: tuple[str, ...] = ()
+
+
+@dataclass
+class Experiment:
+    name: str
+    algorithm: Algorithm
+    objective: Objective
+    params: tuple[ParamSpec, ...]
+    trial: TrialSpec
+    description: str = ""
+    max_trials: int = 10
+    max_concurrent: int = 1
+    max_failed_trials: int | None = None
+    max_duration: float | None = None  # seconds
+    max_trials_without_improvement: int | None = None
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    range: SourceRange | None = None
+    # Where each top-level attribute / nested block was written, for diagnostics and plans.
+    ranges: dict[str, SourceRange] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    settings: dict[str, Any]
+    range: SourceRange | None = None
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    kind: str  # "local" | "s3"
+    settings: dict[str, Any]
+    range: SourceRange | None = None
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    kind: str  # "local" | "s3"
+    settings: dict[str, Any]
+    range: SourceRange | None = None
+
+
+@dataclass
+class Output:
+    name: str
+    expr: Expr
+    description: str = ""
+    sensitive: bool = False
+    range: SourceRange | None = None
+
+
+@dataclass
+class Variable:
+    name: str
+    type: str | None = None
+    default: Any = None
+    has_default: bool = False
+    description: str = ""
+    sensitive: bool = False
+    range: SourceRange | None = None
+
+
+@dataclass
+class Config:
+    directory: Path
+    sources: SourceFiles
+    variables: dict[str, Variable]
+    values: dict[str, Any]  # evaluated var.* values
+    locals: dict[str, Any]
+    providers: dict[str, ProviderConfig]
+    storage: StorageConfig
+    backend: BackendConfig
+    experiments: dict[str, Experiment]
+    outputs: dict[str, Output]
+    # sha256 over the files' text and the variable values: a saved plan records it.
+    digest: str = ""

@@ -1,0 +1,146 @@
+"""Diagnostics: the one type for every user-facing error and warning.
+
+Expected failures (bad configuration, unreadable state, a stale plan) are returned or
+raised as `Diagnostic`s and rendered in Terraform's form::
+
+    Error: Unsupported argument
+
+      on main.hcl line 12, in experiment "mnist":
+      12:   max_trails = 40
+
+    An argument named "max_trails" is not expected here. Did you mean "max_trials"?
+
+Exceptions other than `DiagnosticError` are bugs; the CLI shows them as an internal error
+(with a traceback only when TUNECTL_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class SourceRange:
+    """Where something is written: a file name (as shown to users) and 1-based lines."""
+
+    filename: str
+    line: int
+    end_line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.filename} line {self.line}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: Severity
+    summary: str
+    detail: str = ""
+    subject: SourceRange | None = None
+    # Terraform's "in experiment "mnist"" context, shown after the location.
+    context: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "severity": self.severity,
+            "summary": self.summary,
+            "detail": self.detail,
+        }
+        if self.subject is not None:
+            out["range"] = {
+                "filename": self.subject.filename,
+                "start": {"line": self.subject.line},
+                "end": {"line": self.subject.end_line or self.subject.line},
+            }
+        return out
+
+
+def error(
+    summary: str,
+    detail: str = "",
+    subject: SourceRange | None = None,
+    context: str | None = None,
+) -> Diagnostic:
+    return Diagnostic("error", summary, detail, subject, context)
+
+
+def warning(
+    summary: str,
+    detail: str = "",
+    subject: SourceRange | None = None,
+    context: str | None = None,
+) -> Diagnostic:
+    return Diagnostic("warning", summary, detail, subject, context)
+
+
+class Diagnostics(list[Diagnostic]):
+    """An ordered collection of diagnostics; `has_errors` decides the exit code."""
+
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self)
+
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self if d.severity == "error"]
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors():
+            raise DiagnosticError(self)
+
+
+class DiagnosticError(Exception):
+    """Carries diagnostics up to the CLI, which renders them and exits 1."""
+
+    def __init__(self, diags: Iterable[Diagnostic] | Diagnostic) -> None:
+        if isinstance(diags, Diagnostic):
+            diags = [diags]
+        self.diags = Diagnostics(diags)
+        super().__init__("; ".join(d.summary for d in self.diags))
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A ' Did you mean "x"?' suffix, or '' when nothing is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f' Did you mean "{match[0]}"?' if match else ""
+
+
+@dataclass
+class SourceFiles:
+    """The text of every configuration file, to quote source lines in diagnostics."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def line(self, filename: str, line: int) -> str | None:
+        text = self.texts.get(filename)
+        if text is None:
+            return None
+        lines = text.splitlines()
+        if 1 <= line <= len(lines):
+            return lines[line - 1]
+        return None
+
+
+def render(diag: Diagnostic, sources: SourceFiles | Mapping[str, str] | None = None) -> str:
+    """Render one diagnostic as plain text in Terraform's layout."""
+    if sources is not None and not isinstance(sources, SourceFiles):
+        sources = SourceFiles(dict(sources))
+    title = "Error" if diag.severity == "error" else "Warning"
+    out = [f"{title}: {diag.summary}", ""]
+    if diag.subject is not None:
+        where = f"  on {diag.subject.filename} line {diag.subject.line}"
+        if diag.context:
+            where += f", {diag.context}"
+        out.append(where + ":")
+        src = sources.line(diag.subject.filename, diag.subject.line) if sources else None
+        if src is not None:
+            out.append(f"  {diag.subject.line}: {src.rstrip()}")
+        out.append("")
+    if diag.detail:
+        out.append(diag.detail)
+        out.append("")
+    return "\n".join(out)

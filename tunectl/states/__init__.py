@@ -1,0 +1,40 @@
+"""The state: tunectl's single source of truth about experiments, trials, tasks, metrics
+and outputs, kept in one SQLite file (`state/tunectl.db` by default).
+
+This package owns the state file, its schema and migrations, its serial and lineage, and
+the lock that admits one writer at a time. Nothing else in tunectl writes SQL or touches
+the file: the rest of the program reads and writes plain records through `State`. It knows
+nothing about configurations, plans or providers.
+"""
+
+from tunectl.states.lock import StateLock, force_unlock
+from tunectl.states.records import (
+    ACTIVE_TASK_STATUSES,
+    EXPERIMENT_STATUSES,
+    TASK_STATUSES,
+    TRIAL_STATUSES,
+    ExperimentRecord,
+    LockInfo,
+    MetricRecord,
+    TaskRecord,
+    TrialRecord,
+)
+from tunectl.states.store import State
+
+open_state = State.open
+
+__all__ = [
+    "ACTIVE_TASK_STATUSES",
+    "EXPERIMENT_STATUSES",
+    "TASK_STATUSES",
+    "TRIAL_STATUSES",
+    "ExperimentRecord",
+    "LockInfo",
+    "MetricRecord",
+    "State",
+    "StateLock",
+    "TaskRecord",
+    "TrialRecord",
+    "force_unlock",
+    "open_state",
+]

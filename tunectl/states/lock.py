@@ -1,0 +1,229 @@
+"""The state lock: one writer at a time, released by the operating system when its holder
+dies, so a killed apply never leaves the state locked.
+
+The lock is an exclusive `flock` on `<state>.lock` (the file itself stays; removing it
+would let two processes lock two different files). The holder describes itself in
+`<state>.lock.info` (a `LockInfo` as JSON) so that a refused writer can say who holds it.
+The lock's file descriptor is not inherited by child processes (PEP 446), so tasks that
+the holder starts cannot keep the lock alive after it exits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import socket
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tunectl.diags import DiagnosticError, error
+from tunectl.states.records import LockInfo
+
+DEFAULT_VERSION = "0.1.0"
+_RETRY_INTERVAL = 0.05
+
+
+def lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".lock")
+
+
+def info_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".lock.info")
+
+
+class StateLock:
+    """`with StateLock(path, "OperationTypeApply", timeout=10):` holds the lock in the block.
+
+    Not reentrant: a second `StateLock` on the same state, even in the same process, waits
+    for the first.
+    """
+
+    def __init__(
+        self,
+        db_path: Path,
+        operation: str,
+        *,
+        timeout: float = 0,
+        version: str | None = None,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.operation = operation
+        self.timeout = timeout
+        self.version = version or DEFAULT_VERSION
+        self.info: LockInfo | None = None
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float = 0) -> LockInfo:
+        """Take the lock, retrying every 50 ms for up to `timeout` seconds.
+
+        Raises `DiagnosticError` "Error acquiring the state lock" naming the holder.
+        """
+        if self._fd is not None:
+            raise RuntimeError("This StateLock is already held.")
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path(self.db_path), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DiagnosticError(
+                error(
+                    "Error acquiring the state lock",
+                    f"The lock file {lock_path(self.db_path)} could not be opened: "
+                    f"{exc.strerror or exc}. Check that the state's directory is writable.",
+                )
+            ) from None
+        deadline = time.monotonic() + max(timeout, 0)
+        while not _try_flock(fd):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                os.close(fd)
+                raise _locked_error(self.db_path)
+            time.sleep(min(_RETRY_INTERVAL, remaining))
+        self._fd = fd
+        self.info = LockInfo(
+            id=str(uuid.uuid4()),
+            operation=self.operation,
+            who=_who(),
+            version=self.version,
+            created=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            path=str(self.db_path),
+            pid=os.getpid(),
+        )
+        try:
+            _write_info(self.db_path, self.info)
+        except BaseException:
+            self.release()
+            raise
+        return self.info
+
+    def release(self) -> None:
+        """Give the lock up; does nothing when it is not held."""
+        if self._fd is None:
+            return
+        # Remove the info while still holding the lock, so it never describes a new holder.
+        info_path(self.db_path).unlink(missing_ok=True)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+        self.info = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> StateLock:
+        self.acquire(self.timeout)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def force_unlock(db_path: Path, lock_id: str) -> None:
+    """Remove a lock left behind, as `tunectl force-unlock ID` does.
+
+    A free lock with a stale info file is cleaned up. A held lock is never taken: the
+    operating system holds it for a live process, which must be stopped instead.
+    """
+    db_path = Path(db_path)
+    path = lock_path(db_path)
+    if not path.exists():
+        info_path(db_path).unlink(missing_ok=True)
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if _try_flock(fd):
+            info_path(db_path).unlink(missing_ok=True)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+    finally:
+        os.close(fd)
+    info, problem = read_info(db_path)
+    if info is None:
+        raise DiagnosticError(
+            error(
+                "Lock ID mismatch",
+                f"The state {db_path} is locked, but {problem}, so the lock's ID cannot be "
+                f"compared with {lock_id!r}.",
+            )
+        )
+    if info.id != lock_id:
+        raise DiagnosticError(
+            error(
+                "Lock ID mismatch",
+                f"The state {db_path} is locked with ID {info.id!r}, not {lock_id!r}. "
+                "Check the ID in the error that reported the lock.",
+            )
+        )
+    raise DiagnosticError(
+        error(
+            "Failed to unlock state",
+            f"The lock {info.id} is held by process {info.pid} ({info.who}, "
+            f"{info.operation}), which is still running. A local lock belongs to the "
+            "operating system, which releases it the moment its holder exits, so it cannot "
+            f"be taken from a live process: stop process {info.pid} (for example `kill "
+            f"{info.pid}`) and the lock is free at once.",
+        )
+    )
+
+
+def read_info(db_path: Path) -> tuple[LockInfo | None, str]:
+    """The holder's `LockInfo`, or None and why it could not be read."""
+    path = info_path(db_path)
+    try:
+        return LockInfo.from_dict(json.loads(path.read_text())), ""
+    except FileNotFoundError:
+        return None, f"the lock info file {path} does not exist"
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return None, f"the lock info file {path} could not be read ({exc})"
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _write_info(db_path: Path, info: LockInfo) -> None:
+    path = info_path(db_path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def _locked_error(db_path: Path) -> DiagnosticError:
+    info, problem = read_info(db_path)
+    if info is None:
+        lock_info = f"Lock Info:\n  ({problem[0].upper() + problem[1:]}.)"
+    else:
+        lock_info = (
+            "Lock Info:\n"
+            f"  ID:        {info.id}\n"
+            f"  Path:      {info.path}\n"
+            f"  Operation: {info.operation}\n"
+            f"  Who:       {info.who}\n"
+            f"  PID:       {info.pid}\n"
+            f"  Version:   {info.version}\n"
+            f"  Created:   {info.created}"
+        )
+    return DiagnosticError(
+        error(
+            "Error acquiring the state lock",
+            f"{lock_info}\n\ntunectl acquires a state lock to protect the state from being "
+            "written by multiple users at the same time. Please resolve the issue above and "
+            "try again. (Use --lock-timeout to wait.)",
+        )
+    )

@@ -1,0 +1,128 @@
+"""The state's tables, and the migrations that build and upgrade them.
+
+A state file records its `schema_version` in `meta`. Version 0 is a file with only the
+`meta` table; `MIGRATIONS[n]` turns version n into n + 1, so a new state and an upgraded
+one are built by the same code. Migrations are frozen SQL: once released, a migration never
+changes (a library's DDL generator could change under it), and a change to the schema is a
+new migration appended to the list.
+
+Status columns have no CHECK constraints on purpose: SQLite cannot alter a constraint
+without rebuilding the table, and the store validates statuses before writing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)"
+
+_V1 = """
+CREATE TABLE experiments (
+    name TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stop_reason TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE TABLE trials (
+    experiment TEXT NOT NULL REFERENCES experiments(name) ON DELETE CASCADE,
+    generation INTEGER NOT NULL,
+    number INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL,
+    value REAL,
+    "values" TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    task_index INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    model_uri TEXT,
+    message TEXT NOT NULL,
+    last_step INTEGER,
+    internal TEXT NOT NULL,
+    system_attrs TEXT NOT NULL,
+    PRIMARY KEY (experiment, generation, number)
+) WITHOUT ROWID;
+CREATE INDEX trials_by_status ON trials (experiment, generation, status);
+CREATE TABLE tasks (
+    key TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    trial_number INTEGER NOT NULL,
+    task_index INTEGER NOT NULL,
+    task_name TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    handle_id TEXT,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    log_cursor INTEGER NOT NULL,
+    file_cursors TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    finished_at REAL,
+    message TEXT NOT NULL,
+    FOREIGN KEY (experiment, generation, trial_number)
+        REFERENCES trials(experiment, generation, number) ON DELETE CASCADE
+);
+CREATE INDEX tasks_by_trial ON tasks (experiment, generation, trial_number, task_index, attempt);
+CREATE INDEX tasks_active ON tasks (status) WHERE status IN ('submitting', 'pending', 'running');
+CREATE TABLE metrics (
+    experiment TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    trial_number INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    step INTEGER,
+    value REAL,  -- SQLite stores NaN as NULL, which the store reads back as NaN
+    ts REAL NOT NULL,
+    FOREIGN KEY (experiment, generation, trial_number)
+        REFERENCES trials(experiment, generation, number) ON DELETE CASCADE
+);
+CREATE INDEX metrics_by_trial ON metrics (experiment, generation, trial_number);
+CREATE TABLE outputs (
+    name TEXT PRIMARY KEY,
+    value_json TEXT NOT NULL,
+    sensitive INTEGER NOT NULL
+);
+"""
+
+
+def _v0_to_v1(conn: sqlite3.Connection) -> None:
+    # Not executescript(): it commits the open transaction first.
+    for statement in _V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_v0_to_v1]
+
+# Tables a state of the current version must have, to tell our files from others.
+TABLES = frozenset({"meta", "experiments", "trials", "tasks", "metrics", "outputs"})
+
+
+def current_version() -> int:
+    """The schema version this code writes: one per migration."""
+    return len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> int:
+    """Apply the migrations from `version` to the current one, in the caller's transaction.
+
+    Returns the new version. The caller owns the transaction, so a failing migration
+    leaves the state as it was.
+    """
+    for number in range(version, current_version()):
+        MIGRATIONS[number](conn)
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+        (current_version(),),
+    )
+    return current_version()
