@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import hcl2
 from lark import Token, Tree
@@ -170,6 +170,8 @@ _DIRECTIVES_DETAIL = (
 
 def parse(text: str, filename: str) -> Body:
     """Parse HCL text into a `Body`; every problem is raised as a `DiagnosticError`."""
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark some editors write
     try:
         tree = _parse_tree(text, filename)
         return _Builder(filename).start(tree, text)
@@ -329,7 +331,11 @@ class _Builder:
             return Conditional(self.range(node), self.expr(cond), self.expr(yes), self.expr(no))
         if data == "unary_op":
             op = str(node.children[0])
-            return UnaryOp(self.range(node), op, self.expr(_tree_kids(node)[0]))
+            operand = self.expr(_tree_kids(node)[0])
+            value = operand.value if isinstance(operand, Literal) else None
+            if op == "-" and isinstance(value, int | float) and not isinstance(value, bool):
+                return Literal(self.range(node), -value)  # a negative number literal
+            return UnaryOp(self.range(node), op, operand)
         return self.term_inner(node, node)
 
     def binary(self, node: Tree) -> Expr:
@@ -343,7 +349,7 @@ class _Builder:
         result = self.expr(cur)
         for op_node, term in reversed(pending):
             op_tree, right = _tree_kids(term)
-            op_token = op_tree.children[0]
+            op_token = cast(Token, op_tree.children[0])
             op = _BINARY_OPS.get(op_token.type, str(op_token).strip())
             rng = SourceRange(self.filename, result.range.line, _last_line(op_node))
             result = BinaryOp(rng, op, result, self.expr(right))
@@ -388,7 +394,7 @@ class _Builder:
         if data == "function_call":
             return self.call(inner, rng)
         if data in ("heredoc_template", "heredoc_template_trim"):
-            return self.heredoc(inner.children[0], rng)
+            return self.heredoc(cast(Token, inner.children[0]), rng)
         if data in _CHAIN_TREES:
             return self.chain(inner, rng)
         if data in ("attr_splat_expr_term", "full_splat_expr_term"):
@@ -438,7 +444,7 @@ class _Builder:
         if accessor.data == "get_attr":
             return self.name(_tree_kids(accessor)[0])
         if accessor.data == "short_index":
-            token = accessor.children[-1]
+            token = cast(Token, accessor.children[-1])
             line = token.line or 1
             return Literal(SourceRange(self.filename, line, line), int(str(token)))
         return self.expr(_tree_kids(accessor)[0])
@@ -747,6 +753,8 @@ def _describe_found(token: Any) -> str:
         return "the end of the line"
     if text.startswith(("#", "//", "/*")):
         return "a comment"
+    if token.type in _TOKEN_NAMES and token.type not in ("NAME", "INT_LITERAL", "FLOAT_LITERAL"):
+        return _TOKEN_NAMES[token.type]
     word = text.split(None, 1)[0][:20]
     return f'"{word}"'
 
@@ -823,9 +831,10 @@ def _unclosed(exc: Any, filename: str) -> Diagnostic | None:
 def _syntax_diagnostic(exc: Exception, text: str, filename: str) -> Diagnostic:
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
+    last = max(1, text.count("\n") + (0 if text.endswith("\n") or not text else 1))
     line = getattr(exc, "line", None)
-    if not isinstance(line, int) or line < 1:
-        line = max(1, text.count("\n") + 1)
+    if not isinstance(line, int) or line < 1 or line > last:
+        line = last
     where = SourceRange(filename, line)
     if isinstance(exc, UnexpectedToken):
         token = exc.token
@@ -851,8 +860,19 @@ def _syntax_diagnostic(exc: Exception, text: str, filename: str) -> Diagnostic:
                 'This "}" has no matching opening brace. Check the brace nesting above this line.',
                 where,
             )
-        if token.type == "STRING_CHARS" and raw and raw[0] in "\r\n" and "EQ" not in expected:
-            pass  # falls through to the generic messages below
+        if expected and expected <= {"NAME", "INT_LITERAL"}:
+            return error(
+                "Invalid attribute name",
+                f'An attribute name or index is required after ".", but found {found}.',
+                where,
+            )
+        if expected and expected <= {"LBRACE", "NL_OR_COMMENT"}:
+            return error(
+                "Invalid block definition",
+                f'Expected "{{" to open a block, but found {found}. To set an argument, '
+                "write name = value.",
+                where,
+            )
         if "EQ" in expected and "LBRACE" in expected:
             return error(
                 "Invalid argument or block definition",

@@ -1,0 +1,1023 @@
+"""Load a configuration directory into a `model.Config`, or fail with diagnostics.
+
+Every `*.hcl` file in the directory is read, in name order. All problems found are
+reported together (as Terraform does), not only the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tunectl.config import variables as variables_mod
+from tunectl.config.expr import Scope, Template, references
+from tunectl.config.model import (
+    ALGORITHMS,
+    EARLY_STOPPING,
+    PARAM_TYPES,
+    Algorithm,
+    BackendConfig,
+    Config,
+    EarlyStopping,
+    Experiment,
+    Lifecycle,
+    MetricsSource,
+    Objective,
+    Output,
+    ParamSpec,
+    ProviderConfig,
+    StorageConfig,
+    TaskSpec,
+    TrialSpec,
+)
+from tunectl.config.schema import (
+    AttrSchema,
+    BlockSchema,
+    NestedBlock,
+    Reader,
+    block_context,
+    check_body,
+    convert,
+)
+from tunectl.config.syntax import Block, Body, parse
+from tunectl.diags import (
+    DiagnosticError,
+    Diagnostics,
+    SourceFiles,
+    SourceRange,
+    did_you_mean,
+    error,
+)
+from tunectl.providers import registry
+from tunectl.providers.base import AttrSpec
+
+TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
+DEFERRED = frozenset({"param", "trial", "experiment"})
+
+_S = AttrSchema
+_ANY_SETTINGS = BlockSchema(open_attrs=True)
+
+METRICS_KINDS = ("stdout", "json", "tensorboard", "table")
+METRICS_SCHEMA = BlockSchema(
+    attrs={
+        "pattern": _S("string"),
+        "name": _S("string"),
+        "path": _S("string", deferred=True),
+        "logdir": _S("string", deferred=True),
+        "sql": _S("string", deferred=True),
+        "tag": _S("string"),
+    }
+)
+_TASK_ATTRS = {
+    "provider": _S("string"),
+    "command": _S("command", deferred=True),
+    "workdir": _S("string", deferred=True),
+    "env": _S("map", deferred=True),
+    "timeout": _S("duration"),
+}
+TASK_SCHEMA = BlockSchema(
+    attrs=_TASK_ATTRS,
+    blocks={"metrics": NestedBlock(METRICS_SCHEMA, labels=("kind",), label_choices=METRICS_KINDS)},
+    open_attrs=True,  # provider-specific attributes, checked against the provider's schema
+)
+TRIAL_SCHEMA = BlockSchema(
+    attrs={**_TASK_ATTRS, "retries": _S("int")},
+    blocks={
+        "metrics": NestedBlock(METRICS_SCHEMA, labels=("kind",), label_choices=METRICS_KINDS),
+        "task": NestedBlock(TASK_SCHEMA, labels=("name",)),
+    },
+    open_attrs=True,
+)
+PARAM_SCHEMA = BlockSchema(
+    attrs={
+        "type": _S("string", required=True),
+        "low": _S("number"),
+        "high": _S("number"),
+        "q": _S("number"),
+        "mu": _S("number"),
+        "sigma": _S("number"),
+        "values": _S("list"),
+        "step": _S("number"),
+        "log": _S("bool"),
+        "when": _S("map"),
+    }
+)
+OBJECTIVE_SCHEMA = BlockSchema(
+    attrs={
+        "metric": _S("string"),
+        "metrics": _S("map"),
+        "direction": _S("string", required=True),
+        "goal": _S("number"),
+        "reduce": _S("string"),
+    }
+)
+EXPERIMENT_SCHEMA = BlockSchema(
+    attrs={
+        "description": _S("string"),
+        "max_trials": _S("int", required=True),
+        "max_concurrent": _S("int"),
+        "max_failed_trials": _S("int"),
+        "max_duration": _S("duration"),
+        "max_trials_without_improvement": _S("int"),
+    },
+    blocks={
+        "algorithm": NestedBlock(_ANY_SETTINGS, ("name",), 1, True, ALGORITHMS),
+        "objective": NestedBlock(OBJECTIVE_SCHEMA, (), 1, True),
+        "early_stopping": NestedBlock(_ANY_SETTINGS, ("name",), 1, False, EARLY_STOPPING),
+        "param": NestedBlock(PARAM_SCHEMA, ("name",)),
+        "trial": NestedBlock(TRIAL_SCHEMA, (), 1, True),
+        "lifecycle": NestedBlock(
+            BlockSchema(attrs={"prevent_destroy": _S("bool"), "ignore_changes": _S("list")}),
+            (),
+            1,
+        ),
+    },
+)
+BACKEND_KINDS = ("local", "s3")
+STORAGE_KINDS = ("local", "s3")
+ROOT_SCHEMA = BlockSchema(
+    blocks={
+        "tunectl": NestedBlock(
+            BlockSchema(
+                attrs={"required_version": _S("string")},
+                blocks={"backend": NestedBlock(_ANY_SETTINGS, ("kind",), 1, False, BACKEND_KINDS)},
+            ),
+            (),
+            1,
+        ),
+        "variable": NestedBlock(_ANY_SETTINGS, ("name",)),
+        "locals": NestedBlock(_ANY_SETTINGS),
+        "provider": NestedBlock(_ANY_SETTINGS, ("name",)),
+        "storage": NestedBlock(_ANY_SETTINGS, ("kind",), 1, False, STORAGE_KINDS),
+        "experiment": NestedBlock(EXPERIMENT_SCHEMA, ("name",)),
+        "output": NestedBlock(
+            BlockSchema(
+                attrs={
+                    "value": _S(required=True),
+                    "description": _S("string"),
+                    "sensitive": _S("bool"),
+                }
+            ),
+            ("name",),
+        ),
+    }
+)
+BACKEND_SCHEMAS = {
+    "local": {"path": "string"},
+    "s3": {
+        "bucket": "string",
+        "key": "string",
+        "endpoint": "string",
+        "region": "string",
+        "profile": "string",
+        "force_path_style": "bool",
+    },
+}
+STORAGE_SCHEMAS = {
+    "local": {"path": "string", "keep": "any"},
+    "s3": {
+        "bucket": "string",
+        "prefix": "string",
+        "endpoint": "string",
+        "region": "string",
+        "profile": "string",
+        "force_path_style": "bool",
+        "keep": "any",
+    },
+}
+REQUIRED_SETTINGS = {("backend", "s3"): ("bucket", "key"), ("storage", "s3"): ("bucket",)}
+
+
+def config_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.hcl") if p.is_file())
+
+
+def load_config(
+    directory: Path,
+    cli_vars: Sequence[str] = (),
+    var_files: Sequence[Path] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Parse, evaluate and check a configuration directory; DiagnosticError on any error."""
+    environ = os.environ if environ is None else environ
+    diags = Diagnostics()
+    sources = SourceFiles()
+    files = config_files(directory)
+    if not directory.is_dir():
+        raise DiagnosticError(
+            error("No configuration directory", f"The directory {directory} does not exist.")
+        )
+    if not files:
+        raise DiagnosticError(
+            error(
+                "No configuration files",
+                f"The directory {directory} contains no *.hcl files. Write an experiment "
+                "in a file such as main.hcl, or point --chdir at the right directory.",
+            )
+        )
+    root = Body(range=SourceRange(files[0].name, 1))
+    for path in files:
+        name = path.name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            diags.append(error("Failed to read file", f"{path}: {exc}."))
+            continue
+        sources.texts[name] = text
+        try:
+            body = parse(text, name)
+        except DiagnosticError as exc:
+            diags.extend(exc.diags)
+            continue
+        for attr in body.attributes.values():
+            diags.append(
+                error(
+                    "Unsupported argument",
+                    f'An argument named "{attr.name}" is not expected at the top level; '
+                    "top-level content is blocks: experiment, variable, locals, provider, "
+                    "storage, output, tunectl.",
+                    attr.range,
+                )
+            )
+        root.blocks.extend(body.blocks)
+    if diags.has_errors():
+        raise DiagnosticError(diags)
+    check_body(root, ROOT_SCHEMA, None, diags)
+    _check_unique(root, ("experiment", "provider", "output"), diags)
+
+    var_blocks = root.blocks_of("variable")
+    declared = variables_mod.declare(var_blocks, diags)
+    values = variables_mod.resolve(declared, cli_vars, var_files, environ, diags)
+    if diags.has_errors():
+        raise DiagnosticError(diags)
+    variables_mod.validate(var_blocks, values, diags)
+    local_values = _locals(root.blocks_of("locals"), values, diags)
+    scope = Scope(variables=values, locals=local_values)
+
+    providers = _providers(root, scope, diags)
+    backend = BackendConfig(*_backend_or_storage(root, "backend", scope, diags))
+    storage = StorageConfig(*_backend_or_storage(root, "storage", scope, diags))
+    experiments: dict[str, Experiment] = {}
+    for block in root.blocks_of("experiment"):
+        if len(block.labels) == 1 and block.labels[0] not in experiments:
+            exp = _experiment(block, scope, providers, diags)
+            if exp is not None:
+                experiments[exp.name] = exp
+    declared_experiments = {b.labels[0] for b in root.blocks_of("experiment") if len(b.labels) == 1}
+    outputs = _outputs(root, scope, declared_experiments, diags)
+    if diags.has_errors():
+        raise DiagnosticError(diags)
+    digest = hashlib.sha256()
+    for name in sorted(sources.texts):
+        digest.update(name.encode() + b"\0" + sources.texts[name].encode() + b"\0")
+    digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+    return Config(
+        directory=directory,
+        sources=sources,
+        variables=declared,
+        values=values,
+        locals=local_values,
+        providers=providers,
+        storage=storage,
+        backend=backend,
+        experiments=experiments,
+        outputs=outputs,
+        digest=digest.hexdigest(),
+    )
+
+
+def _check_unique(root: Body, types: Sequence[str], diags: Diagnostics) -> None:
+    for type_ in types:
+        seen: dict[str, SourceRange] = {}
+        for block in root.blocks_of(type_):
+            if len(block.labels) != 1:
+                continue
+            name = block.labels[0]
+            if name in seen:
+                diags.append(
+                    error(
+                        f"Duplicate {type_} block",
+                        f'A {type_} named "{name}" was already declared at {seen[name]}. '
+                        f"{type_.capitalize()} names must be unique within a configuration.",
+                        block.range,
+                    )
+                )
+            else:
+                seen[name] = block.range
+
+
+def _locals(
+    blocks: Sequence[Block], values: Mapping[str, Any], diags: Diagnostics
+) -> dict[str, Any]:
+    pending = {}
+    for block in blocks:
+        for name, attr in block.body.attributes.items():
+            if name in pending:
+                diags.append(
+                    error(
+                        "Duplicate local value definition",
+                        f'A local value named "{name}" was already defined.',
+                        attr.range,
+                    )
+                )
+            pending[name] = attr
+    out: dict[str, Any] = {}
+    # Evaluate in dependency order; what is left after no progress is a cycle.
+    while pending:
+        progressed = False
+        for name, attr in list(pending.items()):
+            deps = {
+                path[1] for path, _ in references(attr.expr) if path[0] == "local" and len(path) > 1
+            }
+            if deps & set(pending) - {name} or name in deps:
+                continue
+            try:
+                out[name] = _evaluate(attr.expr, Scope(variables=values, locals=out))
+            except DiagnosticError as exc:
+                diags.extend(exc.diags)
+            del pending[name]
+            progressed = True
+        if not progressed:
+            for name, attr in pending.items():
+                diags.append(
+                    error(
+                        "Cycle in local values",
+                        f"local.{name} depends on itself through other local values.",
+                        attr.range,
+                    )
+                )
+            break
+    return out
+
+
+def _evaluate(expr, scope: Scope) -> Any:
+    from tunectl.config.expr import evaluate
+
+    return evaluate(expr, scope)
+
+
+def _provider_class(name: str, where: SourceRange | None, context: str | None, diags: Diagnostics):
+    try:
+        return registry.load(name)
+    except KeyError:
+        installed = sorted(registry.entries())
+        diags.append(
+            error(
+                "Unknown provider",
+                f'No provider named "{name}" is installed.{did_you_mean(name, installed)} '
+                f"Installed providers: {', '.join(installed) or 'none'}. Install the provider's "
+                f"package (e.g. pip install tunectl-provider-{name}) and run tunectl init.",
+                where,
+                context,
+            )
+        )
+    except registry.ProviderLoadError as exc:
+        diags.append(error("Failed to load provider", f"{exc}.", where, context))
+    return None
+
+
+def _settings(
+    body: Body,
+    specs: Sequence[AttrSpec],
+    reader: Reader,
+    skip: Sequence[str],
+    what: str,
+    deferred: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a body's provider-specific attributes against the provider's AttrSpecs."""
+    by_name = {s.name: s for s in specs}
+    out: dict[str, Any] = {}
+    for name, attr in body.attributes.items():
+        if name in skip:
+            continue
+        spec = by_name.get(name)
+        if spec is None:
+            reader.fail(
+                attr,
+                "Unsupported argument",
+                f'An argument named "{name}" is not expected in {what}.'
+                f"{did_you_mean(name, list(by_name) + list(skip))}",
+            )
+            continue
+        type_ = {"list(string)": "list", "map(string)": "map"}.get(spec.type, spec.type)
+        value = reader.get(name, type_)
+        if value is None:
+            continue
+        if isinstance(value, Template) and not deferred:
+            reader.fail(
+                attr,
+                "Value not known until a trial is created",
+                f'"{name}" cannot use placeholders.',
+            )
+            continue
+        if spec.choices and value not in spec.choices:
+            reader.fail(
+                attr,
+                "Invalid value",
+                f'"{value}" is not a valid {name}.{did_you_mean(str(value), spec.choices)} '
+                f"Choose one of: {', '.join(spec.choices)}.",
+            )
+            continue
+        out[name] = value
+    for spec in specs:
+        if spec.required and spec.name not in body.attributes:
+            reader.fail(
+                None,
+                "Missing required argument",
+                f'The argument "{spec.name}" is required in {what}.',
+            )
+        elif spec.name not in out and spec.default is not None:
+            out[spec.name] = spec.default
+    return out
+
+
+def _providers(root: Body, scope: Scope, diags: Diagnostics) -> dict[str, ProviderConfig]:
+    out: dict[str, ProviderConfig] = {}
+    for block in root.blocks_of("provider"):
+        if len(block.labels) != 1 or block.labels[0] in out:
+            continue
+        name = block.labels[0]
+        context = block_context(block)
+        cls = _provider_class(name, block.range, context, diags)
+        if cls is None:
+            continue
+        reader = Reader(block.body, scope, context, diags)
+        settings = _settings(block.body, cls.config_schema, reader, (), f'provider "{name}"')
+        for sub in block.body.blocks:
+            diags.append(
+                error(
+                    "Unsupported block type",
+                    f'Blocks of type "{sub.type}" are not expected here.',
+                    sub.range,
+                    context,
+                )
+            )
+        out[name] = ProviderConfig(name, settings, block.range)
+    return out
+
+
+def _backend_or_storage(
+    root: Body, kind: str, scope: Scope, diags: Diagnostics
+) -> tuple[str, dict[str, Any], SourceRange | None]:
+    """The kind, settings and location of the backend or storage block (or the default)."""
+    default: tuple[str, dict[str, Any], SourceRange | None]
+    if kind == "backend":
+        blocks = [b for t in root.blocks_of("tunectl") for b in t.body.blocks_of("backend")]
+        default = ("local", {"path": "state/tunectl.db"}, None)
+        schemas = BACKEND_SCHEMAS
+    else:
+        blocks = root.blocks_of("storage")
+        default = ("local", {"path": "state/models", "keep": "all"}, None)
+        schemas = STORAGE_SCHEMAS
+    if not blocks or len(blocks[0].labels) != 1 or blocks[0].labels[0] not in schemas:
+        return default
+    block = blocks[0]
+    label = block.labels[0]
+    context = block_context(block)
+    reader = Reader(block.body, scope, context, diags)
+    specs = [AttrSpec(n, t) for n, t in schemas[label].items()]
+    settings = _settings(block.body, specs, reader, (), f'{kind} "{label}"')
+    for required in REQUIRED_SETTINGS.get((kind, label), ()):
+        if required not in settings:
+            reader.fail(
+                None,
+                "Missing required argument",
+                f'The argument "{required}" is required in {kind} "{label}".',
+            )
+    for sensitive in ("access_key", "secret_key", "token"):
+        if sensitive in block.body.attributes:
+            reader.fail(
+                block.body.attributes[sensitive],
+                "Credentials in configuration",
+                "Credentials never go in HCL: use the standard credential chain (environment "
+                "or profile).",
+            )
+    if "keep" in settings:
+        keep = settings["keep"]
+        if not (
+            keep in ("all", "best")
+            or (isinstance(keep, int) and not isinstance(keep, bool) and keep > 0)
+        ):
+            reader.fail(
+                block.body.attributes["keep"],
+                "Invalid value",
+                'keep must be "all", "best" or a positive number of best trials.',
+            )
+    if kind == "storage":
+        settings.setdefault("keep", "all")
+    return label, settings, block.range
+
+
+def _experiment(
+    block: Block, scope: Scope, providers: Mapping[str, ProviderConfig], diags: Diagnostics
+) -> Experiment | None:
+    from tunectl.engine.space import validate_pruner, validate_space
+
+    name = block.labels[0]
+    context = block_context(block)
+    start = len(diags)
+    if not name.replace("_", "").replace("-", "").isalnum() or not name[0].isalpha():
+        diags.append(
+            error(
+                "Invalid experiment name",
+                f'"{name}" is not a valid name: start with a letter, then letters, digits, '
+                "underscores or dashes.",
+                block.range,
+            )
+        )
+    body = block.body
+    reader = Reader(body, scope, context, diags)
+    ranges = {n: a.range for n, a in body.attributes.items()}
+    for sub in body.blocks:
+        ranges.setdefault(sub.type, sub.range)
+
+    params: list[ParamSpec] = []
+    seen_params: set[str] = set()
+    for pb in body.blocks_of("param"):
+        if len(pb.labels) != 1:
+            continue
+        if pb.labels[0] in seen_params:
+            diags.append(
+                error(
+                    "Duplicate param block",
+                    f'A parameter named "{pb.labels[0]}" is already declared in this experiment.',
+                    pb.range,
+                    context,
+                )
+            )
+            continue
+        seen_params.add(pb.labels[0])
+        p = _param(pb, scope, context, diags)
+        if p is not None:
+            params.append(p)
+    if not body.blocks_of("param"):
+        diags.append(
+            error(
+                "Missing required block",
+                'An experiment needs at least one param "NAME" block.',
+                block.range,
+                context,
+            )
+        )
+
+    algorithm = Algorithm("tpe")
+    for ab in body.blocks_of("algorithm")[:1]:
+        settings = _open_settings(ab, scope, context, diags)
+        algorithm = Algorithm(ab.labels[0] if ab.labels else "tpe", tuple(sorted(settings.items())))
+    early = EarlyStopping()
+    for eb in body.blocks_of("early_stopping")[:1]:
+        settings = _open_settings(eb, scope, context, diags)
+        early = EarlyStopping(
+            eb.labels[0] if eb.labels else "none", tuple(sorted(settings.items()))
+        )
+        for sentence in validate_pruner(early):
+            diags.append(error("Invalid early stopping", sentence, eb.range, context))
+
+    objective = None
+    for ob in body.blocks_of("objective")[:1]:
+        objective = _objective(ob, scope, context, diags)
+    trial = None
+    for tb in body.blocks_of("trial")[:1]:
+        trial = _trial(tb, scope, providers, context, {p.name for p in params}, diags)
+
+    lifecycle = Lifecycle()
+    for lb in body.blocks_of("lifecycle")[:1]:
+        lr = Reader(lb.body, scope, context, diags)
+        ignore = lr.get("ignore_changes", "list", [])
+        for item in ignore:
+            if not isinstance(item, str):
+                lr.fail(
+                    lb.body.attributes.get("ignore_changes"),
+                    "Invalid ignore_changes",
+                    "ignore_changes lists attribute names as strings.",
+                )
+        lifecycle = Lifecycle(
+            lr.get("prevent_destroy", "bool", False), tuple(str(i) for i in ignore)
+        )
+
+    max_trials = reader.get("max_trials", "int", 1)
+    max_concurrent = reader.get("max_concurrent", "int", 1)
+    max_failed = reader.get("max_failed_trials", "int")
+    max_duration = reader.get("max_duration", "duration")
+    without = reader.get("max_trials_without_improvement", "int")
+    for attr_name, value, low in (
+        ("max_trials", max_trials, 1),
+        ("max_concurrent", max_concurrent, 1),
+        ("max_failed_trials", max_failed, 0),
+        ("max_trials_without_improvement", without, 1),
+    ):
+        if value is not None and value < low:
+            reader.fail(
+                body.attributes.get(attr_name),
+                "Invalid value",
+                f"{attr_name} must be at least {low}, got {value}.",
+            )
+    if max_duration is not None and max_duration <= 0:
+        reader.fail(
+            body.attributes.get("max_duration"),
+            "Invalid value",
+            "max_duration must be longer than zero.",
+        )
+
+    for pname, sentence in validate_space(algorithm, params):
+        where = next((p.range for p in params if p.name == pname), None)
+        where = where or ranges.get("algorithm") or block.range
+        diags.append(error("Invalid search space", sentence, where, context))
+
+    if len(diags) > start and Diagnostics(diags[start:]).has_errors():
+        return None
+    assert objective is not None and trial is not None
+    return Experiment(
+        name=name,
+        algorithm=algorithm,
+        objective=objective,
+        params=tuple(params),
+        trial=trial,
+        description=reader.get("description", "string", ""),
+        max_trials=max_trials,
+        max_concurrent=max_concurrent,
+        max_failed_trials=max_failed,
+        max_duration=max_duration,
+        max_trials_without_improvement=without,
+        early_stopping=early,
+        lifecycle=lifecycle,
+        range=block.range,
+        ranges=ranges,
+    )
+
+
+def _open_settings(block: Block, scope: Scope, context: str, diags: Diagnostics) -> dict[str, Any]:
+    reader = Reader(block.body, scope, context, diags)
+    out = {}
+    for name in block.body.attributes:
+        value = reader.get(name)
+        if isinstance(value, Template):
+            reader.fail(
+                block.body.attributes[name],
+                "Value not known until a trial is created",
+                "Settings cannot use placeholders.",
+            )
+        elif value is not None:
+            out[name] = value
+    for sub in block.body.blocks:
+        diags.append(
+            error(
+                "Unsupported block type",
+                f'Blocks of type "{sub.type}" are not expected here.',
+                sub.range,
+                context,
+            )
+        )
+    return out
+
+
+def _param(block: Block, scope: Scope, context: str, diags: Diagnostics) -> ParamSpec | None:
+    from tunectl.engine.space import validate_param
+
+    reader = Reader(block.body, scope, context, diags)
+    type_ = reader.get("type", "string")
+    if type_ is None:
+        return None
+    if type_ not in PARAM_TYPES:
+        reader.fail(
+            block.body.attributes.get("type"),
+            "Unknown parameter type",
+            f'"{type_}" is not a parameter type.{did_you_mean(type_, PARAM_TYPES)} '
+            f"Choose one of: {', '.join(PARAM_TYPES)}.",
+        )
+        return None
+    values = reader.get("values", "list", [])
+    when = reader.get("when", "map", {})
+    spec = ParamSpec(
+        name=block.labels[0],
+        type=type_,
+        low=reader.get("low", "number"),
+        high=reader.get("high", "number"),
+        q=reader.get("q", "number"),
+        mu=reader.get("mu", "number"),
+        sigma=reader.get("sigma", "number"),
+        values=tuple(values),
+        step=reader.get("step", "number"),
+        log=reader.get("log", "bool", False),
+        when=tuple(sorted(when.items())),
+        range=block.range,
+    )
+    for sentence in validate_param(spec):
+        diags.append(
+            error("Invalid parameter", f'Parameter "{spec.name}": {sentence}', block.range, context)
+        )
+    return spec
+
+
+def _objective(block: Block, scope: Scope, context: str, diags: Diagnostics) -> Objective | None:
+    reader = Reader(block.body, scope, context, diags)
+    direction = reader.get("direction", "string", "maximize")
+    if direction not in ("maximize", "minimize"):
+        reader.fail(
+            block.body.attributes.get("direction"),
+            "Invalid direction",
+            'direction must be "maximize" or "minimize", got '
+            f'"{direction}".{did_you_mean(str(direction), ("maximize", "minimize"))}',
+        )
+    metric = reader.get("metric", "string")
+    metrics = reader.get("metrics", "map")
+    if (metric is None) == (metrics is None):
+        reader.fail(
+            None,
+            "Invalid objective",
+            'Set exactly one of metric = "NAME" or metrics = { NAME = WEIGHT, ... }.',
+        )
+    weights: list[tuple[str, float]] = []
+    for key, weight in (metrics or {}).items():
+        try:
+            weights.append((key, float(convert(weight, "number"))))
+        except ValueError:
+            reader.fail(
+                block.body.attributes.get("metrics"),
+                "Invalid objective",
+                f'The weight of "{key}" must be a number.',
+            )
+    if metrics is not None and not metrics:
+        reader.fail(
+            block.body.attributes.get("metrics"),
+            "Invalid objective",
+            "metrics needs at least one NAME = WEIGHT entry.",
+        )
+    reduce = reader.get("reduce", "string", "final")
+    if reduce not in ("final", "best", "avg"):
+        reader.fail(
+            block.body.attributes.get("reduce"),
+            "Invalid reduce",
+            f'reduce must be "final", "best" or "avg", got "{reduce}".',
+        )
+    return Objective(
+        direction, metric, tuple(sorted(weights)), reader.get("goal", "number"), reduce
+    )
+
+
+def _check_placeholders(value: Any, params: set[str], attr, reader: Reader) -> None:
+    items = (
+        value
+        if isinstance(value, list)
+        else list(value.values())
+        if isinstance(value, dict)
+        else [value]
+    )
+    for item in items:
+        if not isinstance(item, Template):
+            continue
+        for ref in item.references():
+            root, rest = ref[0], ref[1:]
+            if root == "param" and (len(rest) != 1 or rest[0] not in params):
+                got = str(rest[0]) if rest else ""
+                reader.fail(
+                    attr,
+                    "Reference to undeclared parameter",
+                    f'"param.{got}" is not a param of this experiment.{did_you_mean(got, params)}',
+                )
+            elif root == "trial" and (len(rest) != 1 or rest[0] not in TRIAL_PLACEHOLDERS):
+                got = str(rest[0]) if rest else ""
+                reader.fail(
+                    attr,
+                    "Unsupported attribute",
+                    f'"trial.{got}" is not a trial '
+                    f"placeholder.{did_you_mean(got, TRIAL_PLACEHOLDERS)} "
+                    f"Use one of: {', '.join(TRIAL_PLACEHOLDERS)}.",
+                )
+            elif root == "experiment" and rest != ("name",):
+                reader.fail(
+                    attr,
+                    "Unsupported attribute",
+                    'In a trial, only "experiment.name" is available.',
+                )
+
+
+def _metrics(
+    body: Body, scope: Scope, context: str, diags: Diagnostics
+) -> tuple[MetricsSource, ...]:
+    out = []
+    for mb in body.blocks_of("metrics"):
+        if len(mb.labels) != 1 or mb.labels[0] not in METRICS_KINDS:
+            continue
+        kind = mb.labels[0]
+        reader = Reader(mb.body, scope, context, diags)
+        settings = {n: reader.get(n, "string") for n in mb.body.attributes}
+        need = {"json": "path", "tensorboard": "logdir", "table": "sql"}.get(kind)
+        if need and need not in settings:
+            reader.fail(None, "Missing required argument", f'metrics "{kind}" needs "{need}".')
+        pattern = settings.get("pattern")
+        if pattern is not None:
+            import re
+
+            try:
+                groups = re.compile(str(pattern)).groups
+            except re.error as exc:
+                reader.fail(
+                    mb.body.attributes["pattern"],
+                    "Invalid pattern",
+                    f"The pattern is not a valid regular expression: {exc}.",
+                )
+            else:
+                if (
+                    groups > 1
+                    and "name" not in settings
+                    and not re.compile(str(pattern)).groupindex
+                ):
+                    reader.fail(
+                        mb.body.attributes["pattern"],
+                        "Invalid pattern",
+                        "With more than one group, name the groups: (?P<val_acc>...).",
+                    )
+        out.append(
+            MetricsSource(
+                kind, tuple(sorted((k, str(v)) for k, v in settings.items() if v is not None))
+            )
+        )
+    return tuple(out)
+
+
+def _trial(
+    block: Block,
+    scope: Scope,
+    providers: Mapping[str, ProviderConfig],
+    context: str,
+    params: set[str],
+    diags: Diagnostics,
+) -> TrialSpec | None:
+    trial_scope = Scope(variables=scope.variables, locals=scope.locals, deferred=DEFERRED)
+    reader = Reader(block.body, trial_scope, context, diags)
+    provider = reader.get("provider", "string", "local")
+    if provider not in providers:
+        cls = _provider_class(
+            provider, (block.body.attributes.get("provider") or block).range, context, diags
+        )
+        if cls is None:
+            return None
+    else:
+        cls = registry.load(provider)
+    task_blocks = block.body.blocks_of("task")
+    common = ("provider", "command", "workdir", "env", "timeout", "retries")
+    if task_blocks and "command" in block.body.attributes:
+        reader.fail(
+            block.body.attributes["command"],
+            "Conflicting task definitions",
+            'Write either one command in trial, or task "NAME" blocks, not both.',
+        )
+        return None
+    if not task_blocks and "command" not in block.body.attributes:
+        reader.fail(
+            None, "Missing required argument", 'The trial needs a command, or task "NAME" blocks.'
+        )
+        return None
+    timeout = reader.get("timeout", "duration")
+    retries = reader.get("retries", "int", 0)
+    if retries is not None and retries < 0:
+        reader.fail(
+            block.body.attributes.get("retries"), "Invalid value", "retries must be 0 or more."
+        )
+    shared_env = reader.get("env", "map", {})
+    shared_workdir = reader.get("workdir", "string")
+    shared_settings = _settings(
+        block.body, cls.trial_schema, reader, common, f'a "{provider}" trial', True
+    )
+    shared_metrics = _metrics(block.body, trial_scope, context, diags)
+    tasks: list[TaskSpec] = []
+    sources = [(b.labels[0] if b.labels else "main", b.body, b.range) for b in task_blocks] or [
+        ("main", block.body, block.range)
+    ]
+    names: set[str] = set()
+    for tname, body, where in sources:
+        if tname in names:
+            diags.append(
+                error(
+                    "Duplicate task block",
+                    f'A task named "{tname}" is already declared in this trial.',
+                    where,
+                    context,
+                )
+            )
+            continue
+        names.add(tname)
+        tr = Reader(body, trial_scope, context, diags) if body is not block.body else reader
+        if (
+            body is not block.body
+            and "provider" in body.attributes
+            and tr.get("provider", "string") != provider
+        ):
+            tr.fail(
+                body.attributes["provider"],
+                "Unsupported argument",
+                "Every task of a trial runs on the trial's provider; set provider in the trial "
+                "block.",
+            )
+        command = tr.get("command", "command")
+        if command is None:
+            if "command" not in body.attributes:
+                tr.fail(None, "Missing required argument", f'task "{tname}" needs a command.')
+            continue
+        env = {**shared_env, **(tr.get("env", "map", {}) if body is not block.body else {})}
+        for key, value in env.items():
+            if not isinstance(value, str | Template | int | float) or isinstance(value, bool):
+                tr.fail(
+                    body.attributes.get("env"),
+                    "Incorrect attribute value type",
+                    f'env "{key}" must be a string.',
+                )
+        env = {k: v if isinstance(v, str | Template) else str(v) for k, v in env.items()}
+        settings = dict(shared_settings)
+        if body is not block.body:
+            settings.update(
+                _settings(body, cls.trial_schema, tr, common, f'a "{provider}" task', True)
+            )
+        workdir = tr.get("workdir", "string") if body is not block.body else None
+        for attr_name, value in (
+            ("command", command),
+            ("env", env),
+            ("workdir", workdir or shared_workdir),
+        ):
+            _check_placeholders(
+                value,
+                params,
+                body.attributes.get(attr_name) or block.body.attributes.get(attr_name),
+                tr,
+            )
+        metrics = (
+            shared_metrics if body is block.body else _metrics(body, trial_scope, context, diags)
+        )
+        task_timeout = tr.get("timeout", "duration") if body is not block.body else None
+        tasks.append(
+            TaskSpec(
+                name=tname,
+                provider=provider,
+                command=command,
+                workdir=workdir or shared_workdir,
+                env=tuple(sorted(env.items())),
+                timeout=task_timeout or timeout,
+                settings=tuple(sorted(settings.items(), key=lambda kv: kv[0])),
+                metrics=metrics if body is block.body else metrics + shared_metrics,
+                range=where,
+            )
+        )
+        if provider in providers or cls is not None:
+            for sentence in _validate_task(cls, providers, provider, settings):
+                diags.append(error("Invalid trial settings", sentence, where, context))
+    return TrialSpec(provider, tuple(tasks), timeout, retries or 0, block.range)
+
+
+def _validate_task(cls, providers, provider, settings) -> list[str]:
+    config = providers[provider].settings if provider in providers else {}
+    try:
+        return cls(config, Path(".")).validate_task(settings)
+    except Exception as exc:  # a provider bug must not hide the user's other errors
+        return [f"the {provider} provider could not check the trial: {exc}"]
+
+
+def _outputs(
+    root: Body, scope: Scope, experiments: set[str], diags: Diagnostics
+) -> dict[str, Output]:
+    out: dict[str, Output] = {}
+    for block in root.blocks_of("output"):
+        if len(block.labels) != 1 or block.labels[0] in out:
+            continue
+        name = block.labels[0]
+        context = block_context(block)
+        attr = block.body.attributes.get("value")
+        if attr is None:
+            continue
+        for path, where in references(attr.expr):
+            root_name = path[0]
+            if root_name == "experiment":
+                if len(path) < 2 or path[1] not in experiments:
+                    got = str(path[1]) if len(path) > 1 else ""
+                    diags.append(
+                        error(
+                            "Reference to undeclared experiment",
+                            f'An experiment named "{got}" has not been declared in this '
+                            f"configuration.{did_you_mean(got, experiments)}",
+                            where,
+                            context,
+                        )
+                    )
+            elif root_name not in ("var", "local"):
+                diags.append(
+                    error(
+                        "Invalid reference",
+                        f'A reference to "{".".join(map(str, path))}" is not valid here: '
+                        "outputs may use experiment.NAME.*, var.* and local.*.",
+                        where,
+                        context,
+                    )
+                )
+        reader = Reader(block.body, scope, context, diags)
+        out[name] = Output(
+            name=name,
+            expr=attr.expr,
+            description=reader.get("description", "string", ""),
+            sensitive=reader.get("sensitive", "bool", False),
+            range=block.range,
+        )
+    return out
