@@ -41,7 +41,9 @@ from tunectl.states.records import (
 from tunectl.states.rows import RowCodec, dump_json, quote
 
 _EXPERIMENTS = RowCodec("experiments", ExperimentRecord, json_fields=["config"])
-_TRIALS = RowCodec("trials", TrialRecord, json_fields=["params", "values", "internal", "system_attrs"])
+_TRIALS = RowCodec(
+    "trials", TrialRecord, json_fields=["params", "values", "internal", "system_attrs"]
+)
 _TASKS = RowCodec("tasks", TaskRecord, json_fields=["file_cursors"])
 _METRICS = RowCodec("metrics", MetricRecord, nan_fields=["value"])
 
@@ -354,9 +356,7 @@ class State:
         ).fetchone()
         return _TRIALS.from_row(row) if row else None
 
-    def count_ended_after(
-        self, experiment: str, number: int, generation: int | None = None
-    ) -> int:
+    def count_ended_after(self, experiment: str, number: int, generation: int | None = None) -> int:
         """Ended (complete, pruned, failed) trials numbered after `number`."""
         row = self._conn.execute(
             f"SELECT count(*) FROM trials WHERE experiment = ? AND {_GENERATION} AND number > ?"
@@ -425,7 +425,8 @@ class State:
     def all_tasks(self, experiment: str) -> list[TaskRecord]:
         """Every task of an experiment, of every generation."""
         rows = self._conn.execute(
-            _TASKS.select + " WHERE experiment = ? ORDER BY generation, trial_number, task_index, attempt",
+            _TASKS.select
+            + " WHERE experiment = ? ORDER BY generation, trial_number, task_index, attempt",
             (experiment,),
         )
         return [_TASKS.from_row(row) for row in rows]
