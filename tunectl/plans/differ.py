@@ -1,0 +1,318 @@
+"""The differ: configuration + state (+ refresh) -> `Plan`.
+
+Each experiment is compared through its canonical dict (`canonical`), flattened to dotted
+paths. Which paths update in place and which force replacement is SPEC section 3's table:
+limits and stop conditions update in place (they only change how far the same study goes);
+anything that changes what a trial computes or how it is judged forces replacement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunectl.config.model import Config, Experiment
+from tunectl.durations import format_duration
+from tunectl.engine.stopping import Progress, launchable, stop_reason
+from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
+
+UPDATE_IN_PLACE = (
+    "description",
+    "max_trials",
+    "max_concurrent",
+    "max_failed_trials",
+    "max_duration",
+    "max_trials_without_improvement",
+    "objective.goal",
+    "trial.timeout",
+    "trial.retries",
+    "early_stopping",
+    "lifecycle",
+)
+# Inside trial.task.NAME: these change what a trial computes; other (provider-specific)
+# keys force replacement only when the provider lists them in `replace_on_change`.
+TASK_REPLACE_KEYS = ("command", "workdir", "env", "metrics", "provider")
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, list | tuple):
+        return [_value(i) for i in v]
+    if isinstance(v, dict):
+        return {str(k): _value(i) for k, i in v.items()}
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    return str(v)  # Template -> its source form
+
+
+def canonical(exp: Experiment) -> dict[str, Any]:
+    """The experiment as plain JSON data: what the state stores and the plan compares."""
+    objective: dict[str, Any] = {
+        "direction": exp.objective.direction,
+        "reduce": exp.objective.reduce,
+    }
+    if exp.objective.metric:
+        objective["metric"] = exp.objective.metric
+    else:
+        objective["metrics"] = dict(exp.objective.metrics)
+    if exp.objective.goal is not None:
+        objective["goal"] = exp.objective.goal
+    tasks: dict[str, Any] = {}
+    for task in exp.trial.tasks:
+        entry: dict[str, Any] = {"command": _value(task.command)}
+        if task.workdir is not None:
+            entry["workdir"] = _value(task.workdir)
+        if task.env:
+            entry["env"] = _value(dict(task.env))
+        if task.timeout is not None and task.timeout != exp.trial.timeout:
+            entry["timeout"] = format_duration(task.timeout)
+        if task.metrics:
+            entry["metrics"] = [{"kind": m.kind, **dict(m.settings)} for m in task.metrics]
+        entry.update(_value(dict(task.settings)))
+        tasks[task.name] = entry
+    trial: dict[str, Any] = {
+        "provider": exp.trial.provider,
+        "retries": exp.trial.retries,
+        "task": tasks,
+    }
+    if exp.trial.timeout is not None:
+        trial["timeout"] = format_duration(exp.trial.timeout)
+    out: dict[str, Any] = {
+        "algorithm": {"name": exp.algorithm.name, **_value(dict(exp.algorithm.settings))},
+        "objective": objective,
+        "max_trials": exp.max_trials,
+        "max_concurrent": exp.max_concurrent,
+        "param": {p.name: _value(p.to_dict()) for p in exp.params},
+        "trial": trial,
+        "early_stopping": {
+            "name": exp.early_stopping.name,
+            **_value(dict(exp.early_stopping.settings)),
+        },
+        "lifecycle": {
+            "prevent_destroy": exp.lifecycle.prevent_destroy,
+            "ignore_changes": list(exp.lifecycle.ignore_changes),
+        },
+    }
+    if exp.description:
+        out["description"] = exp.description
+    for key in ("max_failed_trials", "max_trials_without_improvement"):
+        if getattr(exp, key) is not None:
+            out[key] = getattr(exp, key)
+    if exp.max_duration is not None:
+        out["max_duration"] = format_duration(exp.max_duration)
+    return out
+
+
+MAP_LEAVES = ("env", "when", "tags")
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted paths to leaves; lists, empty maps and user maps (env, when) are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in MAP_LEAVES:
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def forces_replacement(
+    path: str, replace_keys: Callable[[str], Iterable[str]], provider: str
+) -> bool:
+    if any(path == p or path.startswith(p + ".") for p in UPDATE_IN_PLACE):
+        return False
+    parts = path.split(".")
+    if parts[:2] == ["trial", "task"] and len(parts) >= 4:
+        key = parts[3]
+        if key == "timeout":
+            return False
+        if key not in TASK_REPLACE_KEYS:
+            return key in set(replace_keys(provider))
+    return True
+
+
+def ignored(path: str, ignore: Sequence[str]) -> bool:
+    return any(path == i or path.startswith(i + ".") for i in ignore)
+
+
+def diff_attrs(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    replace_keys: Callable[[str], Iterable[str]],
+    ignore: Sequence[str] = (),
+) -> list[AttrChange]:
+    fb, fa = flatten(before), flatten(after)
+    provider = str(after.get("trial", {}).get("provider", ""))
+    changes = []
+    for path in sorted(set(fb) | set(fa)):
+        b, a = fb.get(path, MISSING), fa.get(path, MISSING)
+        if b == a or ignored(path, ignore):
+            continue
+        changes.append(AttrChange(path, b, a, forces_replacement(path, replace_keys, provider)))
+    return changes
+
+
+@dataclass
+class StateView:
+    """What the differ needs to know about one experiment in the state."""
+
+    name: str
+    config: dict[str, Any]
+    status: str
+    progress: Progress
+    models: int = 0  # stored model directories
+    model_bytes: int = 0
+    running_trials: int = 0
+
+
+@dataclass
+class DiffOptions:
+    destroy: bool = False
+    targets: list[str] = field(default_factory=list)
+    replace: list[str] = field(default_factory=list)
+
+
+def _targeted(address: str, targets: Sequence[str]) -> bool:
+    return not targets or any(
+        address == t or address.startswith(t + ".") or t.startswith(address + ".") for t in targets
+    )
+
+
+def _consequences(view: StateView, storage: str) -> list[str]:
+    out = []
+    if view.running_trials:
+        out.append(f"This stops {view.running_trials} running trial(s).")
+    if view.models:
+        size = f" ({_bytes(view.model_bytes)})" if view.model_bytes else ""
+        out.append(f"This deletes {view.models} stored model(s){size} from {storage}.")
+    done = view.progress.done
+    if done:
+        out.append(f"The results of {done} finished trial(s) are removed from the state.")
+    return out
+
+
+def _bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def intent(exp: Experiment, progress: Progress, status: str, space_size: int | None) -> TrialIntent:
+    to_run = launchable(exp, progress, space_size)
+    reason = stop_reason(exp, progress, space_size)
+    if reason is None:
+        status = "running" if progress.asked else "pending"
+    return TrialIntent(
+        max_trials=exp.max_trials,
+        max_concurrent=exp.max_concurrent,
+        done=progress.done,
+        complete=progress.complete,
+        pruned=progress.pruned,
+        failed=progress.failed,
+        running=progress.running,
+        to_run=to_run,
+        status=status,
+        space_size=space_size,
+    )
+
+
+def make_plan(
+    config: Config | None,
+    state: Mapping[str, StateView],
+    options: DiffOptions,
+    *,
+    replace_keys: Callable[[str], Iterable[str]],
+    space_size: Callable[[Experiment], int | None],
+    drift: Sequence[Drift] = (),
+    storage_name: str = "the model storage",
+) -> Plan:
+    plan = Plan(
+        destroy=options.destroy,
+        targets=list(options.targets),
+        replace=list(options.replace),
+        drift=list(drift),
+    )
+    experiments = {} if (config is None or options.destroy) else config.experiments
+    for addr in options.replace:
+        if addr.removeprefix("experiment.") not in experiments:
+            plan.errors.append(
+                f"--replace {addr}: no experiment with that address is in the configuration."
+            )
+    names = sorted(set(experiments) | set(state))
+    for name in names:
+        address = f"experiment.{name}"
+        if not _targeted(address, options.targets):
+            continue
+        exp = experiments.get(name)
+        view = state.get(name)
+        if exp is None and view is not None:
+            change = Change(
+                address,
+                Action.DESTROY,
+                before=view.config,
+                consequences=_consequences(view, storage_name),
+            )
+            if (
+                view.config.get("lifecycle", {}).get("prevent_destroy")
+                and config is not None
+                and name in config.experiments
+            ):
+                plan.errors.append(
+                    f"{address} has lifecycle.prevent_destroy set, but the plan calls for it to be "
+                    "destroyed. Remove prevent_destroy to allow it, or leave the experiment out "
+                    "of this plan with --target."
+                )
+            plan.changes.append(change)
+            continue
+        assert exp is not None
+        after = canonical(exp)
+        size = space_size(exp)
+        if view is None:
+            plan.changes.append(
+                Change(
+                    address,
+                    Action.CREATE,
+                    after=after,
+                    intent=intent(exp, Progress(), "pending", size),
+                )
+            )
+            continue
+        attrs = diff_attrs(view.config, after, replace_keys, exp.lifecycle.ignore_changes)
+        forced = address in options.replace
+        if forced or any(a.forces_replacement for a in attrs):
+            change = Change(
+                address,
+                Action.REPLACE,
+                before=view.config,
+                after=after,
+                attrs=attrs,
+                consequences=_consequences(view, storage_name),
+                intent=intent(exp, Progress(), "pending", size),
+            )
+            if forced:
+                change.reasons.append("replacement requested with --replace")
+            if exp.lifecycle.prevent_destroy:
+                plan.errors.append(
+                    f"{address} has lifecycle.prevent_destroy set, but the plan calls for it to be "
+                    "replaced, which destroys its trials and models. Remove prevent_destroy to "
+                    "allow it, or undo the change that forces replacement."
+                )
+            plan.changes.append(change)
+            continue
+        action = Action.UPDATE if attrs else Action.NOOP
+        plan.changes.append(
+            Change(
+                address,
+                action,
+                before=view.config,
+                after=after,
+                attrs=attrs,
+                intent=intent(exp, view.progress, view.status, size),
+            )
+        )
+    return plan
