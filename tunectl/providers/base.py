@@ -187,6 +187,7 @@ class Provider(abc.ABC):
 
     def cleanup(self, handle: TaskHandle) -> None:
         """Forget a finished task's bookkeeping (called on destroy)."""
+        return None
 
     def estimate_price(self, settings: Mapping[str, Any], seconds: float) -> float | None:
         """Estimated cost of running a task with `settings` for `seconds`, or None."""
@@ -194,3 +195,4 @@ class Provider(abc.ABC):
 
     def close(self) -> None:
         """Release connections and file descriptors."""
+        return None

@@ -1,0 +1,282 @@
+"""Provider-agnostic conformance tests (to move to `tunectl/testing/conformance.py`).
+
+Subclass `ProviderConformance` in a test module as `TestXxxConformance` and supply:
+
+* `make_provider(tmp_path)`: a provider whose bookkeeping lives in `tmp_path` (called
+  again with the same path to simulate a restarted tunectl adopting its tasks);
+* `make_request(key, command, **fields)`: a `TaskRequest` for that provider.
+
+Commands are POSIX shell (shell form) or argv lists (exec form); they use `sleep`, `echo`,
+`printf` and shell redirections. A provider whose tasks cannot write to the test
+machine's files overrides `shared_path` (a path both the test and the task can reach) and
+`process_running` (whether a process whose command line contains a pattern still runs).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tunectl.providers.base import (
+    Provider,
+    ProviderError,
+    TaskHandle,
+    TaskRequest,
+    TaskState,
+    TaskStatus,
+)
+
+
+class ProviderConformance:
+    """Cases every provider passes; see the module docstring for what a subclass supplies."""
+
+    #: seconds a simple task may take to be seen finished (raise for slow providers)
+    finish_within: float = 30.0
+    #: how promptly `wait` must return after a task exits (providers with events)
+    wait_latency: float = 0.5
+
+    # -- to supply -----------------------------------------------------------------------
+
+    def make_provider(self, tmp_path: Path) -> Provider:
+        raise NotImplementedError
+
+    def make_request(self, key: str, command: str | list[str], **fields: Any) -> TaskRequest:
+        raise NotImplementedError
+
+    # -- to override when the tasks run elsewhere ------------------------------------------
+
+    def shared_path(self, tmp_path: Path, name: str) -> Path:
+        return tmp_path / name
+
+    def process_running(self, pattern: str) -> bool:
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        return bool(found.stdout.strip())
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @pytest.fixture
+    def provider(self, tmp_path: Path) -> Iterator[Provider]:
+        self._providers: list[Provider] = []
+        self._handles: list[TaskHandle] = []
+        provider = self.new_provider(tmp_path)
+        yield provider
+        for handle in self._handles:  # nothing a test started may outlive it
+            for p in self._providers[:1]:
+                try:
+                    p.cancel(handle)
+                except ProviderError:
+                    pass
+        for p in self._providers:
+            p.close()
+
+    def new_provider(self, tmp_path: Path) -> Provider:
+        provider = self.make_provider(tmp_path)
+        self._providers.append(provider)
+        return provider
+
+    def submit(self, provider: Provider, key: str, command: str | list[str], **fields: Any):
+        handle = provider.submit(self.make_request(key, command, **fields))
+        self._handles.append(handle)
+        return handle
+
+    @staticmethod
+    def key() -> str:
+        return "t-" + uuid.uuid4().hex[:12]
+
+    def run_to_end(self, provider: Provider, handle: TaskHandle, within: float | None = None):
+        give_up = time.monotonic() + (within or self.finish_within)
+        while True:
+            status = provider.poll([handle])[handle.id]
+            if status.state.terminal:
+                return status
+            assert time.monotonic() < give_up, f"task still {status.state.value}"
+            provider.wait([handle], min(1.0, max(0.01, give_up - time.monotonic())))
+
+    def wait_for_state(
+        self, provider: Provider, handle: TaskHandle, state: TaskState, within: float = 10.0
+    ) -> TaskStatus:
+        give_up = time.monotonic() + within
+        while True:
+            status = provider.poll([handle])[handle.id]
+            if status.state is state:
+                return status
+            assert not status.state.terminal, f"task ended {status.state.value}: {status}"
+            assert time.monotonic() < give_up, f"task still {status.state.value}"
+            time.sleep(0.02)
+
+    def all_lines(self, provider: Provider, handle: TaskHandle) -> list[str]:
+        lines: list[str] = []
+        cursor = 0
+        while True:
+            chunk = provider.read_log(handle, cursor)
+            if not chunk.lines and chunk.cursor == cursor:
+                return lines
+            lines.extend(chunk.lines)
+            cursor = chunk.cursor
+
+    # -- cases ---------------------------------------------------------------------------
+
+    def test_success(self, provider: Provider) -> None:
+        handle = self.submit(provider, self.key(), "echo hello")
+        status = self.run_to_end(provider, handle)
+        assert status.state is TaskState.SUCCEEDED
+        assert status.exit_code == 0
+        assert self.all_lines(provider, handle) == ["hello"]
+
+    def test_failure_has_exit_code(self, provider: Provider) -> None:
+        handle = self.submit(provider, self.key(), "echo boom; exit 3")
+        status = self.run_to_end(provider, handle)
+        assert status.state is TaskState.FAILED
+        assert status.exit_code == 3
+        assert self.all_lines(provider, handle) == ["boom"]
+
+    def test_poll_is_keyed_by_handle_id(self, provider: Provider) -> None:
+        a = self.submit(provider, self.key(), "true")
+        b = self.submit(provider, self.key(), "false")
+        self.run_to_end(provider, a)
+        self.run_to_end(provider, b)
+        statuses = provider.poll([a, b])
+        assert set(statuses) == {a.id, b.id}
+        assert statuses[a.id].state is TaskState.SUCCEEDED
+        assert statuses[b.id].state is TaskState.FAILED
+
+    def test_submit_is_idempotent(self, provider: Provider, tmp_path: Path) -> None:
+        counter = self.shared_path(tmp_path, "count")
+        command = f"echo ran >> {shlex.quote(str(counter))}; sleep 0.3"
+        key = self.key()
+        first = self.submit(provider, key, command)
+        again = self.submit(provider, key, command)  # while it runs
+        assert again == first
+        self.run_to_end(provider, first)
+        assert self.submit(provider, key, command) == first  # after it ended
+        restarted = self.new_provider(tmp_path)  # from another tunectl process
+        assert self.submit(restarted, key, command) == first
+        assert restarted.poll([first])[first.id].state is TaskState.SUCCEEDED
+        time.sleep(0.2)
+        assert counter.read_text().splitlines() == ["ran"]
+
+    def test_find_adopts_a_running_task(self, provider: Provider, tmp_path: Path) -> None:
+        key = self.key()
+        handle = self.submit(provider, key, "sleep 0.8; echo done")
+        self.wait_for_state(provider, handle, TaskState.RUNNING)
+        restarted = self.new_provider(tmp_path)
+        found = restarted.find([key, "never-submitted"])
+        assert set(found) == {key}
+        assert found[key] == handle
+        assert restarted.poll([found[key]])[handle.id].state is TaskState.RUNNING
+        status = self.run_to_end(restarted, found[key])
+        assert status.state is TaskState.SUCCEEDED
+        assert self.all_lines(restarted, found[key]) == ["done"]
+
+    def test_find_unknown_keys(self, provider: Provider) -> None:
+        assert provider.find(["no-such-key"]) == {}
+
+    def test_cancel_stops_the_task_and_its_children(self, provider: Provider) -> None:
+        # A unique duration identifies this test's sleeps on the command line.
+        duration = f"300.{uuid.uuid4().int % 10**9:09d}"
+        command = f"sleep {duration} & echo up; sleep {duration}"
+        handle = self.submit(provider, self.key(), command)
+        give_up = time.monotonic() + 10
+        while provider.read_log(handle, 0).lines != ["up"] or not self.process_running(
+            f"sleep {duration}"
+        ):
+            assert time.monotonic() < give_up, "the task did not start"
+            time.sleep(0.02)
+        started = time.monotonic()
+        provider.cancel(handle)
+        assert time.monotonic() - started < 6
+        status = provider.poll([handle])[handle.id]
+        assert status.state is TaskState.CANCELLED
+        give_up = time.monotonic() + 5
+        while self.process_running(f"sleep {duration}"):
+            assert time.monotonic() < give_up, "a child of the cancelled task survived"
+            time.sleep(0.02)
+        provider.cancel(handle)  # idempotent
+        assert provider.poll([handle])[handle.id].state is TaskState.CANCELLED
+
+    def test_cancel_after_the_end_changes_nothing(self, provider: Provider) -> None:
+        handle = self.submit(provider, self.key(), "true")
+        self.run_to_end(provider, handle)
+        provider.cancel(handle)
+        assert provider.poll([handle])[handle.id].state is TaskState.SUCCEEDED
+
+    def test_read_log_cursor_and_unicode(self, provider: Provider) -> None:
+        command = (
+            "printf 'a\\n'; sleep 0.3; printf 'h\\303\\251llo \\342\\234\\223\\nb'; "
+            "sleep 0.3; printf 'c\\n\\377x\\n'; printf tail"
+        )
+        handle = self.submit(provider, self.key(), command)
+        lines: list[str] = []
+        cursor = 0
+        cursors = []
+        while True:
+            status = provider.poll([handle])[handle.id]
+            chunk = provider.read_log(handle, cursor)
+            assert chunk.cursor >= cursor
+            lines.extend(chunk.lines)
+            cursors.append(chunk.cursor)
+            cursor = chunk.cursor
+            if status.state.terminal and not chunk.lines:
+                break
+            time.sleep(0.05)
+        assert lines == ["a", "héllo ✓", "bc", "\ufffdx", "tail"]
+        assert len(set(cursors)) > 2  # read in several pieces while it ran
+        assert cursor == len(b"a\n" + "héllo ✓\n".encode() + b"bc\n\xffx\ntail")
+        again = provider.read_log(handle, cursor)
+        assert again.lines == [] and again.cursor == cursor
+        # a cursor from the middle continues exactly there
+        assert provider.read_log(handle, 2).lines == ["héllo ✓", "bc", "\ufffdx", "tail"]
+
+    def test_wait_returns_promptly(self, provider: Provider) -> None:
+        if not provider.capabilities.events:
+            pytest.skip("the provider has no events: wait returns after its timeout")
+        handle = self.submit(provider, self.key(), "sleep 0.1")
+        assert provider.poll([handle])[handle.id].state in (TaskState.PENDING, TaskState.RUNNING)
+        started = time.monotonic()
+        while not provider.poll([handle])[handle.id].state.terminal:
+            provider.wait([handle], 10)
+            assert time.monotonic() - started < self.wait_latency
+        elapsed = time.monotonic() - started
+        assert elapsed < self.wait_latency, elapsed
+        assert provider.poll([handle])[handle.id].state is TaskState.SUCCEEDED
+
+    def test_timeout_fails_the_task(self, provider: Provider) -> None:
+        duration = f"200.{uuid.uuid4().int % 10**9:09d}"
+        handle = self.submit(provider, self.key(), f"sleep {duration}", timeout=0.5)
+        started = time.monotonic()
+        status = self.run_to_end(provider, handle, within=15)
+        assert status.state is TaskState.FAILED
+        assert "timed out" in status.message
+        assert time.monotonic() - started < 10
+        assert not self.process_running(f"sleep {duration}")
+
+    def test_env_is_passed(self, provider: Provider) -> None:
+        env = {"TUNECTL_TEST_VALUE": "two words; $HOME `x`"}
+        a = self.submit(provider, self.key(), 'echo "$TUNECTL_TEST_VALUE"', env=env)
+        b = self.submit(provider, self.key(), ["sh", "-c", 'echo "$TUNECTL_TEST_VALUE"'], env=env)
+        for handle in (a, b):
+            assert self.run_to_end(provider, handle).state is TaskState.SUCCEEDED
+            assert self.all_lines(provider, handle) == ["two words; $HOME `x`"]
+
+    def test_values_are_not_parsed_by_a_shell(self, provider: Provider, tmp_path: Path) -> None:
+        pwned = self.shared_path(tmp_path, f"pwned-{uuid.uuid4().hex}")
+        value = f"x; touch {pwned}"
+        as_list = self.submit(provider, self.key(), ["echo", value])
+        as_shell = self.submit(provider, self.key(), f"echo {shlex.quote(value)}")
+        for handle in (as_list, as_shell):
+            assert self.run_to_end(provider, handle).state is TaskState.SUCCEEDED
+            assert self.all_lines(provider, handle) == [value]
+        assert not pwned.exists()
+
+    def test_exec_form_runs_a_program_not_a_shell_builtin(self, provider: Provider) -> None:
+        handle = self.submit(provider, self.key(), ["exit", "3"])
+        status = self.run_to_end(provider, handle)
+        assert status.state is TaskState.FAILED  # `exit` is no program: not found
+        assert status.exit_code not in (None, 0, 3)

@@ -1,0 +1,1 @@
+"""The apply engine: reconcile loop, Optuna bridge, metrics."""

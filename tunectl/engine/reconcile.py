@@ -1,0 +1,579 @@
+"""The apply loop: drive every experiment's trials to completion, one checkpoint per step.
+
+Order of writes (what makes `kill -9` at any moment safe):
+
+1. a trial is recorded with its parameters before anything is submitted;
+2. its task is recorded as `submitting`, with a key derived from (lineage, experiment,
+   generation, trial, task, attempt), before the provider is called;
+3. the provider's `submit` is idempotent on that key, so a restarted apply simply submits
+   every `submitting` task again and gets the existing one back;
+4. a pruned or stopped trial is marked in the state before its task is cancelled; on
+   restart, active tasks of ended trials are cancelled (nothing is left unowned).
+
+The search engine (Optuna) is rebuilt from the state, never the other way round.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunectl.config.model import Experiment
+from tunectl.engine.metrics import MetricsParser, Sample, parse_json_lines
+from tunectl.engine.models import LocalModelStore
+from tunectl.engine.objective import combine, reduce_series
+from tunectl.engine.stopping import REASON_TEXT, Progress, final_status, stop_reason
+from tunectl.engine.trials import Placeholders, build_request, task_key, trial_id
+from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState, TaskStatus
+from tunectl.states import ExperimentRecord, MetricRecord, State, TaskRecord, TrialRecord
+
+ENDED = ("complete", "pruned", "failed")
+# Stop reasons after which trials still running are cancelled (the experiment is over).
+CANCEL_ON = ("goal", "max_duration", "max_failed_trials")
+
+Event = Callable[[str, str, str], None]  # (kind, experiment, message)
+
+
+@dataclass
+class Active:
+    """A trial whose current task is submitted and not yet seen to end."""
+
+    trial: TrialRecord
+    task: TaskRecord
+    handle: TaskHandle
+    parser: MetricsParser
+    series: dict[str, list[tuple[int | None, float]]] = field(default_factory=dict)
+    reported_step: int = -1
+
+
+class Runner:
+    """Reconciles one experiment. Not thread-safe; one instance per apply."""
+
+    def __init__(
+        self,
+        exp: Experiment,
+        state: State,
+        provider: Provider,
+        models: LocalModelStore,
+        config_dir: Path,
+        space_size: int | None,
+        event: Event,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.exp = exp
+        self.state = state
+        self.provider = provider
+        self.models = models
+        self.config_dir = config_dir
+        self.space_size = space_size
+        self.event = event
+        self.clock = clock
+        record = state.get_experiment(exp.name)
+        assert record is not None, "the experiment must be in the state before it runs"
+        self.record: ExperimentRecord = record
+        self.generation = record.generation
+        self.active: dict[int, Active] = {}
+        self.ended: list[TrialRecord] = []  # ended trials in number order
+        self.asked = 0
+        self._search: Any = None
+        self.finished = False
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Load the history and adopt every trial left running by an earlier apply."""
+        now = self.clock()
+        if self.record.status in ("pending", "succeeded", "failed", "stopped"):
+            # (Re)starting: an update may have lifted a stop condition; max_duration
+            # counts from this start.
+            self.record.status = "running"
+            self.record.started_at = now
+            self.record.finished_at = None
+            self.record.stop_reason = ""
+            self.state.put_experiment(self.record)
+        trials = self.state.list_trials(self.exp.name)
+        self.asked = len(trials)
+        self.ended = [t for t in trials if t.status in ENDED]
+        for trial in trials:
+            if trial.status in ENDED:
+                for task in self.state.tasks_for_trial(self.exp.name, trial.number):
+                    if task.status in ("submitting", "pending", "running"):
+                        self._cancel_task(task)
+            else:
+                self._resume(trial)
+
+    def _search_engine(self) -> Any:
+        if self._search is None:
+            from tunectl.engine.search import PastTrial, SearchEngine
+
+            history = []
+            for trial in self.state.list_trials(self.exp.name):
+                curve: list[tuple[int, float]] = []
+                if trial.status != "failed":
+                    series = self._series(trial.number)
+                    _, curve = combine(series, self.exp.objective)
+                history.append(
+                    PastTrial(
+                        number=trial.number,
+                        state=trial.status,
+                        internal=trial.internal,
+                        value=trial.value,
+                        intermediate=curve,
+                        system_attrs=trial.system_attrs,
+                    )
+                )
+            self._search = SearchEngine(self.exp, history)
+        return self._search
+
+    def _series(self, number: int) -> dict[str, list[tuple[int | None, float]]]:
+        series: dict[str, list[tuple[int | None, float]]] = {}
+        for m in self.state.metrics_for(self.exp.name, number):
+            series.setdefault(m.name, []).append((m.step, m.value))
+        return series
+
+    def _parser(self, task_index: int) -> MetricsParser:
+        task = self.exp.trial.tasks[task_index]
+        return MetricsParser(task.metrics, self.exp.objective.metric_names)
+
+    def _resume(self, trial: TrialRecord) -> None:
+        tasks = [
+            t
+            for t in self.state.tasks_for_trial(self.exp.name, trial.number)
+            if t.task_index == trial.task_index and t.attempt == trial.attempt
+        ]
+        if not tasks:
+            self._submit(trial)
+            return
+        task = tasks[-1]
+        active = Active(
+            trial,
+            task,
+            TaskHandle(task.key, task.handle_id or task.key),
+            self._parser(task.task_index),
+        )
+        active.series = self._series(trial.number)
+        # Pattern matches number their steps by count: continue the count.
+        for name, points in active.series.items():
+            steps = [s for s, _ in points if s is not None]
+            active.parser._counts[name] = max(steps, default=0)
+        if active.series:
+            _, curve = combine(active.series, self.exp.objective)
+            active.reported_step = curve[-1][0] if curve else -1
+        if task.status == "submitting":
+            handle = self._call_submit(trial, task.task_index, task.key)
+            if handle is None:
+                return
+            with self.state.transaction():
+                self.state.update_task(task.key, handle_id=handle.id, status="pending")
+            active.handle = handle
+        self.active[trial.number] = active
+        self.event("adopt", self.exp.name, f"trial {trial.number} adopted ({task.status})")
+
+    # -- one pass -----------------------------------------------------------------------
+
+    def progress(self) -> Progress:
+        counts = {s: 0 for s in ENDED}
+        best_value: float | None = None
+        best_index = -1
+        for i, t in enumerate(self.ended):
+            counts[t.status] += 1
+            if (
+                t.status == "complete"
+                and t.value is not None
+                and (best_value is None or self._better(t.value, best_value))
+            ):
+                best_value, best_index = t.value, i
+        started = self.record.started_at or self.clock()
+        return Progress(
+            complete=counts["complete"],
+            pruned=counts["pruned"],
+            failed=counts["failed"],
+            running=len(self.active),
+            best_value=best_value,
+            since_best=len(self.ended) - 1 - best_index if best_index >= 0 else 0,
+            elapsed=self.clock() - started,
+            asked=self.asked,
+        )
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.exp.objective.direction == "maximize" else a < b
+
+    def step(self, launch: bool = True, capacity: int | None = None) -> int:
+        """One reconcile pass. Returns how many trials were launched."""
+        if self.finished:
+            return 0
+        if self.active:
+            statuses = self._poll()
+            for number in sorted(self.active):
+                active = self.active[number]
+                self._read_metrics(active)
+                if number not in self.active:
+                    continue  # pruned while reading
+                status = statuses.get(active.handle.id)
+                if status is not None and status.state.terminal:
+                    self._task_ended(active, status)
+                elif (
+                    status is not None
+                    and status.state is TaskState.RUNNING
+                    and active.task.status != "running"
+                ):
+                    self.state.update_task(active.task.key, status="running")
+                    active.task.status = "running"
+        progress = self.progress()
+        reason = stop_reason(self.exp, progress, self.space_size)
+        if reason is not None:
+            if reason in CANCEL_ON:
+                for active in list(self.active.values()):
+                    self._end_trial(
+                        active, "pruned", message=f"stopped: {REASON_TEXT[reason]}", cancel=True
+                    )
+            if not self.active:
+                self._finish(reason, self.progress())
+            return 0
+        launched = 0
+        if launch:
+            room = self.exp.max_concurrent - len(self.active)
+            if capacity is not None:
+                room = min(room, capacity)
+            left = self.exp.max_trials - progress.done - len(self.active)
+            if self.space_size is not None:
+                left = min(left, self.space_size - self.asked)
+            for _ in range(max(0, min(room, left))):
+                if not self._launch():
+                    break
+                launched += 1
+        return launched
+
+    def _poll(self) -> dict[str, TaskStatus]:
+        handles = [a.handle for a in self.active.values()]
+        try:
+            return self.provider.poll(handles)
+        except ProviderError as exc:
+            self.event("warn", self.exp.name, f"could not poll tasks: {exc}")
+            return {}
+
+    def _read_metrics(self, active: Active) -> None:
+        samples: list[Sample] = []
+        try:
+            chunk = self.provider.read_log(active.handle, active.task.log_cursor)
+            samples = active.parser.feed(chunk.lines)
+            cursors = dict(active.task.file_cursors)
+            for src in self.exp.trial.tasks[active.task.task_index].metrics:
+                if src.kind == "json" and self.provider.capabilities.read_files:
+                    path = str(src.get("path"))
+                    fchunk = self.provider.read_file(active.handle, path, cursors.get(path, 0))
+                    samples.extend(parse_json_lines(fchunk.lines))
+                    cursors[path] = fchunk.cursor
+        except ProviderError as exc:
+            self.event(
+                "warn", self.exp.name, f"trial {active.trial.number}: cannot read output: {exc}"
+            )
+            return
+        if chunk.cursor == active.task.log_cursor and not samples:
+            return
+        now = self.clock()
+        records = [
+            MetricRecord(
+                self.exp.name, active.trial.number, s.name, s.step, s.value, now, self.generation
+            )
+            for s in samples
+        ]
+        with self.state.transaction():
+            if records:
+                self.state.add_metrics(records)
+            self.state.update_task(active.task.key, log_cursor=chunk.cursor, file_cursors=cursors)
+        active.task.log_cursor = chunk.cursor
+        active.task.file_cursors = cursors
+        for s in samples:
+            active.series.setdefault(s.name, []).append((s.step, s.value))
+        if samples:
+            self._maybe_prune(active)
+
+    def _maybe_prune(self, active: Active) -> None:
+        if self.exp.early_stopping.name == "none":
+            return
+        _, curve = combine(active.series, self.exp.objective)
+        new = [(step, value) for step, value in curve if step > active.reported_step]
+        if not new:
+            return
+        search = self._search_engine()
+        for step, value in new:
+            active.reported_step = step
+            if search.report(active.trial.number, step, value):
+                self.event(
+                    "prune",
+                    self.exp.name,
+                    f"trial {active.trial.number} pruned at step {step} ({value:g})",
+                )
+                self._end_trial(
+                    active, "pruned", value=value, message=f"pruned at step {step}", cancel=True
+                )
+                return
+
+    def _task_ended(self, active: Active, status: TaskStatus) -> None:
+        trial, task = active.trial, active.task
+        task_status = status.state.value
+        with self.state.transaction():
+            self.state.update_task(
+                task.key,
+                status=task_status,
+                exit_code=status.exit_code,
+                finished_at=self.clock(),
+                message=status.message,
+            )
+        if status.state is TaskState.SUCCEEDED:
+            if task.task_index + 1 < len(self.exp.trial.tasks):
+                trial.task_index += 1
+                self.state.update_trial(self.exp.name, trial.number, task_index=trial.task_index)
+                del self.active[trial.number]
+                self._submit(trial, active.series)
+                return
+            value, _ = combine(active.series, self.exp.objective)
+            if value is None:
+                names = ", ".join(self.exp.objective.metric_names)
+                self._end_trial(
+                    active, "failed", message=f"the trial reported no value for {names}"
+                )
+            else:
+                self._end_trial(active, "complete", value=value)
+            return
+        what = status.message or f"task {task.task_name} {task_status}"
+        if status.exit_code not in (None, 0) and not status.message:
+            what = f"task {task.task_name} exited with code {status.exit_code}"
+        if trial.attempt < self.exp.trial.retries:
+            trial.attempt += 1
+            self.event(
+                "retry",
+                self.exp.name,
+                f"trial {trial.number}: {what}; relaunching (attempt {trial.attempt + 1})",
+            )
+            self.state.update_trial(
+                self.exp.name, trial.number, attempt=trial.attempt, message=what
+            )
+            del self.active[trial.number]
+            self._submit(trial, active.series)
+            return
+        self._end_trial(active, "failed", message=what)
+
+    def _end_trial(
+        self,
+        active: Active,
+        status: str,
+        *,
+        value: float | None = None,
+        message: str = "",
+        cancel: bool = False,
+    ) -> None:
+        trial = active.trial
+        now = self.clock()
+        finals = {
+            name: reduce_series(
+                [v for _, v in points], self.exp.objective.reduce, self.exp.objective.direction
+            )
+            for name, points in active.series.items()
+        }
+        model_uri = (
+            self.models.finish(self.exp.name, self.generation, trial.number)
+            if status == "complete"
+            else None
+        )
+        with self.state.transaction():
+            self.state.update_trial(
+                self.exp.name,
+                trial.number,
+                status=status,
+                value=value,
+                values=finals,
+                finished_at=now,
+                message=message,
+                model_uri=model_uri,
+                last_step=active.reported_step if active.reported_step >= 0 else None,
+            )
+        if cancel:
+            self._cancel_task(active.task)
+        trial.status, trial.value, trial.finished_at = status, value, now
+        del self.active[trial.number]
+        self.ended.append(trial)
+        if self._search is not None:  # else it is built later from the state, with this result
+            self._search.tell(trial.number, status, value)
+        text = f"trial {trial.number} {status}"
+        if value is not None:
+            text += f": {value:g}"
+        if message and status != "complete":
+            text += f" ({message})"
+        self.event(status, self.exp.name, text)
+
+    def _cancel_task(self, task: TaskRecord) -> None:
+        try:
+            self.provider.cancel(TaskHandle(task.key, task.handle_id or task.key))
+        except ProviderError as exc:
+            self.event("warn", self.exp.name, f"could not cancel task {task.key}: {exc}")
+            return
+        self.state.update_task(task.key, status="cancelled", finished_at=self.clock())
+
+    def _launch(self) -> bool:
+        number = self.state.next_trial_number(self.exp.name)
+        suggestion = self._search_engine().ask(number)
+        trial = TrialRecord(
+            experiment=self.exp.name,
+            number=number,
+            id=trial_id(self.exp.name, self.generation, number),
+            params=suggestion.params,
+            internal=suggestion.internal,
+            system_attrs=suggestion.system_attrs,
+            status="pending",
+            created_at=self.clock(),
+            generation=self.generation,
+        )
+        self.state.add_trial(trial)
+        self.asked += 1
+        return self._submit(trial)
+
+    def _submit(self, trial: TrialRecord, series: dict | None = None) -> bool:
+        key = task_key(
+            self.state.lineage,
+            self.exp.name,
+            self.generation,
+            trial.number,
+            trial.task_index,
+            trial.attempt,
+        )
+        task_spec = self.exp.trial.tasks[trial.task_index]
+        task = TaskRecord(
+            key=key,
+            experiment=self.exp.name,
+            trial_number=trial.number,
+            task_index=trial.task_index,
+            task_name=task_spec.name,
+            attempt=trial.attempt,
+            provider=self.provider.name,
+            status="submitting",
+            submitted_at=self.clock(),
+            generation=self.generation,
+        )
+        if self.state.get_task(key) is None:
+            self.state.add_task(task)
+        handle = self._call_submit(trial, trial.task_index, key)
+        if handle is None:
+            return False
+        now = self.clock()
+        with self.state.transaction():
+            self.state.update_task(key, handle_id=handle.id, status="pending")
+            self.state.update_trial(
+                self.exp.name, trial.number, status="running", started_at=trial.started_at or now
+            )
+        trial.status = "running"
+        trial.started_at = trial.started_at or now
+        task.handle_id, task.status = handle.id, "pending"
+        active = Active(trial, task, handle, self._parser(trial.task_index))
+        if series:
+            active.series = series
+        self.active[trial.number] = active
+        if trial.task_index == 0 and trial.attempt == 0:
+            self.event(
+                "start", self.exp.name, f"trial {trial.number} started {_params_text(trial.params)}"
+            )
+        return True
+
+    def _call_submit(self, trial: TrialRecord, task_index: int, key: str) -> TaskHandle | None:
+        model_dir = self.models.staging_dir(self.exp.name, self.generation, trial.number)
+        placeholders = Placeholders(
+            self.exp, self.generation, trial.number, trial.params, model_dir
+        )
+        request = build_request(
+            self.exp,
+            self.exp.trial.tasks[task_index],
+            key=key,
+            placeholders=placeholders,
+            config_dir=self.config_dir,
+            model_dir=model_dir,
+            trial_number=trial.number,
+        )
+        try:
+            return self.provider.submit(request)
+        except ProviderError as exc:
+            # Stays `submitting`: the next pass (or apply) submits the same key again.
+            self.event("warn", self.exp.name, f"trial {trial.number}: submission failed: {exc}")
+            return None
+
+    def _finish(self, reason: str, progress: Progress) -> None:
+        status = final_status(reason, progress)
+        self.record.status = status
+        self.record.stop_reason = reason
+        self.record.finished_at = self.clock()
+        self.state.put_experiment(self.record)
+        self.finished = True
+        self.event("finish", self.exp.name, f"{status}: {REASON_TEXT[reason]}")
+
+
+def _params_text(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={_short(v)}" for k, v in params.items())
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@dataclass
+class LoopOptions:
+    once: bool = False
+    tick: float = 0.5  # longest wait between passes while tasks run (metrics latency)
+
+
+class Reconciler:
+    """Runs several experiments side by side until each is done (or `--once`)."""
+
+    def __init__(
+        self, runners: Sequence[Runner], options: LoopOptions, should_stop: Callable[[], bool]
+    ):
+        self.runners = list(runners)
+        self.options = options
+        self.should_stop = should_stop
+
+    def run(self) -> None:
+        for runner in self.runners:
+            runner.prepare()
+        while True:
+            stopping = self.should_stop()
+            capacity = self._capacity()
+            for runner in self.runners:
+                cap = capacity.get(id(runner.provider))
+                launched = runner.step(launch=not stopping, capacity=cap)
+                if cap is not None:
+                    capacity[id(runner.provider)] = cap - launched
+            if stopping or self.options.once or all(r.finished for r in self.runners):
+                return
+            self._wait()
+
+    def _capacity(self) -> dict[int, int | None]:
+        """Free slots per provider instance (shared by every experiment using it)."""
+        out: dict[int, int | None] = {}
+        for runner in self.runners:
+            limit = runner.provider.capacity()
+            if limit is None:
+                out[id(runner.provider)] = None
+                continue
+            used = sum(len(r.active) for r in self.runners if r.provider is runner.provider)
+            out[id(runner.provider)] = max(0, limit - used)
+        return out
+
+    def _wait(self) -> None:
+        by_provider: dict[int, tuple[Provider, list[TaskHandle]]] = {}
+        for runner in self.runners:
+            entry = by_provider.setdefault(id(runner.provider), (runner.provider, []))
+            entry[1].extend(a.handle for a in runner.active.values())
+        waiting = [(p, hs) for p, hs in by_provider.values() if hs]
+        if not waiting:
+            time.sleep(0.05)
+            return
+        if len(waiting) == 1:
+            provider, handles = waiting[0]
+            provider.wait(handles, self.options.tick)
+            return
+        # Several providers: share the tick between them.
+        share = self.options.tick / len(waiting)
+        for provider, handles in waiting:
+            provider.wait(handles, share)

@@ -1,0 +1,95 @@
+"""Stop conditions, shared by `plan` (to say what apply will do) and the apply loop.
+
+Budget semantics (SPEC "Budget"): `max_trials` counts every trial that has ended —
+complete, pruned or failed. `max_failed_trials = N` tolerates N failed trials; the
+experiment fails when one more fails. Relaunches after infrastructure failures are the same
+trial. No optuna import here: `plan` must stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tunectl.config.model import Experiment
+
+# Why an experiment stopped launching trials, and the status it ends with.
+REASON_STATUS = {
+    "max_trials": "succeeded",
+    "goal": "succeeded",
+    "exhausted": "succeeded",
+    "no_improvement": "succeeded",
+    "max_duration": "stopped",
+    "max_failed_trials": "failed",
+}
+
+REASON_TEXT = {
+    "max_trials": "reached max_trials",
+    "goal": "reached the objective's goal",
+    "exhausted": "searched the whole (finite) search space",
+    "no_improvement": "no improvement within max_trials_without_improvement",
+    "max_duration": "reached max_duration",
+    "max_failed_trials": "too many failed trials (max_failed_trials)",
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the state says about an experiment's trials, for stop decisions."""
+
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0  # pending or running
+    best_value: float | None = None
+    since_best: int = 0  # ended trials numbered after the best trial
+    elapsed: float = 0.0  # seconds since the experiment first started
+    asked: int = 0  # trials created (any status)
+
+    @property
+    def done(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+
+def goal_reached(exp: Experiment, best: float | None) -> bool:
+    goal = exp.objective.goal
+    if goal is None or best is None:
+        return False
+    return best >= goal if exp.objective.direction == "maximize" else best <= goal
+
+
+def stop_reason(exp: Experiment, p: Progress, space_size: int | None) -> str | None:
+    """The reason to launch no more trials, or None to keep going."""
+    if exp.max_failed_trials is not None and p.failed > exp.max_failed_trials:
+        return "max_failed_trials"
+    if goal_reached(exp, p.best_value):
+        return "goal"
+    if p.done >= exp.max_trials:
+        return "max_trials"
+    if space_size is not None and p.asked >= space_size:
+        return "exhausted"
+    if (
+        exp.max_trials_without_improvement is not None
+        and p.best_value is not None
+        and p.since_best >= exp.max_trials_without_improvement
+    ):
+        return "no_improvement"
+    if exp.max_duration is not None and p.elapsed >= exp.max_duration:
+        return "max_duration"
+    return None
+
+
+def final_status(reason: str, p: Progress) -> str:
+    status = REASON_STATUS.get(reason, "stopped")
+    if status == "succeeded" and p.complete == 0:
+        return "failed"
+    return status
+
+
+def launchable(exp: Experiment, p: Progress, space_size: int | None) -> int:
+    """How many more trials may still be started (0 when a stop condition holds)."""
+    if stop_reason(exp, p, space_size) is not None:
+        return 0
+    left = exp.max_trials - p.done - p.running
+    if space_size is not None:
+        left = min(left, space_size - p.asked)
+    return max(0, left)
