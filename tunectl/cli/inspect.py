@@ -1,0 +1,227 @@
+"""`tunectl show`, `output` and `logs`: reading the state, saved plans, trial output."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tunectl.cli.common import color_enabled, echo, load, workspace
+from tunectl.diags import DiagnosticError, error
+
+_ADDRESS = re.compile(r"^experiment\.([A-Za-z][A-Za-z0-9_-]*)(?:\.trial\[(\d+)\])?$")
+
+
+def parse_address(address: str) -> tuple[str, int | None]:
+    match = _ADDRESS.match(address)
+    if not match:
+        raise DiagnosticError(
+            error(
+                "Invalid address",
+                f'"{address}" is not a valid address. Addresses look like experiment.mnist or '
+                "experiment.mnist.trial[12].",
+            )
+        )
+    return match.group(1), int(match.group(2)) if match.group(2) is not None else None
+
+
+def _open_readonly(ctx: typer.Context):
+    ws = workspace(ctx)
+    load(ws)
+    return ws, ws.open_state(create=False)
+
+
+def show(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None,
+        typer.Argument(help="A saved plan file, or an address such as experiment.mnist."),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the state, a saved plan, one experiment's trials, or one trial."""
+    if target is not None and not target.startswith("experiment.") and Path(target).exists():
+        from tunectl.plans import planfile
+
+        saved = planfile.read(Path(target))
+        if json_:
+            echo(json.dumps(saved, indent=2, sort_keys=True))
+        else:
+            from tunectl.views.plan_human import render_plan
+
+            echo(render_plan(planfile.from_json(saved), color=color_enabled()))
+        return
+    ws, state = _open_readonly(ctx)
+    try:
+        if target is None:
+            data = {
+                "lineage": state.lineage,
+                "serial": state.serial,
+                "experiments": ws.exported(state),
+            }
+            if json_:
+                echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+                return
+            if not data["experiments"]:
+                echo("The state has no experiments.")
+                return
+            for name, exp in sorted(data["experiments"].items()):
+                t = exp["trials"]
+                echo(f"# experiment.{name}: {exp['status']}")
+                echo(
+                    f"    trials: {t['complete']} complete, {t['pruned']} pruned, "
+                    f"{t['failed']} failed, {t['running']} running"
+                )
+                if exp["best"]["value"] is not None:
+                    echo(
+                        f"    best:   trial {exp['best']['number']} = "
+                        f"{exp['best']['value']:.6g} "
+                        f"{json.dumps(exp['best']['params'], sort_keys=True)}"
+                    )
+                    if exp["best"]["model_uri"]:
+                        echo(f"    model:  {exp['best']['model_uri']}")
+            return
+        name, number = parse_address(target)
+        if state.get_experiment(name) is None:
+            raise DiagnosticError(
+                error("No such experiment", f"experiment.{name} is not in the state.")
+            )
+        if number is None:
+            trials = state.list_trials(name)
+            if json_:
+                echo(
+                    json.dumps([t.to_dict() for t in trials], indent=2, sort_keys=True, default=str)
+                )
+                return
+            echo(f"{'trial':>6}  {'status':<9} {'value':>12}  params")
+            for t in trials:
+                value = "-" if t.value is None else f"{t.value:.6g}"
+                echo(
+                    f"{t.number:>6}  {t.status:<9} {value:>12}  "
+                    f"{json.dumps(t.params, sort_keys=True)}"
+                )
+            return
+        trial = state.get_trial(name, number)
+        if trial is None:
+            raise DiagnosticError(error("No such trial", f"{target} is not in the state."))
+        detail: dict[str, Any] = trial.to_dict()
+        detail["tasks"] = [t.to_dict() for t in state.tasks_for_trial(name, number)]
+        detail["metrics"] = [m.to_dict() for m in state.metrics_for(name, number)]
+        echo(json.dumps(detail, indent=2, sort_keys=True, default=str))
+    finally:
+        state.close()
+
+
+def output(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="One output's name.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print every output as JSON.")] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Print one string or number output with no quoting.")
+    ] = False,
+) -> None:
+    """Show the outputs recorded by the last apply."""
+    from tunectl.views.outputs import hcl_value, outputs_json, render_outputs
+
+    ws = workspace(ctx)
+    load(ws)
+    state = ws.open_state(create=False)
+    try:
+        outputs = state.get_outputs()
+    finally:
+        state.close()
+    if name is not None:
+        if name not in outputs:
+            raise DiagnosticError(
+                error(
+                    "Output not found",
+                    f'The output "{name}" is not in the state. Apply the configuration first, '
+                    "or check the name with tunectl output.",
+                )
+            )
+        value, _ = outputs[name]
+        if json_:
+            echo(json.dumps(value))
+        elif raw:
+            if isinstance(value, dict | list) or value is None:
+                raise DiagnosticError(
+                    error(
+                        "Unsupported value for raw output",
+                        f'The output "{name}" is not a string or number; use --json.',
+                    )
+                )
+            echo(str(value).lower() if isinstance(value, bool) else str(value))
+        else:
+            echo(hcl_value(value))
+        return
+    if json_:
+        echo(outputs_json(outputs))
+    elif outputs:
+        echo(render_outputs(outputs))
+    else:
+        echo("No outputs found: declare output blocks and run tunectl apply.")
+
+
+def logs(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="experiment.NAME or experiment.NAME.trial[N].")],
+    trial: Annotated[
+        int | None, typer.Option("--trial", help="The trial number (default: the latest).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing while the trial runs.")
+    ] = False,
+) -> None:
+    """Print a trial's output, task by task."""
+    from tunectl.providers.base import TaskHandle
+
+    name, number = parse_address(address)
+    number = trial if trial is not None else number
+    ws, state = _open_readonly(ctx)
+    try:
+        if state.get_experiment(name) is None:
+            raise DiagnosticError(
+                error("No such experiment", f"experiment.{name} is not in the state.")
+            )
+        if number is None:
+            trials = state.list_trials(name)
+            if not trials:
+                raise DiagnosticError(error("No trials", f"experiment.{name} has no trials yet."))
+            number = trials[-1].number
+        tasks = state.tasks_for_trial(name, number)
+        if not tasks:
+            raise DiagnosticError(
+                error("No such trial", f"experiment.{name}.trial[{number}] has no tasks.")
+            )
+        for task in tasks:
+            provider = ws.provider(task.provider)
+            handle = TaskHandle(task.key, task.handle_id or task.key)
+            if len(tasks) > 1:
+                echo(f"==> task {task.task_name} (attempt {task.attempt + 1}) <==")
+            cursor = 0
+            while True:
+                chunk = provider.read_log(handle, cursor)
+                for line in chunk.lines:
+                    echo(line)
+                cursor = chunk.cursor
+                if not follow:
+                    break
+                status = provider.poll([handle]).get(handle.id)
+                if status is None or status.state.terminal:
+                    for line in provider.read_log(handle, cursor).lines:
+                        echo(line)
+                    break
+                time.sleep(0.5)
+    finally:
+        state.close()
+        ws.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(show)
+    app.command()(output)
+    app.command()(logs)

@@ -1,0 +1,103 @@
+"""The `tunectl` command: a thin typer layer over the workspace, engine and views.
+
+Every command turns `DiagnosticError` into rendered diagnostics and exit code 1; any other
+exception is a bug and is shown as one line (with the traceback only when
+TUNECTL_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tunectl import __version__
+from tunectl.cli import apply as apply_cmds
+from tunectl.cli import inspect as inspect_cmds
+from tunectl.cli import setup as setup_cmds
+from tunectl.cli import state as state_cmds
+from tunectl.cli.common import Context, emit_diagnostics
+from tunectl.diags import DiagnosticError
+
+app = typer.Typer(
+    name="tunectl",
+    help="Hyperparameter-tuning experiments as code: plan, apply, destroy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tunectl v{__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    chdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--chdir",
+            "-C",
+            help="Work on the configuration in DIR instead of the current directory.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    directory = (chdir or Path.cwd()).absolute()
+    ctx.obj = Context(directory=directory)
+
+
+setup_cmds.register(app)
+apply_cmds.register(app)
+inspect_cmds.register(app)
+state_cmds.register(app)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        # Without standalone mode, click returns (not raises) the code of typer.Exit.
+        code = app(standalone_mode=False)
+    except DiagnosticError as exc:
+        emit_diagnostics(exc.diags)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("\nInterrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and bugs
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            sys.exit(1)
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(1)
+        if os.environ.get("TUNECTL_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        typer.echo(
+            f"Error: internal error: {type(exc).__name__}: {exc}\n\n"
+            "This is a bug in tunectl. Set TUNECTL_DEBUG=1 to see the traceback, and report it.",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

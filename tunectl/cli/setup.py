@@ -1,0 +1,149 @@
+"""`tunectl init`, `validate`, `fmt` and `providers`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from tunectl.cli.common import VarFileOpt, VarOpt, echo, emit_diagnostics, load, workspace
+from tunectl.diags import DiagnosticError, SourceRange, error
+
+
+def init(
+    ctx: typer.Context,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+) -> None:
+    """Check that the configuration's providers are installed and create the state."""
+    ws = workspace(ctx, var, var_file)
+    config = load(ws)
+    echo("Initializing providers...")
+    from tunectl.providers import registry
+
+    for name in sorted(
+        {e.trial.provider for e in config.experiments.values()} | set(config.providers)
+    ):
+        entry = registry.entries()[name]
+        echo(f"- {name}: {entry.distribution} v{entry.version}")
+    with ws.locked("OperationTypeInit"):
+        state = ws.open_state(create=True)
+        path = state.path
+        state.close()
+    echo(f"\nState: {path}\n\ntunectl has been successfully initialized!")
+
+
+def validate(
+    ctx: typer.Context,
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    var: VarOpt = None,
+    var_file: VarFileOpt = None,
+) -> None:
+    """Check the configuration alone (no state, no network)."""
+    ws = workspace(ctx, var, var_file)
+    try:
+        load(ws)
+    except DiagnosticError as exc:
+        if not json_:
+            raise
+        result = {
+            "format_version": "1.0",
+            "valid": False,
+            "error_count": len(exc.diags.errors()),
+            "warning_count": len(exc.diags) - len(exc.diags.errors()),
+            "diagnostics": [d.to_json() for d in exc.diags],
+        }
+        echo(json.dumps(result, indent=2))
+        raise typer.Exit(1) from None
+    if json_:
+        echo(
+            json.dumps(
+                {
+                    "format_version": "1.0",
+                    "valid": True,
+                    "error_count": 0,
+                    "warning_count": 0,
+                    "diagnostics": [],
+                },
+                indent=2,
+            )
+        )
+    else:
+        echo("Success! The configuration is valid.")
+
+
+def fmt(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; exit 3 when a file is not formatted.")
+    ] = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="Show the changes as a unified diff.")
+    ] = False,
+) -> None:
+    """Rewrite *.hcl files in the canonical layout (comments kept)."""
+    from tunectl.config.load import config_files
+    from tunectl.fmt import FormatError, format_text, unified_diff
+
+    directory = ctx.obj.directory
+    changed = []
+    failures = []
+    for path in config_files(directory):
+        text = path.read_text(encoding="utf-8")
+        try:
+            new = format_text(text, path.name)
+        except DiagnosticError as exc:
+            failures.extend(exc.diags)
+            continue
+        except FormatError as exc:
+            failures.append(
+                error(
+                    "Failed to format",
+                    f"{exc}; the file was left as it is. Please report this as a bug.",
+                    SourceRange(path.name, 1),
+                )
+            )
+            continue
+        if new == text:
+            continue
+        changed.append(path.name)
+        if diff:
+            sys.stdout.write(unified_diff(text, new, path.name))
+        if not check:
+            path.write_text(new, encoding="utf-8")
+        if not diff:
+            echo(path.name)
+    if failures:
+        emit_diagnostics(failures)
+        raise typer.Exit(1)
+    if check and changed:
+        raise typer.Exit(3)
+
+
+def providers() -> None:
+    """List installed providers and their versions."""
+    from tunectl.providers import registry
+
+    entries = registry.entries()
+    if not entries:
+        echo("No providers are installed. Install one, e.g. pip install ./providers/local")
+        return
+    for name in sorted(entries):
+        entry = entries[name]
+        status = ""
+        try:
+            cls = registry.load(name)
+            caps = [k for k, v in vars(cls.capabilities).items() if v is True]
+            status = f"  ({', '.join(caps)})" if caps else ""
+        except registry.ProviderLoadError as exc:
+            status = f"  BROKEN: {exc}"
+        echo(f"{name}  {entry.distribution} v{entry.version}{status}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(validate)
+    app.command()(fmt)
+    app.command()(providers)

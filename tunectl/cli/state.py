@@ -1,0 +1,105 @@
+"""`tunectl state list / show / rm` and `tunectl force-unlock`: state surgery."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from tunectl.cli.common import LockTimeoutOpt, echo, load, workspace
+from tunectl.cli.inspect import parse_address
+from tunectl.diags import DiagnosticError, error
+
+state_app = typer.Typer(help="Inspect and change the state by hand.", no_args_is_help=True)
+
+
+@state_app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """List the addresses in the state."""
+    ws = workspace(ctx.parent)  # type: ignore[arg-type]
+    load(ws)
+    state = ws.open_state(create=False)
+    try:
+        for record in state.list_experiments():
+            echo(f"experiment.{record.name}")
+    finally:
+        state.close()
+
+
+@state_app.command("show")
+def show(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="experiment.NAME or experiment.NAME.trial[N]")],
+) -> None:
+    """Show one experiment or trial as stored."""
+    name, number = parse_address(address)
+    ws = workspace(ctx.parent)  # type: ignore[arg-type]
+    load(ws)
+    state = ws.open_state(create=False)
+    try:
+        record = state.get_experiment(name)
+        if record is None:
+            raise DiagnosticError(error("No such address", f"{address} is not in the state."))
+        if number is None:
+            data = record.to_dict()
+            data["trials"] = state.trial_counts(name)
+        else:
+            trial = state.get_trial(name, number)
+            if trial is None:
+                raise DiagnosticError(error("No such address", f"{address} is not in the state."))
+            data = trial.to_dict()
+        echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    finally:
+        state.close()
+
+
+@state_app.command("rm")
+def rm(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="experiment.NAME to forget")],
+    lock_timeout: LockTimeoutOpt = "0s",
+) -> None:
+    """Forget an experiment without stopping its tasks or deleting its models."""
+    name, number = parse_address(address)
+    if number is not None:
+        raise DiagnosticError(
+            error("Invalid address", "state rm removes whole experiments: use experiment.NAME.")
+        )
+    ws = workspace(ctx.parent, lock_timeout=lock_timeout)  # type: ignore[arg-type]
+    load(ws)
+    with ws.locked("OperationTypeStateRm"):
+        state = ws.open_state(create=False)
+        try:
+            if state.get_experiment(name) is None:
+                raise DiagnosticError(error("No such address", f"{address} is not in the state."))
+            active = state.active_tasks(name)
+            state.backup()
+            state.delete_experiment(name)
+        finally:
+            state.close()
+    echo(f"Removed {address}")
+    if active:
+        echo(
+            f"Warning: {len(active)} task(s) may still be running; tunectl no longer manages them."
+        )
+
+
+def force_unlock(
+    ctx: typer.Context,
+    lock_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The lock ID shown in the lock error.")
+    ],
+) -> None:
+    """Release a stuck state lock."""
+    from tunectl.states.lock import force_unlock as unlock
+
+    ws = workspace(ctx)
+    load(ws)
+    unlock(ws.state_path(), lock_id)
+    echo("tunectl state has been successfully unlocked!")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(state_app, name="state")
+    app.command("force-unlock")(force_unlock)

@@ -1,0 +1,366 @@
+"""A configuration directory together with its state, providers and model store.
+
+The CLI's commands go through a `Workspace`: it loads the configuration, opens and locks
+the state, instantiates the providers the configuration uses, refreshes running trials
+(drift), builds the plan, and carries out a plan's experiment-level changes. The trial-level
+work is the engine's (`tunectl.engine.reconcile`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunectl.config.expr import Scope, evaluate
+from tunectl.config.load import load_config
+from tunectl.config.model import Config, Experiment
+from tunectl.diags import DiagnosticError, error
+from tunectl.engine.models import LocalModelStore
+from tunectl.engine.stopping import Progress
+from tunectl.plans.change import Action, Drift, Plan
+from tunectl.plans.differ import DiffOptions, StateView, canonical, make_plan
+from tunectl.providers import registry
+from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState
+from tunectl.states import ExperimentRecord, State, StateLock
+
+ACTIVE = ("submitting", "pending", "running")
+
+
+def config_id(directory: Path) -> str:
+    """Identifies a configuration directory across clones: its path inside the git
+    repository (or its own name outside one)."""
+    directory = directory.resolve()
+    for parent in [directory, *directory.parents]:
+        if (parent / ".git").exists():
+            rel = directory.relative_to(parent).as_posix()
+            return rel if rel != "." else directory.name
+    return directory.name
+
+
+@dataclass
+class Workspace:
+    directory: Path
+    cli_vars: Sequence[str] = ()
+    var_files: Sequence[Path] = ()
+    lock_timeout: float = 0.0
+    _config: Config | None = None
+    _providers: dict[str, Provider] = field(default_factory=dict)
+
+    # -- configuration ------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.directory, self.cli_vars, self.var_files)
+        return self._config
+
+    def state_path(self) -> Path:
+        backend = self.config.backend
+        if backend.kind != "local":
+            raise DiagnosticError(
+                error(
+                    "Unsupported backend",
+                    f'The "{backend.kind}" backend is not available in this version of tunectl; '
+                    'use backend "local".',
+                    backend.range,
+                )
+            )
+        path = Path(str(backend.settings.get("path", "state/tunectl.db")))
+        return path if path.is_absolute() else self.directory / path
+
+    def models(self) -> LocalModelStore:
+        storage = self.config.storage
+        if storage.kind != "local":
+            raise DiagnosticError(
+                error(
+                    "Unsupported storage",
+                    f'The "{storage.kind}" model storage is not available in this version of '
+                    "tunectl; remove the storage block to keep models in state/models.",
+                    storage.range,
+                )
+            )
+        path = Path(str(storage.settings.get("path", "state/models")))
+        return LocalModelStore(path if path.is_absolute() else self.directory / path)
+
+    # -- state --------------------------------------------------------------------------
+
+    def open_state(self, create: bool) -> State:
+        path = self.state_path()
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return State.open(path, create=create, config_id=config_id(self.directory))
+
+    @contextlib.contextmanager
+    def locked(self, operation: str) -> Iterator[None]:
+        path = self.state_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = StateLock(path, operation)
+        lock.acquire(self.lock_timeout)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- providers ----------------------------------------------------------------------
+
+    def provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            try:
+                cls = registry.load(name)
+            except KeyError:
+                raise DiagnosticError(
+                    error(
+                        "Unknown provider",
+                        f'The state has tasks on provider "{name}", which is not installed. '
+                        f"Install it to manage those tasks.",
+                    )
+                ) from None
+            settings = self.config.providers[name].settings if name in self.config.providers else {}
+            if not settings:
+                settings = {s.name: s.default for s in cls.config_schema if s.default is not None}
+            self._providers[name] = cls(settings, self.state_path().parent)
+        return self._providers[name]
+
+    def close(self) -> None:
+        for provider in self._providers.values():
+            provider.close()
+
+    # -- refresh and plan ---------------------------------------------------------------
+
+    def refresh(self, state: State) -> list[Drift]:
+        """Poll every active task; record what changed outside of tunectl."""
+        drift: list[Drift] = []
+        by_provider: dict[str, list[Any]] = {}
+        for task in state.active_tasks():
+            by_provider.setdefault(task.provider, []).append(task)
+        for name, tasks in by_provider.items():
+            provider = self.provider(name)
+            handles = [
+                TaskHandle(t.key, t.handle_id or t.key) for t in tasks if t.status != "submitting"
+            ]
+            try:
+                statuses = provider.poll(handles) if handles else {}
+            except ProviderError as exc:
+                raise DiagnosticError(
+                    error("Failed to refresh", f"The {name} provider could not be reached: {exc}")
+                ) from exc
+            for task in tasks:
+                status = statuses.get(task.handle_id or task.key)
+                if status is None or not status.state.terminal:
+                    continue
+                before = task.status
+                state.update_task(
+                    task.key,
+                    status=status.state.value,
+                    exit_code=status.exit_code,
+                    message=status.message,
+                )
+                trial_status = {TaskState.SUCCEEDED: "succeeded"}.get(
+                    status.state, status.state.value
+                )
+                detail = status.message
+                if status.state is TaskState.FAILED and status.exit_code is not None and not detail:
+                    detail = f"task {task.task_name} exited with code {status.exit_code}"
+                drift.append(
+                    Drift(
+                        f"experiment.{task.experiment}.trial[{task.trial_number}]",
+                        before,
+                        trial_status,
+                        detail,
+                    )
+                )
+        return drift
+
+    def state_views(self, state: State, models: LocalModelStore) -> dict[str, StateView]:
+        views = {}
+        for record in state.list_experiments():
+            counts = state.trial_counts(record.name)
+            best = state.best_trial(record.name, _direction(record.config))
+            since_best = state.count_ended_after(record.name, best.number) if best else 0
+            started = record.started_at or time.time()
+            progress = Progress(
+                complete=counts.get("complete", 0),
+                pruned=counts.get("pruned", 0),
+                failed=counts.get("failed", 0),
+                running=counts.get("running", 0) + counts.get("pending", 0),
+                best_value=best.value if best else None,
+                since_best=since_best,
+                # A finished experiment restarts its clock when an update resumes it.
+                elapsed=(time.time() - started) if record.status == "running" else 0.0,
+                asked=sum(counts.values()),
+            )
+            stored, size = models.usage(record.name)
+            views[record.name] = StateView(
+                name=record.name,
+                config=record.config,
+                status=record.status,
+                progress=progress,
+                models=stored,
+                model_bytes=size,
+                running_trials=progress.running,
+            )
+        return views
+
+    def plan(self, state: State, options: DiffOptions, drift: Sequence[Drift] = ()) -> Plan:
+        from tunectl.engine.space import space_size
+
+        config = self.config
+        models = self.models()
+        views = self.state_views(state, models)
+
+        def replace_keys(provider: str) -> tuple[str, ...]:
+            try:
+                return registry.load(provider).replace_on_change
+            except (KeyError, registry.ProviderLoadError):
+                return ()
+
+        plan = make_plan(
+            config,
+            views,
+            options,
+            replace_keys=replace_keys,
+            space_size=lambda exp: space_size(exp.algorithm, exp.params),
+            drift=drift,
+            storage_name=models.describe(),
+        )
+        for target in options.targets:
+            name = target.removeprefix("experiment.").split(".")[0].split("[")[0]
+            if not target.startswith("experiment.") or (
+                name not in config.experiments and name not in views
+            ):
+                plan.errors.append(
+                    f"--target {target}: no experiment with that address in the configuration "
+                    "or the state."
+                )
+        plan.lineage, plan.serial, plan.config_digest = state.lineage, state.serial, config.digest
+        plan.variables = {
+            k: v for k, v in config.values.items() if not config.variables[k].sensitive
+        }
+        return plan
+
+    # -- carrying out experiment-level changes -----------------------------------------
+
+    def apply_changes(self, state: State, plan: Plan, say: Any) -> list[Experiment]:
+        """Destroy, replace, create and update experiments; return those that have work."""
+        config = self.config
+        models = self.models()
+        to_run: list[Experiment] = []
+        for change in plan.changes:
+            name = change.name
+            old = state.get_experiment(name)
+            if change.action in (Action.DESTROY, Action.REPLACE):
+                self.destroy_experiment(state, models, name)
+                replaced = change.action is Action.REPLACE
+                done = "destroyed for replacement" if replaced else "destroyed"
+                say(f"experiment.{name}: {done}")
+            if change.action is Action.DESTROY:
+                continue
+            exp = config.experiments[name]
+            record = state.get_experiment(name)
+            if change.action in (Action.CREATE, Action.REPLACE) or record is None:
+                # A replacement gets a new generation, so its trial keys never collide
+                # with the old experiment's tasks.
+                generation = old.generation + 1 if old is not None else 1
+                record = ExperimentRecord(
+                    name=name,
+                    generation=generation,
+                    config=canonical(exp),
+                    config_hash=_hash(canonical(exp)),
+                    status="pending",
+                    created_at=time.time(),
+                )
+                state.put_experiment(record)
+                say(f"experiment.{name}: created")
+            elif change.action is Action.UPDATE:
+                record.config = canonical(exp)
+                record.config_hash = _hash(record.config)
+                state.put_experiment(record)
+                say(f"experiment.{name}: updated in-place")
+            if change.intent is not None and (
+                change.intent.to_run > 0 or change.intent.running > 0
+            ):
+                to_run.append(exp)
+        return to_run
+
+    def destroy_experiment(self, state: State, models: LocalModelStore, name: str) -> None:
+        for task in state.active_tasks(name):
+            provider = self.provider(task.provider)
+            try:
+                provider.cancel(TaskHandle(task.key, task.handle_id or task.key))
+            except ProviderError as exc:
+                raise DiagnosticError(
+                    error(
+                        "Failed to stop a task",
+                        f"Task {task.key} of experiment.{name} could not be stopped: {exc}. "
+                        "Nothing was deleted; run the command again.",
+                    )
+                ) from exc
+            state.update_task(task.key, status="cancelled", finished_at=time.time())
+        for task in state.all_tasks(name):
+            with contextlib.suppress(Exception):
+                self.provider(task.provider).cleanup(
+                    TaskHandle(task.key, task.handle_id or task.key)
+                )
+        models.delete_experiment(name)
+        state.delete_experiment(name)
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def exported(self, state: State) -> dict[str, Any]:
+        """`experiment.NAME.*` as outputs see them."""
+        out: dict[str, Any] = {}
+        for record in state.list_experiments():
+            counts = state.trial_counts(record.name)
+            best = state.best_trial(record.name, _direction(record.config))
+            out[record.name] = {
+                "status": record.status,
+                "stop_reason": record.stop_reason,
+                "best": {
+                    "value": best.value if best else None,
+                    "params": best.params if best else {},
+                    "number": best.number if best else None,
+                    "model_uri": best.model_uri if best else None,
+                },
+                "trials": {
+                    "complete": counts.get("complete", 0),
+                    "pruned": counts.get("pruned", 0),
+                    "failed": counts.get("failed", 0),
+                    "running": counts.get("running", 0) + counts.get("pending", 0),
+                },
+            }
+        return out
+
+    def outputs(self, state: State) -> dict[str, tuple[Any, bool]]:
+        config = self.config
+        scope = Scope(
+            variables=config.values,
+            locals=config.locals,
+            objects={"experiment": self.exported(state)},
+        )
+        values: dict[str, tuple[Any, bool]] = {}
+        for name, output in config.outputs.items():
+            try:
+                values[name] = (evaluate(output.expr, scope), output.sensitive)
+            except DiagnosticError:
+                values[name] = (None, output.sensitive)  # not known yet (no trials)
+        return values
+
+
+def _direction(config: Mapping[str, Any]) -> str:
+    return str(config.get("objective", {}).get("direction", "maximize"))
+
+
+def _hash(data: Mapping[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def debug() -> bool:
+    return os.environ.get("TUNECTL_DEBUG", "") not in ("", "0")
