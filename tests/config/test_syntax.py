@@ -529,3 +529,31 @@ def test_mutated_config_only_raises_diagnostics(text):
 def test_sample_parses():
     body = parse(_SAMPLE, "sample.hcl")
     assert [b.type for b in body.blocks] == ["variable", "experiment"]
+
+
+# -- the parse cache ---------------------------------------------------------------------
+
+
+def test_parse_cache_hits_misses_and_survives_damage(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TUNECTL_CACHE_DIR", str(tmp_path))
+    text = 'experiment "a" {\n  max_trials = 3\n}\n'
+    first = parse(text, "main.hcl")
+    entries = list((tmp_path / "hcl").glob("*.pickle"))
+    assert len(entries) == 1
+    assert parse(text, "main.hcl") == first  # read back from the cache
+    # The file name is part of every location, so it is part of the key.
+    assert parse(text, "other.hcl").range.filename == "other.hcl"
+    # A changed text is parsed afresh, never served stale.
+    changed = parse(text.replace("3", "4"), "main.hcl")
+    assert changed.blocks[0].body.attributes["max_trials"].expr.value == 4
+    # A damaged entry is ignored and rewritten.
+    entries[0].write_bytes(b"not a pickle")
+    assert parse(text, "main.hcl") == first
+
+
+def test_parse_cache_off(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TUNECTL_CACHE_DIR", "off")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    parse('experiment "a" {\n}\n', "main.hcl")
+    assert not any(tmp_path.rglob("*.pickle"))

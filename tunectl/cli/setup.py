@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tunectl.cli.common import VarFileOpt, VarOpt, echo, emit_diagnostics, load, workspace
-from tunectl.diags import DiagnosticError, SourceRange, error
+from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
 
 
 def init(
@@ -89,7 +89,7 @@ def fmt(
 
     directory = ctx.obj.directory
     changed = []
-    failures = []
+    failures: list[Diagnostic] = []
     for path in config_files(directory):
         text = path.read_text(encoding="utf-8")
         try:

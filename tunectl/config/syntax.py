@@ -1,21 +1,24 @@
 """The HCL syntax tree tunectl works on: bodies, blocks, attributes and expressions.
 
-python-hcl2 parses the text (its lark grammar); `parse` turns lark's tree into these small
-nodes, each carrying its `SourceRange`, so every later diagnostic can point at a line.
-Expressions stay unevaluated here; `tunectl.config.expr` evaluates them.
+`parse` turns HCL text into these small nodes, each carrying its `SourceRange`, so every
+later diagnostic can point at a line. Expressions stay unevaluated here;
+`tunectl.config.expr` evaluates them. The text is read by `tunectl.config.hcl_reader`
+(python-hcl2's lark grammar); as building that parser costs about 0.1 s per process, the
+result for a given text is cached (see `parse`).
 """
 
 from __future__ import annotations
 
-import math
-import re
+import contextlib
+import hashlib
+import os
+import pickle
+import tempfile
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, cast
+from pathlib import Path
+from typing import Any
 
-import hcl2
-from lark import Token, Tree
-
-from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
+from tunectl.diags import SourceRange
 
 
 @dataclass
@@ -131,783 +134,88 @@ class Body:
 
 
 # ---------------------------------------------------------------------------
-# Parsing: lark tree (python-hcl2's grammar) -> the nodes above
+# Parsing, with a cache of parsed texts
 # ---------------------------------------------------------------------------
 
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
-
-_BINARY_OPS = {
-    "DOUBLE_EQ": "==",
-    "NEQ": "!=",
-    "LT": "<",
-    "GT": ">",
-    "LEQ": "<=",
-    "GEQ": ">=",
-    "MINUS": "-",
-    "ASTERISK": "*",
-    "SLASH": "/",
-    "PERCENT": "%",
-    "DOUBLE_AMP": "&&",
-    "DOUBLE_PIPE": "||",
-    "PLUS": "+",
-}
-
-_NAME_TREES = ("identifier", "keyword", "literal_value")
-_CHAIN_TREES = ("get_attr_expr_term", "index_expr_term")
-_DIRECTIVE_TREES = (
-    "template_if_start",
-    "template_else",
-    "template_endif",
-    "template_for_start",
-    "template_endfor",
-)
-
-_DIRECTIVES_DETAIL = (
-    "Template directives (%{if ...} and %{for ...}) are not supported by tunectl. Use a "
-    "conditional or a for expression inside ${...} instead, or write %%{ for a literal %{."
-)
+_CACHE_FORMAT = "1"
+_CACHE_ENTRIES = 256  # pruned down to this many, oldest first
 
 
 def parse(text: str, filename: str) -> Body:
-    """Parse HCL text into a `Body`; every problem is raised as a `DiagnosticError`."""
+    """Parse HCL text into a `Body`; every problem is raised as a `DiagnosticError`.
+
+    A successful parse is cached under the user's cache directory (`TUNECTL_CACHE_DIR`,
+    else `$XDG_CACHE_HOME/tunectl`, else `~/.cache/tunectl`; `TUNECTL_CACHE_DIR=off`
+    disables it), keyed by the text, the file name and the parser's own source files, so
+    a changed file or a changed tunectl never reads a stale tree. Any trouble with the
+    cache falls back to parsing.
+    """
     if text.startswith("\ufeff"):
         text = text[1:]  # a byte-order mark some editors write
-    try:
-        tree = _parse_tree(text, filename)
-        return _Builder(filename).start(tree, text)
-    except RecursionError:
-        raise DiagnosticError(
-            error(
-                "Configuration too deeply nested",
-                "This file nests blocks or expressions too deeply to be processed. "
-                "Simplify the nesting.",
-                SourceRange(filename, 1),
-            )
-        ) from None
+    cache = _cache_file(text, filename)
+    if cache is not None:
+        body = _cache_read(cache)
+        if body is not None:
+            return body
+    from tunectl.config.hcl_reader import read
+
+    body = read(text, filename)
+    if cache is not None:
+        _cache_write(cache, body)
+    return body
 
 
-def _parse_tree(text: str, filename: str) -> Any:
-    from lark.exceptions import LarkError
-
-    try:
-        return hcl2.parses_to_tree(text)
-    except LarkError as exc:
-        diag = _syntax_diagnostic(exc, text, filename)
-    raise DiagnosticError(diag)
+def _cache_dir() -> Path | None:
+    configured = os.environ.get("TUNECTL_CACHE_DIR")
+    if configured is not None:
+        return None if configured in ("", "off", "0") else Path(configured) / "hcl"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tunectl" / "hcl"
 
 
-def _is_nl(node: Any) -> bool:
-    if isinstance(node, Tree):
-        return node.data == "new_line_or_comment"
-    return isinstance(node, Token) and node.type == "NL_OR_COMMENT"
-
-
-def _tree_kids(node: Tree) -> list[Tree]:
-    """The child trees that carry meaning (no tokens, no newlines or comments)."""
-    return [c for c in node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
-
-
-def _first_line(node: Any) -> int:
-    while isinstance(node, Tree):
-        if not node.meta.empty:
-            return node.meta.line
-        kids = [c for c in node.children if not _is_nl(c)]
-        if not kids:
-            return 1
-        node = kids[0]
-    return node.line or 1
-
-
-def _last_line(node: Any) -> int:
-    """The last line holding something other than trailing newlines and comments."""
-    while isinstance(node, Tree):
-        kids = [c for c in node.children if not _is_nl(c)]
-        if not kids:
-            return node.meta.line if not node.meta.empty else 1
-        node = kids[-1]
-    end = node.end_line or node.line or 1
-    if str(node).endswith("\n") and end > (node.line or 1):
-        end -= 1
-    return end
-
-
-class _Builder:
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-
-    # -- helpers --------------------------------------------------------------
-
-    def range(self, node: Any) -> SourceRange:
-        return SourceRange(self.filename, _first_line(node), _last_line(node))
-
-    def fail(self, summary: str, detail: str, line: int, end_line: int | None = None) -> NoReturn:
-        raise DiagnosticError(error(summary, detail, SourceRange(self.filename, line, end_line)))
-
-    # -- structure ------------------------------------------------------------
-
-    def start(self, tree: Tree, text: str) -> Body:
-        body_tree = tree.children[0]
-        last = max(1, text.count("\n") + (0 if text.endswith("\n") or not text else 1))
-        return self.body(body_tree, SourceRange(self.filename, 1, last))
-
-    def body(self, tree: Tree, rng: SourceRange) -> Body:
-        body = Body(rng)
-        prev_end: int | None = None
-        prev_kind = ""
-        for child in _tree_kids(tree):
-            start = _first_line(child)
-            if prev_end is not None and start <= prev_end:
-                if prev_kind == "attribute":
-                    self.fail(
-                        "Missing newline after argument",
-                        "An argument definition must end with a newline.",
-                        start,
-                    )
-                self.fail(
-                    "Missing newline after block definition",
-                    "A block definition must end with a newline.",
-                    start,
-                )
-            prev_end, prev_kind = _last_line(child), child.data
-            if child.data == "attribute":
-                attr = self.attribute(child)
-                first = body.attributes.get(attr.name)
-                if first is not None:
-                    raise DiagnosticError(
-                        error(
-                            "Attribute redefined",
-                            f'The attribute "{attr.name}" was already defined at '
-                            f"{first.range.filename} line {first.range.line}. "
-                            "Each attribute may be defined only once.",
-                            attr.range,
-                        )
-                    )
-                body.attributes[attr.name] = attr
-            elif child.data == "block":
-                body.blocks.append(self.block(child))
-        return body
-
-    def name(self, tree: Tree) -> str:
-        return str(tree.children[0])
-
-    def attribute(self, tree: Tree) -> Attribute:
-        name_tree, expr_tree = _tree_kids(tree)
-        return Attribute(self.name(name_tree), self.expr(expr_tree), self.range(tree))
-
-    def block(self, tree: Tree) -> Block:
-        kids = _tree_kids(tree)
-        type_ = self.name(kids[0])
-        labels: list[str] = []
-        body_tree = kids[-1]
-        for label in kids[1:-1]:
-            if label.data == "string":
-                value = self.string(label)
-                if not isinstance(value, Literal):
-                    self.fail(
-                        "Invalid block label",
-                        "Block labels must be plain quoted strings, without ${...} interpolation.",
-                        _first_line(label),
-                    )
-                labels.append(value.value)
-            else:
-                labels.append(self.name(label))
-        braces = [
-            c for c in tree.children if isinstance(c, Token) and c.type in ("LBRACE", "RBRACE")
-        ]
-        body_range = SourceRange(self.filename, braces[0].line or 1, braces[-1].line or 1)
-        rng = SourceRange(self.filename, _first_line(tree), braces[-1].line or 1)
-        return Block(type_, labels, self.body(body_tree, body_range), rng)
-
-    # -- expressions ----------------------------------------------------------
-
-    def expr(self, node: Tree) -> Expr:
-        data = node.data
-        if data == "expr_term":
-            return self.term(node)
-        if data == "binary_op":
-            return self.binary(node)
-        if data == "conditional":
-            cond, yes, no = _tree_kids(node)
-            return Conditional(self.range(node), self.expr(cond), self.expr(yes), self.expr(no))
-        if data == "unary_op":
-            op = str(node.children[0])
-            operand = self.expr(_tree_kids(node)[0])
-            value = operand.value if isinstance(operand, Literal) else None
-            if op == "-" and isinstance(value, int | float) and not isinstance(value, bool):
-                return Literal(self.range(node), -value)  # a negative number literal
-            return UnaryOp(self.range(node), op, operand)
-        return self.term_inner(node, node)
-
-    def binary(self, node: Tree) -> Expr:
-        # Left-recursive chains (`1 + 2 + ... + n`) are walked iteratively.
-        pending: list[tuple[Tree, Tree]] = []
-        cur = node
-        while isinstance(cur, Tree) and cur.data == "binary_op":
-            left, term = _tree_kids(cur)[:2]
-            pending.append((cur, term))
-            cur = left
-        result = self.expr(cur)
-        for op_node, term in reversed(pending):
-            op_tree, right = _tree_kids(term)
-            op_token = cast(Token, op_tree.children[0])
-            op = _BINARY_OPS.get(op_token.type, str(op_token).strip())
-            rng = SourceRange(self.filename, result.range.line, _last_line(op_node))
-            result = BinaryOp(rng, op, result, self.expr(right))
-        return result
-
-    def term(self, node: Tree) -> Expr:
-        children = [c for c in node.children if not _is_nl(c)]
-        if children and isinstance(children[0], Token) and children[0].type == "LPAR":
-            return self.expr(_tree_kids(node)[0])
-        return self.term_inner(children[0], node)
-
-    def term_inner(self, inner: Tree, outer: Tree) -> Expr:
-        data = inner.data
-        rng = self.range(outer)
-        if data == "int_lit":
-            text = str(inner.children[0])
-            try:
-                return Literal(rng, int(text))
-            except ValueError:
-                self.fail("Invalid number literal", "This number has too many digits.", rng.line)
-        if data == "float_lit":
-            value = float(str(inner.children[0]))
-            if math.isinf(value):
-                self.fail(
-                    "Invalid number literal",
-                    "This number is too large to be represented.",
-                    rng.line,
-                )
-            return Literal(rng, value)
-        if data == "literal_value":
-            return Literal(
-                rng, {"true": True, "false": False, "null": None}[str(inner.children[0])]
-            )
-        if data == "identifier":
-            return Traversal(rng, self.name(inner), [])
-        if data == "string":
-            return self.string(inner)
-        if data == "tuple":
-            return TupleExpr(rng, [self.expr(c) for c in _tree_kids(inner)])
-        if data == "object":
-            return self.object(inner, rng)
-        if data == "function_call":
-            return self.call(inner, rng)
-        if data in ("heredoc_template", "heredoc_template_trim"):
-            return self.heredoc(cast(Token, inner.children[0]), rng)
-        if data in _CHAIN_TREES:
-            return self.chain(inner, rng)
-        if data in ("attr_splat_expr_term", "full_splat_expr_term"):
-            self.fail(
-                "Splat expressions are not supported",
-                "Splat expressions (x.*.y and x[*].y) are not supported by tunectl. "
-                "Use a for expression instead: [for v in x : v.y].",
-                rng.line,
-                rng.end_line,
-            )
-        if data == "for_tuple_expr":
-            return self.for_expr(inner, rng, object_form=False)
-        if data == "for_object_expr":
-            return self.for_expr(inner, rng, object_form=True)
-        if data == "template_string":
-            self.fail(
-                "Invalid expression",
-                'An escaped quote (\\") is only valid inside a quoted string.',
-                rng.line,
-            )
-        if data == "expr_term":
-            return self.term(inner)
-        if data in ("binary_op", "conditional", "unary_op"):
-            return self.expr(inner)
-        self.fail("Invalid expression", f"Unexpected {data} here.", rng.line)
-
-    def chain(self, node: Tree, rng: SourceRange) -> Expr:
-        steps: list[str | Expr] = []
-        cur = node
-        while True:
-            base, accessor = _tree_kids(cur)
-            steps.append(self.step(accessor))
-            inner = [c for c in base.children if not _is_nl(c)]
-            if len(inner) == 1 and isinstance(inner[0], Tree) and inner[0].data in _CHAIN_TREES:
-                cur = inner[0]
-                continue
-            break
-        steps.reverse()
-        if len(inner) == 1 and isinstance(inner[0], Tree) and inner[0].data == "identifier":
-            return Traversal(rng, self.name(inner[0]), steps)
-        result = self.expr(base)
-        for step in steps:
-            result = IndexExpr(rng, result, step)
-        return result
-
-    def step(self, accessor: Tree) -> str | Expr:
-        if accessor.data == "get_attr":
-            return self.name(_tree_kids(accessor)[0])
-        if accessor.data == "short_index":
-            token = cast(Token, accessor.children[-1])
-            line = token.line or 1
-            return Literal(SourceRange(self.filename, line, line), int(str(token)))
-        return self.expr(_tree_kids(accessor)[0])
-
-    def call(self, node: Tree, rng: SourceRange) -> FunctionCall:
-        names = [
-            self.name(c) for c in node.children if isinstance(c, Tree) and c.data == "identifier"
-        ]
-        args: list[Expr] = []
-        expand = False
-        for child in node.children:
-            if isinstance(child, Tree) and child.data == "arguments":
-                args = [self.expr(c) for c in _tree_kids(child)]
-                expand = any(isinstance(c, Token) and c.type == "ELLIPSIS" for c in child.children)
-        return FunctionCall(rng, "::".join(names), args, expand)
-
-    def object(self, node: Tree, rng: SourceRange) -> ObjectExpr:
-        items: list[tuple[Expr, Expr]] = []
-        prev_end: int | None = None
-        for child in node.children:
-            if isinstance(child, Token) and child.type == "COMMA":
-                prev_end = None
-                continue
-            if not isinstance(child, Tree) or child.data != "object_elem":
-                continue
-            start = _first_line(child)
-            if prev_end is not None and start <= prev_end:
-                self.fail(
-                    "Missing attribute separator",
-                    "Expected a newline or comma to mark the beginning of the next attribute.",
-                    start,
-                )
-            prev_end = _last_line(child)
-            key_tree, value_tree = _tree_kids(child)
-            items.append((self.object_key(key_tree), self.expr(value_tree)))
-        return ObjectExpr(rng, items)
-
-    def object_key(self, key_tree: Tree) -> Expr:
-        rng = self.range(key_tree)
-        inner = _tree_kids(key_tree)[0]
-        if inner.data == "keyword":
-            return Literal(rng, self.name(inner))
-        if inner.data == "expr_term":
-            children = [c for c in inner.children if not _is_nl(c)]
-            first = children[0]
-            if isinstance(first, Tree) and first.data in ("identifier", "literal_value"):
-                return Literal(rng, self.name(first))
-        return self.expr(inner)
-
-    def for_expr(self, node: Tree, rng: SourceRange, object_form: bool) -> ForExpr:
-        intro = next(c for c in _tree_kids(node) if c.data == "for_intro")
-        names = [self.name(c) for c in _tree_kids(intro) if c.data == "identifier"]
-        collection = self.expr(next(c for c in _tree_kids(intro) if c.data != "identifier"))
-        key_var, value_var = (names[0], names[1]) if len(names) == 2 else (None, names[0])
-        exprs = [c for c in _tree_kids(node) if c.data not in ("for_intro", "for_cond")]
-        cond_tree = next((c for c in _tree_kids(node) if c.data == "for_cond"), None)
-        condition = self.expr(_tree_kids(cond_tree)[0]) if cond_tree is not None else None
-        grouping = any(isinstance(c, Token) and c.type == "ELLIPSIS" for c in node.children)
-        if object_form:
-            key_expr, value_expr = (self.expr(e) for e in exprs)
-            return ForExpr(
-                rng, key_var, value_var, collection, value_expr, key_expr, condition, grouping
-            )
-        return ForExpr(rng, key_var, value_var, collection, self.expr(exprs[0]), None, condition)
-
-    # -- strings and templates ------------------------------------------------
-
-    def string(self, node: Tree) -> Expr:
-        rng = self.range(node)
-        parts: list[str | Expr] = []
-        for part in node.children:
-            if not isinstance(part, Tree):
-                continue  # the quotes
-            child = part.children[0]
-            if isinstance(child, Token):
-                text = str(child)
-                if "\n" in text or "\r" in text:
-                    self.fail(
-                        "Invalid multi-line string",
-                        "Quoted strings may not be split over multiple lines. To produce a "
-                        "multi-line string, either use the \\n escape to represent a newline "
-                        'character or use the "heredoc" multi-line template syntax.',
-                        child.line or rng.line,
-                    )
-                line = child.line or rng.line
-                if child.type in ("ESCAPED_INTERPOLATION", "ESCAPED_DIRECTIVE"):
-                    parts.append(text[1:2] + self.unescape(text[2:], line))
-                else:
-                    parts.append(self.unescape(text, line))
-            elif child.data == "interpolation":
-                parts.append(self.expr(_tree_kids(child)[0]))
-            elif child.data in _DIRECTIVE_TREES:
-                self.fail("Template directives are not supported", _DIRECTIVES_DETAIL, rng.line)
-        return _template(rng, parts)
-
-    def unescape(self, text: str, line: int) -> str:
-        if "\\" not in text:
-            return text
-        out: list[str] = []
-        i, n = 0, len(text)
-        while i < n:
-            c = text[i]
-            if c != "\\":
-                j = text.find("\\", i)
-                j = n if j < 0 else j
-                out.append(text[i:j])
-                i = j
-                continue
-            esc = text[i + 1 : i + 2]
-            if esc in _ESCAPES:
-                out.append(_ESCAPES[esc])
-                i += 2
-            elif esc in ("u", "U"):
-                width = 4 if esc == "u" else 8
-                digits = text[i + 2 : i + 2 + width]
-                code = int(digits, 16) if re.fullmatch(r"[0-9A-Fa-f]+", digits or "-") else -1
-                if len(digits) != width or code < 0 or code > 0x10FFFF or 0xD800 <= code < 0xE000:
-                    self.fail(
-                        "Invalid escape sequence",
-                        f"The \\{esc} escape must be followed by {width} hexadecimal digits "
-                        "naming a Unicode character.",
-                        line,
-                    )
-                out.append(chr(code))
-                i += 2 + width
-            else:
-                self.fail(
-                    "Invalid escape sequence",
-                    f'The symbol "{esc}" is not a valid escape sequence selector. Valid '
-                    'escapes are \\n, \\r, \\t, \\", \\\\, \\uNNNN and \\UNNNNNNNN.',
-                    line,
-                )
-        return "".join(out)
-
-    def heredoc(self, token: Token, rng: SourceRange) -> Expr:
-        value = str(token)
-        first_nl = value.index("\n")
-        rest = value[first_nl + 1 :].rstrip("\n").rstrip("\r")
-        last_nl = rest.rfind("\n")
-        body = rest[: last_nl + 1] if last_nl >= 0 else ""
-        body = body.replace("\r\n", "\n")
-        if value.startswith("<<-"):
-            body = _strip_indent(body)
-        return self.template_text(body, (token.line or rng.line) + 1, rng)
-
-    def template_text(self, text: str, line: int, rng: SourceRange) -> Expr:
-        """Parse heredoc text: literal text with ${...} interpolations (no escapes)."""
-        parts: list[str | Expr] = []
-        i, n = 0, len(text)
-        while i < n:
-            j = _next_marker(text, i)
-            if j < 0:
-                parts.append(text[i:])
-                break
-            parts.append(text[i:j])
-            here = line + text.count("\n", 0, j)
-            if text.startswith("$${", j) or text.startswith("%%{", j):
-                parts.append(text[j + 1 : j + 3])
-                i = j + 3
-            elif text.startswith("%{", j):
-                self.fail("Template directives are not supported", _DIRECTIVES_DETAIL, here)
-            else:
-                end = _match_interpolation(text, j + 2)
-                if end < 0:
-                    self.fail(
-                        "Unterminated template string",
-                        'There is no closing "}" for this interpolation sequence.',
-                        here,
-                    )
-                parts.append(self.interpolation(text[j + 2 : end], here))
-                i = end + 1
-        return _template(rng, parts)
-
-    def interpolation(self, source: str, line: int) -> Expr:
-        stripped = source.lstrip()
-        line += source.count("\n", 0, len(source) - len(stripped))
-        stripped = stripped.rstrip()
-        wrapped = "\n" * (line - 1) + '_ = "${' + stripped + '}"\n'
-        tree = _parse_tree(wrapped, self.filename)
-        items = _tree_kids(tree.children[0])
-        if len(items) == 1 and items[0].data == "attribute":
-            term = _tree_kids(items[0])[1]
-            string = _tree_kids(term)[0] if term.data == "expr_term" else None
-            if string is not None and string.data == "string":
-                parts = _tree_kids(string)
-                if len(parts) == 1 and isinstance(parts[0].children[0], Tree):
-                    interp = parts[0].children[0]
-                    if interp.data == "interpolation":
-                        return self.expr(_tree_kids(interp)[0])
-        self.fail(
-            "Invalid template interpolation",
-            "Expected a single expression inside ${...}.",
-            line,
-        )
-
-
-def _template(rng: SourceRange, parts: list[str | Expr]) -> Expr:
-    merged: list[str | Expr] = []
-    for part in parts:
-        if isinstance(part, str):
-            if not part:
-                continue
-            if merged and isinstance(merged[-1], str):
-                merged[-1] += part
-                continue
-        merged.append(part)
-    if all(isinstance(p, str) for p in merged):
-        return Literal(rng, "".join(p for p in merged if isinstance(p, str)))
-    return TemplateExpr(rng, merged)
-
-
-def _next_marker(text: str, start: int) -> int:
-    """The index of the next "${", "$${", "%{" or "%%{" at or after start, or -1."""
-    found = [k for k in (text.find("${", start), text.find("%{", start)) if k >= 0]
-    if not found:
-        return -1
-    i = min(found)
-    if i > start and text[i - 1] == text[i]:
-        return i - 1
-    return i
-
-
-def _match_interpolation(text: str, start: int) -> int:
-    """The index of the "}" closing the interpolation whose body begins at start, or -1."""
-    modes = ["e"]
-    depths = [0]
-    i, n = start, len(text)
-    while i < n:
-        c = text[i]
-        if modes[-1] == "e":
-            if c == '"':
-                modes.append("s")
-            elif c == "{":
-                depths[-1] += 1
-            elif c == "}":
-                if depths[-1]:
-                    depths[-1] -= 1
-                else:
-                    modes.pop()
-                    depths.pop()
-                    if not modes:
-                        return i
-        else:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                modes.pop()
-            elif text.startswith("$${", i) or text.startswith("%%{", i):
-                i += 2
-            elif text.startswith("${", i) or text.startswith("%{", i):
-                modes.append("e")
-                depths.append(0)
-                i += 1
-        i += 1
-    return -1
-
-
-def _strip_indent(body: str) -> str:
-    lines = body.split("\n")
-    indents = [len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip(" \t")]
-    if not indents:
-        return "\n".join(ln.lstrip(" \t") for ln in lines)
-    cut = min(indents)
-    return "\n".join(ln[min(cut, len(ln) - len(ln.lstrip(" \t"))) :] for ln in lines)
-
-
-# -- syntax errors ------------------------------------------------------------
-
-_EXPR_START = {"INT_LITERAL", "FLOAT_LITERAL", "NAME", "DBLQUOTE", "LSQB", "LPAR", "MINUS", "NOT"}
-
-_TOKEN_NAMES = {
-    "RBRACE": '"}"',
-    "LBRACE": '"{"',
-    "RSQB": '"]"',
-    "LSQB": '"["',
-    "RPAR": '")"',
-    "LPAR": '"("',
-    "COMMA": '","',
-    "EQ": '"="',
-    "COLON": '":"',
-    "QMARK": '"?"',
-    "DOT": '"."',
-    "DBLQUOTE": 'a quote (")',
-    "NL_OR_COMMENT": "a newline",
-    "NAME": "a name",
-    "INT_LITERAL": "a number",
-    "FLOAT_LITERAL": "a number",
-    "$END": "the end of the file",
-    "FOR_OBJECT_ARROW": '"=>"',
-    "ELLIPSIS": '"..."',
-    "INTERP_START": '"${"',
-    "IN": '"in"',
-    "IF": '"if"',
-    "FOR": '"for"',
-}
-
-_OPENERS = {"LBRACE", "LSQB", "LPAR", "DBLQUOTE", "INTERP_START"}
-_CLOSERS = {"RBRACE": "LBRACE", "RSQB": "LSQB", "RPAR": "LPAR"}
-
-
-def _describe_found(token: Any) -> str:
-    if token is None or token.type == "$END":
-        return "the end of the file"
-    text = str(token).lstrip(" \t")
-    if not text or text[0] in "\r\n":
-        return "the end of the line"
-    if text.startswith(("#", "//", "/*")):
-        return "a comment"
-    if token.type in _TOKEN_NAMES and token.type not in ("NAME", "INT_LITERAL", "FLOAT_LITERAL"):
-        return _TOKEN_NAMES[token.type]
-    word = text.split(None, 1)[0][:20]
-    return f'"{word}"'
-
-
-def _describe_expected(expected: set[str]) -> str:
-    names: list[str] = []
-    if expected & _EXPR_START:
-        names.append("an expression")
-    for term in sorted(expected):
-        if term in _EXPR_START and names and names[0] == "an expression":
-            continue
-        name = _TOKEN_NAMES.get(term)
-        if name and name not in names:
-            names.append(name)
-    if not names:
-        return "something else"
-    if len(names) > 5:
-        names = names[:5]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
-def _unclosed(exc: Any, filename: str) -> Diagnostic | None:
-    """For an error at the end of the file: the innermost bracket or quote left open."""
-    try:
-        stack = list(exc.interactive_parser.parser_state.value_stack)
-    except AttributeError:
+def _cache_file(text: str, filename: str) -> Path | None:
+    directory = _cache_dir()
+    if directory is None:
         return None
-    for pos in range(len(stack) - 1, -1, -1):
-        item = stack[pos]
-        if not isinstance(item, Token) or item.type not in _OPENERS:
-            continue
-        where = SourceRange(filename, item.line or 1)
-        prev = next((v for v in reversed(stack[:pos]) if not _is_nl(v)), None)
-        tail = " This may be caused by incorrect nesting elsewhere in this file."
-        if item.type == "LBRACE":
-            if prev is None or isinstance(prev, Tree):
-                return error(
-                    "Unclosed configuration block",
-                    "There is no closing brace for this block before the end of the file." + tail,
-                    where,
-                )
-            return error(
-                "Unterminated object constructor expression",
-                "There is no corresponding closing brace before the end of the file." + tail,
-                where,
-            )
-        if item.type == "LSQB":
-            return error(
-                "Unterminated tuple constructor expression",
-                "There is no corresponding closing bracket before the end of the file." + tail,
-                where,
-            )
-        if item.type == "LPAR":
-            if isinstance(prev, Tree) and prev.data == "identifier":
-                return error(
-                    "Unterminated function call",
-                    "There is no closing parenthesis for this function call before the end of "
-                    "the file." + tail,
-                    where,
-                )
-            return error(
-                "Unbalanced parentheses",
-                "Expected a closing parenthesis to terminate the expression." + tail,
-                where,
-            )
-        return error(
-            "Unterminated template string",
-            "No closing marker was found for the string.",
-            where,
-        )
-    return None
+    digest = hashlib.sha256()
+    digest.update(_CACHE_FORMAT.encode())
+    here = Path(__file__).parent
+    for source in ("syntax.py", "hcl_reader.py"):
+        try:
+            st = (here / source).stat()
+        except OSError:
+            return None
+        digest.update(f"{source}:{st.st_size}:{st.st_mtime_ns}".encode())
+    digest.update(filename.encode() + b"\0" + text.encode())
+    return directory / f"{digest.hexdigest()}.pickle"
 
 
-def _syntax_diagnostic(exc: Exception, text: str, filename: str) -> Diagnostic:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+def _cache_read(path: Path) -> Body | None:
+    try:
+        with path.open("rb") as f:
+            # Only a file this user wrote is trusted (pickle runs code).
+            if os.fstat(f.fileno()).st_uid != os.getuid():
+                return None
+            body = pickle.load(f)
+    except Exception:  # missing, unreadable or damaged: parse instead
+        return None
+    return body if isinstance(body, Body) else None
 
-    last = max(1, text.count("\n") + (0 if text.endswith("\n") or not text else 1))
-    line = getattr(exc, "line", None)
-    if not isinstance(line, int) or line < 1 or line > last:
-        line = last
-    where = SourceRange(filename, line)
-    if isinstance(exc, UnexpectedToken):
-        token = exc.token
-        expected = set(exc.expected or ())
-        found = _describe_found(token)
-        if token.type == "$END" or (token.type == "NL_OR_COMMENT" and "RBRACE" in expected):
-            diag = _unclosed(exc, filename)
-            if diag is not None and token.type == "$END":
-                return diag
-            if diag is not None and diag.summary == "Unterminated template string":
-                return diag
-        raw = str(token).lstrip(" \t")
-        if token.type == "STRING_CHARS" and raw.startswith(("<<", "<<-")):
-            return error(
-                "Unterminated template string",
-                "This heredoc has no closing marker: the marker word must appear alone on "
-                "a later line.",
-                where,
-            )
-        if token.type == "RBRACE" and expected <= {"$END", "NL_OR_COMMENT"}:
-            return error(
-                "Unexpected closing brace",
-                'This "}" has no matching opening brace. Check the brace nesting above this line.',
-                where,
-            )
-        if expected and expected <= {"NAME", "INT_LITERAL"}:
-            return error(
-                "Invalid attribute name",
-                f'An attribute name or index is required after ".", but found {found}.',
-                where,
-            )
-        if expected and expected <= {"LBRACE", "NL_OR_COMMENT"}:
-            return error(
-                "Invalid block definition",
-                f'Expected "{{" to open a block, but found {found}. To set an argument, '
-                "write name = value.",
-                where,
-            )
-        if "EQ" in expected and "LBRACE" in expected:
-            return error(
-                "Invalid argument or block definition",
-                f'Expected "=" to set an argument, or a block label or "{{" to open a block, '
-                f"but found {found}.",
-                where,
-            )
-        if "NAME" in expected and "EQ" not in expected and not expected & (_EXPR_START - {"NAME"}):
-            return error(
-                "Argument or block definition required",
-                f"An argument or block definition is required here, but found {found}. "
-                'Arguments look like name = value, blocks like name "label" { ... }.',
-                where,
-            )
-        if expected & _EXPR_START and "COMMA" not in expected and "RSQB" not in expected:
-            return error(
-                "Invalid expression",
-                f"Expected the start of an expression, but found {found}.",
-                where,
-            )
-        return error(
-            "Invalid HCL syntax",
-            f"Expected {_describe_expected(expected)}, but found {found}. Check for a missing "
-            "comma, bracket, brace or quote.",
-            where,
-        )
-    if isinstance(exc, UnexpectedCharacters):
-        char = getattr(exc, "char", "")
-        return error(
-            "Invalid character",
-            f"The character {char!r} is not valid here.",
-            where,
-        )
-    return error(
-        "Invalid HCL syntax",
-        "The file could not be parsed. Check for a missing comma, bracket, brace or quote.",
-        where,
-    )
+
+def _cache_write(path: Path, body: Body) -> None:
+    tmp = None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(body, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        entries = list(path.parent.glob("*.pickle"))
+        if len(entries) > _CACHE_ENTRIES:
+            entries.sort(key=lambda p: p.stat().st_mtime)
+            for old in entries[: len(entries) - _CACHE_ENTRIES]:
+                old.unlink(missing_ok=True)
+    except (OSError, pickle.PicklingError, RecursionError):
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
