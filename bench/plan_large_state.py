@@ -98,8 +98,10 @@ def main() -> None:
         out = tunectl(directory, "plan").stdout.strip().splitlines()
     print(f"state: {args.trials} trials")
     print(f"tunectl --version (baseline): median {median(baseline) * 1000:.0f} ms")
-    print(f"tunectl plan:                 median {median(plan) * 1000:.0f} ms "
-          f"(min {min(plan) * 1000:.0f}, max {max(plan) * 1000:.0f})")
+    print(
+        f"tunectl plan:                 median {median(plan) * 1000:.0f} ms "
+        f"(min {min(plan) * 1000:.0f}, max {max(plan) * 1000:.0f})"
+    )
     print(f"plan minus baseline:          {(median(plan) - median(baseline)) * 1000:.0f} ms")
     print(f"target < 500 ms: {'met' if median(plan) < 0.5 else 'NOT met'}")
     print("plan said:", out[-1] if out else "")

@@ -133,7 +133,7 @@ def test_random_layouts(noise: list[tuple[int, int]]) -> None:
             continue
         text = line.strip().replace(" = ", " " * spaces + "=" + " " * spaces, 1)
         lines.append(" " * indent + text + " " * spaces)
-    lines += TIDY.splitlines()[len(lines):]
+    lines += TIDY.splitlines()[len(lines) :]
     messy = "\n".join(lines) + "\n"
     tidy = format_text(messy)
     assert hcl2.loads(tidy) == hcl2.loads(messy)

@@ -258,6 +258,9 @@ def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Inter
         view.stop()
     if interrupts.event.is_set():
         view.say("Stopped. Running trials keep running; run tunectl apply again to adopt them.")
+        # Checkpointed, but not done: exit 1, as Terraform does after an interrupt.
+        state.set_outputs(ws.outputs(state))
+        raise typer.Exit(1)
     elif once:
         running = sum(len(r.active) for r in runners)
         view.say(f"One pass done (--once); {running} trial(s) running, adopted by the next apply.")

@@ -115,6 +115,9 @@ class Runner:
                 if trial.status != "failed":
                     series = self._series(trial.number)
                     _, curve = combine(series, self.exp.objective)
+                if trial.status == "pruned" and trial.last_step is not None:
+                    # What the pruner saw: values read after the pruning step are not.
+                    curve = [(s, v) for s, v in curve if s <= trial.last_step]
                 history.append(
                     PastTrial(
                         number=trial.number,
@@ -303,11 +306,6 @@ class Runner:
         for step, value in new:
             active.reported_step = step
             if search.report(active.trial.number, step, value):
-                self.event(
-                    "prune",
-                    self.exp.name,
-                    f"trial {active.trial.number} pruned at step {step} ({value:g})",
-                )
                 self._end_trial(
                     active, "pruned", value=value, message=f"pruned at step {step}", cancel=True
                 )
@@ -380,6 +378,11 @@ class Runner:
             if status == "complete"
             else None
         )
+        fields: dict[str, Any] = {}
+        if self._search is not None:  # else it is built later from the state, with this result
+            self._search.tell(trial.number, status, value)
+            # Pruners such as hyperband keep their bookkeeping on the trial: keep it too.
+            fields["system_attrs"] = self._search.system_attrs(trial.number)
         with self.state.transaction():
             self.state.update_trial(
                 self.exp.name,
@@ -391,14 +394,13 @@ class Runner:
                 message=message,
                 model_uri=model_uri,
                 last_step=active.reported_step if active.reported_step >= 0 else None,
+                **fields,
             )
         if cancel:
             self._cancel_task(active.task)
         trial.status, trial.value, trial.finished_at = status, value, now
         del self.active[trial.number]
         self.ended.append(trial)
-        if self._search is not None:  # else it is built later from the state, with this result
-            self._search.tell(trial.number, status, value)
         text = f"trial {trial.number} {status}"
         if value is not None:
             text += f": {value:g}"
