@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import tunectl_local.provider as local_module
-from conformance import ProviderConformance
 from tunectl_local import LocalProvider
 
 from tunectl.providers.base import (
@@ -29,6 +28,7 @@ from tunectl.providers.base import (
     TaskState,
     TaskStatus,
 )
+from tunectl.testing.conformance import ProviderConformance
 
 
 def request(key: str, command: str | list[str], **fields: Any) -> TaskRequest:

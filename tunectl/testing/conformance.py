@@ -1,4 +1,4 @@
-"""Provider-agnostic conformance tests (to move to `tunectl/testing/conformance.py`).
+"""Provider-agnostic conformance tests every provider distribution runs.
 
 Subclass `ProviderConformance` in a test module as `TestXxxConformance` and supply:
 
