@@ -30,7 +30,7 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     seed = int(os.environ.get("TUNECTL_CRASH_SEED", random.randrange(1 << 30)))
     print(f"TUNECTL_CRASH_SEED={seed}")
     rng = random.Random(seed)
-    max_trials = 40 if os.environ.get("TUNECTL_SOAK") == "full" else 14
+    max_trials = 60 if os.environ.get("TUNECTL_SOAK") == "full" else 24
     directory = write(
         tmp_path / "cfg",
         {
@@ -38,7 +38,7 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
                 max_trials=max_trials,
                 concurrent=3,
                 algorithm='algorithm "tpe" {\n    seed = 3\n  }',
-                args="steps=3 sleep=0.1",
+                args="steps=4 sleep=0.15",
             ),
             "trial.py": TRIAL,
         },

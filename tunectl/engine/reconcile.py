@@ -204,10 +204,13 @@ class Runner:
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.exp.objective.direction == "maximize" else a < b
 
-    def step(self, launch: bool = True, capacity: int | None = None) -> int:
-        """One reconcile pass. Returns how many trials were launched."""
+    def refresh(self) -> bool:
+        """Take in what happened to running trials, then check the stop conditions.
+
+        Returns True when the experiment may launch trials now.
+        """
         if self.finished:
-            return 0
+            return False
         if self.active:
             statuses = self._poll()
             for number in sorted(self.active):
@@ -235,19 +238,25 @@ class Runner:
                     )
             if not self.active:
                 self._finish(reason, self.progress())
+            return False
+        return True
+
+    def launch(self, capacity: int | None = None) -> int:
+        """Launch trials up to `max_concurrent`, the budget and `capacity` free slots."""
+        if self.finished:
             return 0
+        progress = self.progress()
+        room = self.exp.max_concurrent - len(self.active)
+        if capacity is not None:
+            room = min(room, capacity)
+        left = self.exp.max_trials - progress.done - len(self.active)
+        if self.space_size is not None:
+            left = min(left, self.space_size - self.asked)
         launched = 0
-        if launch:
-            room = self.exp.max_concurrent - len(self.active)
-            if capacity is not None:
-                room = min(room, capacity)
-            left = self.exp.max_trials - progress.done - len(self.active)
-            if self.space_size is not None:
-                left = min(left, self.space_size - self.asked)
-            for _ in range(max(0, min(room, left))):
-                if not self._launch():
-                    break
-                launched += 1
+        for _ in range(max(0, min(room, left))):
+            if not self._launch():
+                break
+            launched += 1
         return launched
 
     def _poll(self) -> dict[str, TaskStatus]:
@@ -540,10 +549,13 @@ class Reconciler:
             runner.prepare()
         while True:
             stopping = self.should_stop()
+            # Everything that ended is taken in before free slots are counted, so a slot
+            # freed in this pass is filled in this pass.
+            ready = [runner for runner in self.runners if runner.refresh()]
             capacity = self._capacity()
-            for runner in self.runners:
+            for runner in ready if not stopping else ():
                 cap = capacity.get(id(runner.provider))
-                launched = runner.step(launch=not stopping, capacity=cap)
+                launched = runner.launch(cap)
                 if cap is not None:
                     capacity[id(runner.provider)] = cap - launched
             if stopping or self.options.once or all(r.finished for r in self.runners):
