@@ -7,14 +7,11 @@ subprocess and checks the state through `tunectl show --json`.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import cli_env, run_cli, write
 
@@ -408,28 +405,3 @@ def _wait_for(predicate, timeout: float) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("timed out waiting")
-
-
-def processes_in(directory: Path) -> list[int]:
-    """Processes whose working directory is inside `directory` (trials run there)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if cwd == str(directory) or cwd.startswith(str(directory) + "/"):
-            found.append(int(entry.name))
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_processes(tmp_path: Path):
-    yield
-    # No trial process of this test may outlive it.
-    deadline = time.monotonic() + 10
-    while processes_in(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not processes_in(tmp_path)

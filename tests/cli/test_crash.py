@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_apply import TRIAL, config, launches, processes_in, show, trials
+from tests.cli.conftest import processes_in
+from tests.cli.test_apply import TRIAL, config, launches, show, trials
 from tests.conftest import cli_env, run_cli, write
 
 pytestmark = pytest.mark.slow

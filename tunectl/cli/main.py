@@ -21,7 +21,7 @@ from tunectl.cli import inspect as inspect_cmds
 from tunectl.cli import setup as setup_cmds
 from tunectl.cli import state as state_cmds
 from tunectl.cli.common import Context, emit_diagnostics
-from tunectl.diags import DiagnosticError
+from tunectl.diags import DiagnosticError, error
 
 app = typer.Typer(
     name="tunectl",
@@ -58,6 +58,18 @@ def main(
     ] = False,
 ) -> None:
     directory = (chdir or Path.cwd()).absolute()
+    if chdir is not None:
+        # As Terraform's -chdir: every relative path (plan files, --var-file, state) is
+        # then relative to DIR.
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise DiagnosticError(
+                error(
+                    "Invalid --chdir",
+                    f"Cannot work in {directory}: {exc.strerror}. Check the path.",
+                )
+            ) from None
     ctx.obj = Context(directory=directory)
 
 
