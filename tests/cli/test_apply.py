@@ -7,6 +7,7 @@ subprocess and checks the state through `tunectl show --json`.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -405,3 +406,25 @@ def _wait_for(predicate, timeout: float) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("timed out waiting")
+
+
+def test_lost_task_is_relaunched_without_using_retries(tmp_path: Path) -> None:
+    directory = setup(tmp_path, config(max_trials=1, concurrent=1, args="sleep=1.5"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunectl", "-C", str(directory), "apply", "--auto-approve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    _wait_for(lambda: launches(directory), 30)
+    time.sleep(0.2)
+    # The machine loses the task: its whole process group is killed outside tunectl.
+    (victim,) = (directory / "state" / "tasks").glob("*-t0-*")
+    os.killpg(os.getpgid(int((victim / "pid").read_text())), signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    (trial,) = trials(directory)
+    assert trial["status"] == "complete" and trial["attempt"] == 1
+    assert launches(directory) == [trial["id"], trial["id"]]
+    assert "relaunching (infrastructure failure" in out

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from tunectl.config.model import Experiment
 from tunectl.engine.metrics import MetricsParser, Sample, parse_json_lines
 from tunectl.engine.models import LocalModelStore
@@ -31,6 +33,14 @@ from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskStat
 from tunectl.states import ExperimentRecord, MetricRecord, State, TaskRecord, TrialRecord
 
 ENDED = ("complete", "pruned", "failed")
+# A trial whose task the provider lost (an infrastructure failure, not the trial's own) is
+# relaunched this many times without counting toward its `retries`.
+INFRA_RELAUNCHES = 3
+# Submission: a few quick tries (tenacity), then the trial waits, with exponential backoff,
+# for a later pass; other trials and experiments go on meanwhile.
+SUBMIT_TRIES = 3
+SUBMIT_BACKOFF_MAX = 60.0
+SUBMIT_ROUNDS = 6  # then the trial fails (about two minutes of backoff in all)
 # Stop reasons after which trials still running are cancelled (the experiment is over).
 CANCEL_ON = ("goal", "max_duration", "max_failed_trials")
 
@@ -76,6 +86,11 @@ class Runner:
         self.record: ExperimentRecord = record
         self.generation = record.generation
         self.active: dict[int, Active] = {}
+        # Trials whose task could not be submitted yet: number -> (trial, series, retry at).
+        self.waiting: dict[int, tuple[TrialRecord, dict | None, float]] = {}
+        self._submit_failures: dict[int, int] = {}
+        self._submit_errors: dict[int, str] = {}
+        self._draining = False  # a stop condition holds: launch nothing new
         self.ended: list[TrialRecord] = []  # ended trials in number order
         self.asked = 0
         self._search: Any = None
@@ -168,6 +183,7 @@ class Runner:
         if task.status == "submitting":
             handle = self._call_submit(trial, task.task_index, task.key)
             if handle is None:
+                self._wait_to_submit(trial, active.series)
                 return
             with self.state.transaction():
                 self.state.update_task(task.key, handle_id=handle.id, status="pending")
@@ -194,7 +210,7 @@ class Runner:
             complete=counts["complete"],
             pruned=counts["pruned"],
             failed=counts["failed"],
-            running=len(self.active),
+            running=len(self.active) + len(self.waiting),
             best_value=best_value,
             since_best=len(self.ended) - 1 - best_index if best_index >= 0 else 0,
             elapsed=self.clock() - started,
@@ -232,32 +248,52 @@ class Runner:
         reason = stop_reason(self.exp, progress, self.space_size)
         if reason is not None:
             if reason in CANCEL_ON:
+                message = f"stopped: {REASON_TEXT[reason]}"
                 for active in list(self.active.values()):
-                    self._end_trial(
-                        active, "pruned", message=f"stopped: {REASON_TEXT[reason]}", cancel=True
-                    )
-            if not self.active:
+                    self._end_trial(active, "pruned", message=message, cancel=True)
+                for trial, _, _ in list(self.waiting.values()):
+                    self._end_unsubmitted(trial, message)
+            if not self.active and not self.waiting:
                 self._finish(reason, self.progress())
-            return False
+            # No new trials; trials already asked for still get submitted.
+            self._draining = True
+            return bool(self.waiting)
+        self._draining = False
         return True
 
     def launch(self, capacity: int | None = None) -> int:
         """Launch trials up to `max_concurrent`, the budget and `capacity` free slots."""
         if self.finished:
             return 0
+        launched = 0
+        now = self.clock()
+        for number, (trial, series, retry_at) in sorted(self.waiting.items()):
+            if capacity is not None and launched >= capacity:
+                return launched
+            if retry_at <= now and len(self.active) < self.exp.max_concurrent:
+                del self.waiting[number]
+                if self._submit(trial, series):
+                    launched += 1
+        if self._draining:
+            return launched
+        if capacity is not None:
+            capacity -= launched
         progress = self.progress()
-        room = self.exp.max_concurrent - len(self.active)
+        room = self.exp.max_concurrent - len(self.active) - len(self.waiting)
         if capacity is not None:
             room = min(room, capacity)
-        left = self.exp.max_trials - progress.done - len(self.active)
+        left = self.exp.max_trials - progress.done - len(self.active) - len(self.waiting)
         if self.space_size is not None:
             left = min(left, self.space_size - self.asked)
-        launched = 0
         for _ in range(max(0, min(room, left))):
             if not self._launch():
                 break
             launched += 1
         return launched
+
+    def next_retry(self) -> float | None:
+        """When the earliest waiting submission is due (clock time), or None."""
+        return min((at for _, _, at in self.waiting.values()), default=None)
 
     def _poll(self) -> dict[str, TaskStatus]:
         handles = [a.handle for a in self.active.values()]
@@ -350,12 +386,20 @@ class Runner:
         what = status.message or f"task {task.task_name} {task_status}"
         if status.exit_code not in (None, 0) and not status.message:
             what = f"task {task.task_name} exited with code {status.exit_code}"
-        if trial.attempt < self.exp.trial.retries:
+        lost = sum(
+            1
+            for t in self.state.tasks_for_trial(self.exp.name, trial.number)
+            if t.status == "lost"
+        )
+        own_failures = trial.attempt - lost + (1 if status.state is TaskState.LOST else 0)
+        infra = status.state is TaskState.LOST and lost <= INFRA_RELAUNCHES
+        if infra or own_failures < self.exp.trial.retries:
             trial.attempt += 1
+            why = "infrastructure failure" if infra else "retry"
             self.event(
                 "retry",
                 self.exp.name,
-                f"trial {trial.number}: {what}; relaunching (attempt {trial.attempt + 1})",
+                f"trial {trial.number}: {what}; relaunching ({why}, attempt {trial.attempt + 1})",
             )
             self.state.update_trial(
                 self.exp.name, trial.number, attempt=trial.attempt, message=what
@@ -469,7 +513,9 @@ class Runner:
             self.state.add_task(task)
         handle = self._call_submit(trial, trial.task_index, key)
         if handle is None:
+            self._wait_to_submit(trial, series)
             return False
+        self._submit_failures.pop(trial.number, None)
         now = self.clock()
         with self.state.transaction():
             self.state.update_task(key, handle_id=handle.id, status="pending")
@@ -504,11 +550,49 @@ class Runner:
             trial_number=trial.number,
         )
         try:
-            return self.provider.submit(request)
+            # Safe to repeat: submission is idempotent on the key.
+            for attempt in Retrying(
+                stop=stop_after_attempt(SUBMIT_TRIES),
+                wait=wait_exponential(multiplier=0.2, max=2.0),
+                retry=retry_if_exception_type(ProviderError),
+                reraise=True,
+            ):
+                with attempt:
+                    return self.provider.submit(request)
         except ProviderError as exc:
-            # Stays `submitting`: the next pass (or apply) submits the same key again.
+            # Stays `submitting`: a later pass (or apply) submits the same key again.
             self.event("warn", self.exp.name, f"trial {trial.number}: submission failed: {exc}")
-            return None
+            self._submit_errors[trial.number] = str(exc)
+        return None
+
+    def _wait_to_submit(self, trial: TrialRecord, series: dict | None) -> None:
+        failures = self._submit_failures.get(trial.number, 0) + 1
+        self._submit_failures[trial.number] = failures
+        if failures > SUBMIT_ROUNDS:
+            self.waiting[trial.number] = (trial, series, 0.0)
+            error = self._submit_errors.get(trial.number, "unknown error")
+            self._end_unsubmitted(
+                trial, f"could not be submitted after {SUBMIT_ROUNDS} rounds: {error}", "failed"
+            )
+            return
+        delay = min(SUBMIT_BACKOFF_MAX, 2.0**failures)
+        self.waiting[trial.number] = (trial, series, self.clock() + delay)
+
+    def _end_unsubmitted(self, trial: TrialRecord, message: str, status: str = "pruned") -> None:
+        """End a trial whose task was never confirmed submitted."""
+        del self.waiting[trial.number]
+        for task in self.state.tasks_for_trial(self.exp.name, trial.number):
+            if task.status == "submitting":
+                self._cancel_task(task)  # in case the submission did reach the provider
+        now = self.clock()
+        self.state.update_trial(
+            self.exp.name, trial.number, status=status, finished_at=now, message=message
+        )
+        trial.status, trial.finished_at = status, now
+        self.ended.append(trial)
+        if self._search is not None:
+            self._search.tell(trial.number, status, None)
+        self.event(status, self.exp.name, f"trial {trial.number} {status} ({message})")
 
     def _finish(self, reason: str, progress: Progress) -> None:
         status = final_status(reason, progress)
@@ -579,15 +663,19 @@ class Reconciler:
         for runner in self.runners:
             entry = by_provider.setdefault(id(runner.provider), (runner.provider, []))
             entry[1].extend(a.handle for a in runner.active.values())
+        tick = self.options.tick
+        retries = [at for r in self.runners if (at := r.next_retry()) is not None]
+        if retries:  # wake for the earliest submission due
+            tick = max(0.0, min(tick, min(retries) - time.time()))
         waiting = [(p, hs) for p, hs in by_provider.values() if hs]
         if not waiting:
-            time.sleep(0.05)
+            time.sleep(min(tick, 0.05) if not retries else tick)
             return
         if len(waiting) == 1:
             provider, handles = waiting[0]
-            provider.wait(handles, self.options.tick)
+            provider.wait(handles, tick)
             return
         # Several providers: share the tick between them.
-        share = self.options.tick / len(waiting)
+        share = tick / len(waiting)
         for provider, handles in waiting:
             provider.wait(handles, share)

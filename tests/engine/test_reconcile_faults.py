@@ -1,0 +1,122 @@
+"""The reconcile loop under provider faults: submissions that fail, then succeed or never do.
+
+The loop runs for real (real state, real local processes); only the provider is wrapped so
+that its first submissions fail, as a cloud API does when it throttles. A manual clock
+lets the test skip the backoff delays instead of sleeping through them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunectl_local import LocalProvider
+
+from tunectl.config.load import load_config
+from tunectl.engine.models import LocalModelStore
+from tunectl.engine.reconcile import SUBMIT_ROUNDS, SUBMIT_TRIES, Runner
+from tunectl.plans.differ import canonical
+from tunectl.providers.base import ProviderError, TaskRequest
+from tunectl.states import ExperimentRecord, State
+
+HCL = """\
+experiment "demo" {
+  algorithm "random" {
+    seed = 1
+  }
+  objective {
+    metric    = "acc"
+    direction = "maximize"
+  }
+  max_trials     = %(trials)d
+  max_concurrent = 2
+  param "x" {
+    type = "uniform"
+    low  = 0
+    high = 1
+  }
+  trial {
+    command = "echo acc=${param.x}"
+  }
+}
+"""
+
+
+class FlakyProvider(LocalProvider):
+    """The local provider, except that the first `failures` submit calls fail."""
+
+    def __init__(self, state_dir: Path, failures: int) -> None:
+        super().__init__({"slots": 2}, state_dir)
+        self.failures = failures
+        self.calls = 0
+
+    def submit(self, request: TaskRequest):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ProviderError("503 Service Unavailable (throttled)")
+        return super().submit(request)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_runner(tmp_path: Path, trials: int, failures: int) -> tuple[Runner, FlakyProvider, Clock]:
+    (tmp_path / "main.hcl").write_text(HCL % {"trials": trials})
+    config = load_config(tmp_path)
+    exp = config.experiments["demo"]
+    state = State.open(tmp_path / "state" / "tunectl.db", create=True, config_id="t")
+    state.put_experiment(ExperimentRecord("demo", config=canonical(exp), created_at=1.0))
+    provider = FlakyProvider(tmp_path / "state", failures)
+    clock = Clock()
+    models = LocalModelStore(tmp_path / "state" / "models")
+    events: list[tuple[str, str, str]] = []
+    runner = Runner(
+        exp, state, provider, models, tmp_path, None, lambda *e: events.append(e), clock
+    )
+    runner.events = events  # type: ignore[attr-defined]
+    return runner, provider, clock
+
+
+def run(runner: Runner, provider: FlakyProvider, clock: Clock, passes: int = 400) -> None:
+    runner.prepare()
+    for _ in range(passes):
+        if runner.refresh():
+            runner.launch()
+        if runner.finished:
+            return
+        provider.wait([a.handle for a in runner.active.values()], 0.2)
+        clock.now += 5.0  # past any backoff the loop asked for
+    raise AssertionError("the experiment did not finish")
+
+
+def test_throttled_submissions_are_retried_and_nothing_is_lost(tmp_path: Path) -> None:
+    # Enough failures to exhaust the quick tries of several submissions.
+    runner, provider, clock = make_runner(tmp_path, trials=4, failures=SUBMIT_TRIES * 2 + 1)
+    try:
+        run(runner, provider, clock)
+        trials = runner.state.list_trials("demo")
+        assert [t.number for t in trials] == [0, 1, 2, 3]  # exactly max_trials, no extra
+        assert all(t.status == "complete" for t in trials)
+        # Every trial ran exactly once, although some submissions were repeated.
+        tasks = [t for n in range(4) for t in runner.state.tasks_for_trial("demo", n)]
+        assert len(tasks) == 4 and all(t.status == "succeeded" for t in tasks)
+        assert any("submission failed" in e[2] for e in runner.events)  # type: ignore[attr-defined]
+    finally:
+        runner.state.close()
+
+
+def test_a_trial_that_can_never_be_submitted_fails(tmp_path: Path) -> None:
+    runner, provider, clock = make_runner(tmp_path, trials=1, failures=10_000)
+    try:
+        run(runner, provider, clock)
+        (trial,) = runner.state.list_trials("demo")
+        assert trial.status == "failed"
+        assert f"after {SUBMIT_ROUNDS} rounds" in trial.message and "503" in trial.message
+        assert provider.calls == SUBMIT_TRIES * (SUBMIT_ROUNDS + 1)
+        assert runner.record.status == "failed"  # no trial completed
+    finally:
+        runner.state.close()
