@@ -91,6 +91,7 @@ class Runner:
         self._submit_failures: dict[int, int] = {}
         self._submit_errors: dict[int, str] = {}
         self._draining = False  # a stop condition holds: launch nothing new
+        self.changes = 0  # grows whenever a pass sees something new (adaptive polling)
         self.ended: list[TrialRecord] = []  # ended trials in number order
         self.asked = 0
         self._search: Any = None
@@ -244,6 +245,7 @@ class Runner:
                 ):
                     self.state.update_task(active.task.key, status="running")
                     active.task.status = "running"
+                    self.changes += 1
         progress = self.progress()
         reason = stop_reason(self.exp, progress, self.space_size)
         if reason is not None:
@@ -335,6 +337,7 @@ class Runner:
             self.state.update_task(active.task.key, log_cursor=chunk.cursor, file_cursors=cursors)
         active.task.log_cursor = chunk.cursor
         active.task.file_cursors = cursors
+        self.changes += 1
         for s in samples:
             active.series.setdefault(s.name, []).append((s.step, s.value))
         if samples:
@@ -358,6 +361,7 @@ class Runner:
 
     def _task_ended(self, active: Active, status: TaskStatus) -> None:
         trial, task = active.trial, active.task
+        self.changes += 1
         task_status = status.state.value
         with self.state.transaction():
             self.state.update_task(
@@ -616,6 +620,10 @@ def _short(value: Any) -> str:
 class LoopOptions:
     once: bool = False
     tick: float = 0.5  # longest wait between passes while tasks run (metrics latency)
+    # Providers that cannot signal changes are polled adaptively: from poll_min, doubling
+    # while nothing changes, up to poll_max; back to poll_min as soon as something does.
+    poll_min: float = 0.5
+    poll_max: float = 10.0
 
 
 class Reconciler:
@@ -627,11 +635,13 @@ class Reconciler:
         self.runners = list(runners)
         self.options = options
         self.should_stop = should_stop
+        self._interval = options.poll_min
 
     def run(self) -> None:
         for runner in self.runners:
             runner.prepare()
         while True:
+            before = sum(r.changes for r in self.runners)
             stopping = self.should_stop()
             # Everything that ended is taken in before free slots are counted, so a slot
             # freed in this pass is filled in this pass.
@@ -644,6 +654,10 @@ class Reconciler:
                     capacity[id(runner.provider)] = cap - launched
             if stopping or self.options.once or all(r.finished for r in self.runners):
                 return
+            if sum(r.changes for r in self.runners) != before:
+                self._interval = self.options.poll_min
+            else:
+                self._interval = min(self.options.poll_max, self._interval * 2)
             self._wait()
 
     def _capacity(self) -> dict[int, int | None]:
@@ -663,19 +677,20 @@ class Reconciler:
         for runner in self.runners:
             entry = by_provider.setdefault(id(runner.provider), (runner.provider, []))
             entry[1].extend(a.handle for a in runner.active.values())
-        tick = self.options.tick
+        waiting = [(p, hs) for p, hs in by_provider.values() if hs]
+        evented = [(p, hs) for p, hs in waiting if p.capabilities.events]
+        timeout = self.options.tick if evented else self._interval
+        if len(evented) < len(waiting):  # a polled provider is due at the current interval
+            timeout = min(timeout, self._interval)
         retries = [at for r in self.runners if (at := r.next_retry()) is not None]
         if retries:  # wake for the earliest submission due
-            tick = max(0.0, min(tick, min(retries) - time.time()))
-        waiting = [(p, hs) for p, hs in by_provider.values() if hs]
-        if not waiting:
-            time.sleep(min(tick, 0.05) if not retries else tick)
+            timeout = max(0.0, min(timeout, min(retries) - time.time()))
+        elif not waiting:
+            timeout = min(timeout, 0.05)
+        if not evented:
+            time.sleep(timeout)
             return
-        if len(waiting) == 1:
-            provider, handles = waiting[0]
-            provider.wait(handles, tick)
-            return
-        # Several providers: share the tick between them.
-        share = tick / len(waiting)
-        for provider, handles in waiting:
+        # Providers that signal changes wait for them (sharing the time when several do).
+        share = timeout / len(evented)
+        for provider, handles in evented:
             provider.wait(handles, share)
