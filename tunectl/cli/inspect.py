@@ -108,12 +108,50 @@ def show(
         trial = state.get_trial(name, number)
         if trial is None:
             raise DiagnosticError(error("No such trial", f"{target} is not in the state."))
-        detail: dict[str, Any] = trial.to_dict()
-        detail["tasks"] = [t.to_dict() for t in state.tasks_for_trial(name, number)]
-        detail["metrics"] = [m.to_dict() for m in state.metrics_for(name, number)]
-        echo(json.dumps(detail, indent=2, sort_keys=True, default=str))
+        tasks = state.tasks_for_trial(name, number)
+        metrics = state.metrics_for(name, number)
+        if json_:
+            detail: dict[str, Any] = trial.to_dict()
+            detail["tasks"] = [t.to_dict() for t in tasks]
+            detail["metrics"] = [m.to_dict() for m in metrics]
+            echo(json.dumps(detail, indent=2, sort_keys=True, default=str))
+            return
+        echo(_trial_text(target, trial, tasks, metrics))
     finally:
         state.close()
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _trial_text(address: str, trial: Any, tasks: list[Any], metrics: list[Any]) -> str:
+    """One trial for people: what it tried, how it went, where its model is."""
+    value = "-" if trial.value is None else f"{trial.value:.6g}"
+    lines = [
+        f"# {address}: {trial.status}",
+        f"    id:       {trial.id}",
+        f"    value:    {value}",
+        f"    params:   {json.dumps(trial.params, sort_keys=True)}",
+        f"    started:  {_when(trial.started_at)}",
+        f"    finished: {_when(trial.finished_at)}",
+    ]
+    if trial.attempt:
+        lines.append(f"    attempts: {trial.attempt + 1}")
+    if trial.message:
+        lines.append(f"    message:  {trial.message}")
+    if trial.model_uri:
+        lines.append(f"    model:    {trial.model_uri}")
+    if trial.values:
+        finals = ", ".join(f"{k}={v:.6g}" for k, v in sorted(trial.values.items()))
+        lines.append(f"    metrics:  {finals} ({len(metrics)} values recorded)")
+    for task in tasks:
+        code = "" if task.exit_code is None else f", exit code {task.exit_code}"
+        lines.append(
+            f"    task {task.task_name} (attempt {task.attempt + 1}): {task.status}{code}"
+            f"  [{task.provider} {task.handle_id or task.key}]"
+        )
+    return "\n".join(lines)
 
 
 def output(
