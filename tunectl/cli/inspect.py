@@ -170,6 +170,9 @@ def output(
     state = ws.open_state(create=False)
     try:
         outputs = state.get_outputs()
+        if name is not None and name in outputs and outputs[name][1]:
+            # Sensitive values are never stored: evaluate it again, now.
+            outputs[name] = ws.outputs(state)[name]
     finally:
         state.close()
     if name is not None:
