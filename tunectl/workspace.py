@@ -20,13 +20,14 @@ from tunectl.config.expr import Scope, evaluate
 from tunectl.config.load import load_config
 from tunectl.config.model import Config, Experiment
 from tunectl.diags import DiagnosticError, error
-from tunectl.engine.models import LocalModelStore
+from tunectl.engine.models import LocalModelStore, ModelStore
 from tunectl.engine.stopping import Progress
 from tunectl.plans.change import Action, Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, canonical, make_plan
 from tunectl.providers import registry
 from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState
 from tunectl.states import ExperimentRecord, State, StateLock
+from tunectl.states.remote import S3Backend, working_copy
 
 ACTIVE = ("submitting", "pending", "running")
 
@@ -50,6 +51,8 @@ class Workspace:
     lock_timeout: float = 0.0
     _config: Config | None = None
     _providers: dict[str, Provider] = field(default_factory=dict)
+    _remote: S3Backend | None = None
+    _pulled: bool = False
 
     # -- configuration ------------------------------------------------------------------
 
@@ -60,43 +63,66 @@ class Workspace:
         return self._config
 
     def state_path(self) -> Path:
+        """The SQLite file commands work on (for an S3 backend: the working copy)."""
         backend = self.config.backend
-        if backend.kind != "local":
-            raise DiagnosticError(
-                error(
-                    "Unsupported backend",
-                    f'The "{backend.kind}" backend is not available in this version of tunectl; '
-                    'use backend "local".',
-                    backend.range,
-                )
-            )
+        if backend.kind == "s3":
+            return working_copy(self.directory, backend.settings)
         path = Path(str(backend.settings.get("path", "state/tunectl.db")))
         return path if path.is_absolute() else self.directory / path
 
-    def models(self) -> LocalModelStore:
+    def remote(self) -> S3Backend | None:
+        """The S3 backend, or None for a local state."""
+        backend = self.config.backend
+        if backend.kind != "s3":
+            return None
+        if self._remote is None:
+            self._remote = _storage_call(lambda: S3Backend(backend.settings, self.state_path()))
+        return self._remote
+
+    def models(self) -> ModelStore:
         storage = self.config.storage
-        if storage.kind != "local":
-            raise DiagnosticError(
-                error(
-                    "Unsupported storage",
-                    f'The "{storage.kind}" model storage is not available in this version of '
-                    "tunectl; remove the storage block to keep models in state/models.",
-                    storage.range,
-                )
-            )
+        keep = storage.settings.get("keep", "all")
+        if storage.kind == "s3":
+            from tunectl.engine.models import S3ModelStore
+
+            staging = self.state_path().parent / "models-staging"
+            return _storage_call(lambda: S3ModelStore(storage.settings, staging, keep))
         path = Path(str(storage.settings.get("path", "state/models")))
-        return LocalModelStore(path if path.is_absolute() else self.directory / path)
+        return LocalModelStore(path if path.is_absolute() else self.directory / path, keep)
 
     # -- state --------------------------------------------------------------------------
 
     def open_state(self, create: bool) -> State:
+        """Open the state; with an S3 backend, download it first (once per command)."""
         path = self.state_path()
+        remote = self.remote()
+        if remote is not None and not self._pulled:
+            _storage_call(remote.pull)
+            self._pulled = True
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
         return State.open(path, create=create, config_id=config_id(self.directory))
 
+    def save(self, state: State, *, force: bool = True) -> None:
+        """Push the state to the S3 backend (when `force` is false: only if due). Local: no-op."""
+        remote = self.remote()
+        if remote is None:
+            return
+        if force:
+            _storage_call(lambda: remote.push(state))
+        else:
+            _storage_call(lambda: remote.push_if_due(state))
+
     @contextlib.contextmanager
     def locked(self, operation: str) -> Iterator[None]:
+        remote = self.remote()
+        if remote is not None:
+            _storage_call(lambda: remote.lock(operation, self.lock_timeout))
+            try:
+                yield
+            finally:
+                _storage_call(remote.unlock)
+            return
         path = self.state_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = StateLock(path, operation)
@@ -176,7 +202,7 @@ class Workspace:
                 )
         return drift
 
-    def state_views(self, state: State, models: LocalModelStore) -> dict[str, StateView]:
+    def state_views(self, state: State, models: ModelStore) -> dict[str, StateView]:
         views = {}
         for record in state.list_experiments():
             counts = state.trial_counts(record.name)
@@ -194,7 +220,7 @@ class Workspace:
                 elapsed=(time.time() - started) if record.status == "running" else 0.0,
                 asked=sum(counts.values()),
             )
-            stored, size = models.usage(record.name)
+            stored, size = _storage_call(lambda name=record.name: models.usage(name))
             views[record.name] = StateView(
                 name=record.name,
                 config=record.config,
@@ -287,7 +313,7 @@ class Workspace:
                 to_run.append(exp)
         return to_run
 
-    def destroy_experiment(self, state: State, models: LocalModelStore, name: str) -> None:
+    def destroy_experiment(self, state: State, models: ModelStore, name: str) -> None:
         for task in state.active_tasks(name):
             provider = self.provider(task.provider)
             try:
@@ -306,7 +332,7 @@ class Workspace:
                 self.provider(task.provider).cleanup(
                     TaskHandle(task.key, task.handle_id or task.key)
                 )
-        models.delete_experiment(name)
+        _storage_call(lambda: models.delete_experiment(name))
         state.delete_experiment(name)
 
     # -- outputs ------------------------------------------------------------------------
@@ -335,6 +361,16 @@ class Workspace:
             }
         return out
 
+    def record_outputs(self, state: State) -> dict[str, tuple[Any, bool]]:
+        """Evaluate the outputs and store them; sensitive values are not stored.
+
+        A sensitive output (a token passed through a variable, say) must not land in the
+        state (SPEC 5): `tunectl output NAME` evaluates it again from the configuration.
+        """
+        outputs = self.outputs(state)
+        state.set_outputs({k: (None if s else v, s) for k, (v, s) in outputs.items()})
+        return outputs
+
     def outputs(self, state: State) -> dict[str, tuple[Any, bool]]:
         config = self.config
         scope = Scope(
@@ -349,6 +385,20 @@ class Workspace:
             except DiagnosticError:
                 values[name] = (None, output.sensitive)  # not known yet (no trials)
         return values
+
+
+def _storage_call(fn: Any) -> Any:
+    """Run an S3 operation; a failure (after retries) becomes a diagnostic."""
+    try:
+        return fn()
+    except Exception as exc:
+        from tunectl.s3 import StorageError  # only imported when something failed
+
+        if isinstance(exc, StorageError):
+            raise DiagnosticError(
+                error("Storage error", f"{exc}. Nothing was lost; run the command again.")
+            ) from None
+        raise
 
 
 def _direction(config: Mapping[str, Any]) -> str:

@@ -140,7 +140,7 @@ def replace() -> Plan:
         ],
         consequences=[
             "This stops 2 running trial(s).",
-            "This deletes 14 stored model(s) (1.2 GiB) from the model storage.",
+            "This deletes 14 stored model object(s) (1.2 GiB) from the model storage.",
             "The results of 16 finished trial(s) are removed from the state.",
         ],
         intent=fresh(),
@@ -155,7 +155,7 @@ def replace_requested() -> Plan:
         before=mnist(),
         after=mnist(),
         reasons=["replacement requested with --replace"],
-        consequences=["This deletes 3 stored model(s) (212.0 MiB) from the model storage."],
+        consequences=["This deletes 3 stored model object(s) (212.0 MiB) from the model storage."],
         intent=fresh(),
     )
     return Plan(changes=[change], replace=["experiment.mnist"], lineage="3f0c", serial=9)
@@ -168,7 +168,7 @@ def _destroy_change() -> Change:
         before=copy.deepcopy(OLD),
         consequences=[
             "This stops 2 running trial(s).",
-            "This deletes 14 stored model(s) (1.2 GiB) from s3://automl-models/experiments/.",
+            "This deletes 14 stored model object(s) (1.2 GiB) from s3://automl-models/experiments/.",
             "The results of 16 finished trial(s) are removed from the state.",
         ],
     )

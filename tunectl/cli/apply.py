@@ -98,6 +98,7 @@ def plan(
         state = ws.open_state(create=True)
         try:
             result = _make_plan(ws, state, options)
+            ws.save(state)  # the refresh may have recorded drift
         finally:
             state.close()
             ws.close()
@@ -224,8 +225,11 @@ def _run(
                 _loop(ws, state, experiments, view, once, interrupts)
             _finish(ws, state, view, run=bool(experiments))
         finally:
-            state.close()
-            ws.close()
+            try:
+                ws.save(state)  # also after an interrupt or an error: the state is consistent
+            finally:
+                state.close()
+                ws.close()
 
 
 def _var_text(value: Any) -> str:
@@ -253,13 +257,18 @@ def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Inter
     ]
     view.start(runners)
     try:
-        Reconciler(runners, LoopOptions(once=once), interrupts.event.is_set).run()
+
+        def should_stop() -> bool:
+            ws.save(state, force=False)  # a remote state is pushed every few seconds
+            return interrupts.event.is_set()
+
+        Reconciler(runners, LoopOptions(once=once), should_stop).run()
     finally:
         view.stop()
     if interrupts.event.is_set():
         view.say("Stopped. Running trials keep running; run tunectl apply again to adopt them.")
         # Checkpointed, but not done: exit 1, as Terraform does after an interrupt.
-        state.set_outputs(ws.outputs(state))
+        ws.record_outputs(state)
         raise typer.Exit(1)
     elif once:
         running = sum(len(r.active) for r in runners)
@@ -267,8 +276,7 @@ def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Inter
 
 
 def _finish(ws: Workspace, state, view, run: bool) -> None:
-    outputs = ws.outputs(state)
-    state.set_outputs(outputs)
+    outputs = ws.record_outputs(state)
     if run:
         view.summary(ws.exported(state))
     else:

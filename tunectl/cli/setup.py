@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,13 @@ def init(
     ctx: typer.Context,
     var: VarOpt = None,
     var_file: VarFileOpt = None,
+    migrate_state: Annotated[
+        bool,
+        typer.Option(
+            "--migrate-state",
+            help="Copy the local state (state/tunectl.db) to the configured S3 backend.",
+        ),
+    ] = False,
 ) -> None:
     """Check that the configuration's providers are installed and create the state."""
     ws = workspace(ctx, var, var_file)
@@ -28,11 +35,64 @@ def init(
     ):
         entry = registry.entries()[name]
         echo(f"- {name}: {entry.distribution} v{entry.version}")
+    if migrate_state:
+        _migrate(ws)
+        return
     with ws.locked("OperationTypeInit"):
         state = ws.open_state(create=True)
         path = state.path
+        ws.save(state)
         state.close()
-    echo(f"\nState: {path}\n\ntunectl has been successfully initialized!")
+    remote = ws.remote()
+    where = remote.uri if remote is not None else path
+    echo(f"\nState: {where}\n\ntunectl has been successfully initialized!")
+
+
+def _migrate(ws: Any) -> None:
+    """Move the local state to the S3 backend, refusing to overwrite a state there."""
+    from tunectl.states import State
+    from tunectl.workspace import config_id
+
+    remote = ws.remote()
+    source = ws.directory / "state" / "tunectl.db"
+    if remote is None:
+        raise DiagnosticError(
+            error(
+                "Nothing to migrate to",
+                '--migrate-state moves the local state to a backend "s3"; this configuration '
+                'has no such backend. Add tunectl { backend "s3" { ... } } first.',
+            )
+        )
+    if not source.exists():
+        raise DiagnosticError(
+            error("No local state", f"There is no local state at {source} to migrate.")
+        )
+    with ws.locked("OperationTypeMigrate"):
+        if _remote_exists(ws):
+            raise DiagnosticError(
+                error(
+                    "Backend already has a state",
+                    f"{remote.uri} already holds a state; tunectl does not overwrite it. "
+                    "Delete it first if the local state is the one to keep.",
+                )
+            )
+        local = State.open(source, create=False, config_id=config_id(ws.directory))
+        try:
+            ws.save(local)
+            serial = local.serial
+        finally:
+            local.close()
+    echo(
+        f"Copied the local state ({source}, serial {serial}) to {remote.uri}.\n"
+        "The local file is left in place; delete it once you have checked the migration."
+    )
+
+
+def _remote_exists(ws: Any) -> bool:
+    remote = ws.remote()
+    from tunectl.workspace import _storage_call
+
+    return bool(_storage_call(remote.pull))
 
 
 def validate(

@@ -76,6 +76,7 @@ def rm(
             active = state.active_tasks(name)
             state.backup()
             state.delete_experiment(name)
+            ws.save(state)
         finally:
             state.close()
     echo(f"Removed {address}")
@@ -96,7 +97,11 @@ def force_unlock(
 
     ws = workspace(ctx)
     load(ws)
-    unlock(ws.state_path(), lock_id)
+    remote = ws.remote()
+    if remote is not None:
+        remote.force_unlock(lock_id)
+    else:
+        unlock(ws.state_path(), lock_id)
     echo("tunectl state has been successfully unlocked!")
 
 

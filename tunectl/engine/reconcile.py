@@ -25,7 +25,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from tunectl.config.model import Experiment
 from tunectl.engine.metrics import MetricsParser, Sample, parse_json_lines
-from tunectl.engine.models import LocalModelStore
+from tunectl.engine.models import ModelStore, kept_trials
 from tunectl.engine.objective import combine, reduce_series
 from tunectl.engine.stopping import REASON_TEXT, Progress, final_status, stop_reason
 from tunectl.engine.trials import Placeholders, build_request, task_key, trial_id
@@ -67,7 +67,7 @@ class Runner:
         exp: Experiment,
         state: State,
         provider: Provider,
-        models: LocalModelStore,
+        models: ModelStore,
         config_dir: Path,
         space_size: int | None,
         event: Event,
@@ -391,9 +391,7 @@ class Runner:
         if status.exit_code not in (None, 0) and not status.message:
             what = f"task {task.task_name} exited with code {status.exit_code}"
         lost = sum(
-            1
-            for t in self.state.tasks_for_trial(self.exp.name, trial.number)
-            if t.status == "lost"
+            1 for t in self.state.tasks_for_trial(self.exp.name, trial.number) if t.status == "lost"
         )
         own_failures = trial.attempt - lost + (1 if status.state is TaskState.LOST else 0)
         infra = status.state is TaskState.LOST and lost <= INFRA_RELAUNCHES
@@ -430,11 +428,20 @@ class Runner:
             )
             for name, points in active.series.items()
         }
-        model_uri = (
-            self.models.finish(self.exp.name, self.generation, trial.number)
-            if status == "complete"
-            else None
-        )
+        model_uri = None
+        if status == "complete":
+            try:
+                model_uri = self.models.finish(self.exp.name, self.generation, trial.number)
+            except Exception as exc:
+                from tunectl.s3 import StorageError
+
+                if not isinstance(exc, StorageError):
+                    raise
+                # The model stays staged and the trial active: the next pass sees its task
+                # ended again and retries the upload. Nothing is recorded as done before
+                # the model is safe.
+                self.event("warn", self.exp.name, f"trial {trial.number}: {exc}; will retry")
+                return
         fields: dict[str, Any] = {}
         if self._search is not None:  # else it is built later from the state, with this result
             self._search.tell(trial.number, status, value)
@@ -540,7 +547,10 @@ class Runner:
         return True
 
     def _call_submit(self, trial: TrialRecord, task_index: int, key: str) -> TaskHandle | None:
-        model_dir = self.models.staging_dir(self.exp.name, self.generation, trial.number)
+        if self.provider.capabilities.local_model_dir:
+            model_dir = self.models.staging_dir(self.exp.name, self.generation, trial.number)
+        else:  # the trial runs elsewhere and writes straight to the store (or nowhere)
+            model_dir = self.models.remote_dir(self.exp.name, self.generation, trial.number) or ""
         placeholders = Placeholders(
             self.exp, self.generation, trial.number, trial.params, model_dir
         )
@@ -598,7 +608,41 @@ class Runner:
             self._search.tell(trial.number, status, None)
         self.event(status, self.exp.name, f"trial {trial.number} {status} ({message})")
 
+    def _retain(self) -> None:
+        """Apply the storage's `keep`: delete the models of all but the best trials."""
+        sign = -1.0 if self.exp.objective.direction == "maximize" else 1.0
+        scored = [
+            (sign * t.value, t.number)
+            for t in self.ended
+            if t.status == "complete" and t.value is not None
+        ]
+        ranked = [number for _, number in sorted(scored)]
+        keep = kept_trials(self.models.keep, ranked)
+        if keep is None:
+            return
+        drop = [
+            t.number
+            for t in self.state.list_trials(self.exp.name)
+            if t.model_uri is not None and t.number not in keep
+        ]
+        if not drop:
+            return
+        try:
+            self.models.delete_trials(self.exp.name, self.generation, drop)
+        except Exception as exc:
+            from tunectl.s3 import StorageError
+
+            if not isinstance(exc, StorageError):
+                raise
+            self.event("warn", self.exp.name, f"could not apply keep: {exc}")
+            return
+        with self.state.transaction():
+            for number in drop:
+                self.state.update_trial(self.exp.name, number, model_uri=None)
+        self.event("keep", self.exp.name, f"deleted the models of {len(drop)} trial(s) (keep)")
+
     def _finish(self, reason: str, progress: Progress) -> None:
+        self._retain()
         status = final_status(reason, progress)
         self.record.status = status
         self.record.stop_reason = reason

@@ -162,7 +162,7 @@ class StateView:
     config: dict[str, Any]
     status: str
     progress: Progress
-    models: int = 0  # stored model directories
+    models: int = 0  # stored model objects (files)
     model_bytes: int = 0
     running_trials: int = 0
 
@@ -186,7 +186,7 @@ def _consequences(view: StateView, storage: str) -> list[str]:
         out.append(f"This stops {view.running_trials} running trial(s).")
     if view.models:
         size = f" ({_bytes(view.model_bytes)})" if view.model_bytes else ""
-        out.append(f"This deletes {view.models} stored model(s){size} from {storage}.")
+        out.append(f"This deletes {view.models} stored model object(s){size} from {storage}.")
     done = view.progress.done
     if done:
         out.append(f"The results of {done} finished trial(s) are removed from the state.")

@@ -230,6 +230,12 @@ class State:
             with self.transaction():
                 yield
 
+    def snapshot(self, target: Path) -> Path:
+        """A consistent copy of the committed state at `target` (atomically replaced)."""
+        if self._depth:
+            raise RuntimeError("State.snapshot() cannot run inside a transaction.")
+        return files.copy(self._conn, target)
+
     def backup(self) -> Path:
         """Copy the committed state to `<path>.backup` (atomically replaced) and return it."""
         if self._depth:
