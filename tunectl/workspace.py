@@ -9,6 +9,7 @@ work is the engine's (`tunectl.engine.reconcile`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -263,11 +264,48 @@ class Workspace:
                     f"--target {target}: no experiment with that address in the configuration "
                     "or the state."
                 )
+        self._estimate_costs(plan)
         plan.lineage, plan.serial, plan.config_digest = state.lineage, state.serial, config.digest
         plan.variables = {
             k: v for k, v in config.values.items() if not config.variables[k].sensitive
         }
         return plan
+
+    def _estimate_costs(self, plan: Plan) -> None:
+        """Where the provider knows prices: what the trials still to run may cost, at most.
+
+        Each trial is priced for its longest possible run (`max_running_time` or the
+        task's `timeout`); without either there is no estimate.
+        """
+        for change in plan.changes:
+            exp = self.config.experiments.get(change.name)
+            if change.intent is None or exp is None or not change.intent.to_run:
+                continue
+            try:
+                cls = registry.load(exp.trial.provider)
+            except (KeyError, registry.ProviderLoadError):
+                continue
+            if not cls.capabilities.price:
+                continue
+            provider = self.provider(exp.trial.provider)
+            total = 0.0
+            for task in exp.trial.tasks:
+                settings = dict(task.settings)
+                limit = settings.get("max_running_time") or task.timeout or exp.trial.timeout
+                if isinstance(limit, str):
+                    from tunectl.durations import parse_duration
+
+                    limit = parse_duration(limit)
+                price = provider.estimate_price(settings, float(limit)) if limit else None
+                if price is None:
+                    break
+                total += price
+            else:
+                change.intent = dataclasses.replace(
+                    change.intent,
+                    estimated_cost=total * change.intent.to_run,
+                    currency=str(provider.config.get("currency") or ""),
+                )
 
     # -- carrying out experiment-level changes -----------------------------------------
 

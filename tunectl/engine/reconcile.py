@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from tunectl.config.model import Experiment
+from tunectl.diags import DiagnosticError, error
 from tunectl.engine.metrics import MetricsParser, Sample, parse_json_lines
 from tunectl.engine.models import ModelStore, kept_trials
 from tunectl.engine.objective import combine, reduce_series
@@ -568,12 +569,24 @@ class Runner:
             for attempt in Retrying(
                 stop=stop_after_attempt(SUBMIT_TRIES),
                 wait=wait_exponential(multiplier=0.2, max=2.0),
-                retry=retry_if_exception_type(ProviderError),
+                retry=retry_if_exception(
+                    lambda e: isinstance(e, ProviderError) and not e.permanent
+                ),
                 reraise=True,
             ):
                 with attempt:
                     return self.provider.submit(request)
         except ProviderError as exc:
+            if exc.permanent:
+                # Every trial would fail the same way: stop here, with the provider's words.
+                # The trial stays recorded; the next apply submits it again.
+                raise DiagnosticError(
+                    error(
+                        "Provider refused the trial",
+                        f"experiment.{self.exp.name} trial {trial.number}: {exc}. Fix the "
+                        "cause (credentials, permissions, trial settings), then run apply again.",
+                    )
+                ) from None
             # Stays `submitting`: a later pass (or apply) submits the same key again.
             self.event("warn", self.exp.name, f"trial {trial.number}: submission failed: {exc}")
             self._submit_errors[trial.number] = str(exc)

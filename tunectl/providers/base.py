@@ -118,7 +118,15 @@ class LogChunk:
 
 
 class ProviderError(Exception):
-    """An infrastructure failure (API error after retries, lost task, bad credentials)."""
+    """An infrastructure failure (API error after retries, lost task, bad credentials).
+
+    `permanent` says that repeating the call cannot help (wrong credentials, a request the
+    API rejects): apply then stops with the message instead of backing off and retrying.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Provider(abc.ABC):

@@ -1,0 +1,157 @@
+"""The dlc provider through the official SDK against the shipped DLC API emulator.
+
+Real HTTP on 127.0.0.1, real ACS3-HMAC-SHA256 signatures; jobs run as local processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tunectl_dlc import DlcProvider
+from tunectl_dlc.emulator import TEST_KEY_ID, TEST_KEY_SECRET, Server
+
+from tunectl.providers.base import TaskRequest, TaskState
+from tunectl.testing.conformance import ProviderConformance
+
+SETTINGS = {
+    "job_type": "PyTorchJob",
+    "image": "registry.cn-hangzhou.aliyuncs.com/pai-dlc/pytorch-training:2.1-cpu",
+    "worker": {"count": 1, "ecs_spec": "ecs.g6.xlarge"},
+}
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Server]:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        os.environ.pop(name, None)  # the SDK ignores NO_PROXY
+    os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = TEST_KEY_ID
+    os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = TEST_KEY_SECRET
+    with Server(capacity=16, phase_seconds=0.02) as server:
+        yield server
+
+
+def provider_for(server: Server, tmp_path: Path, **extra: Any) -> DlcProvider:
+    config = {
+        "region": "cn-hangzhou",
+        "workspace_id": "ws-1",
+        "endpoint": server.endpoint,
+        "protocol": "http",
+        "log_interval": 0,
+        **extra,
+    }
+    return DlcProvider(config, tmp_path)
+
+
+def admin(server: Server, path: str, body: dict | None = None) -> Any:
+    data = json.dumps(body or {}).encode()
+    request = urllib.request.Request(
+        f"http://{server.endpoint}{path}", data=data, method="POST" if body is not None else "GET"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+class TestDlcConformance(ProviderConformance):
+    finish_within = 30.0
+    cursor_is_bytes = False  # GetPodLogs serves lines: the cursor counts them
+
+    @pytest.fixture(autouse=True)
+    def _server(self, emulator: Server) -> None:
+        self.server = emulator
+
+    def make_provider(self, tmp_path: Path) -> DlcProvider:
+        return provider_for(self.server, tmp_path)
+
+    def make_request(self, key: str, command: str | list[str], **fields: Any) -> TaskRequest:
+        settings = {**SETTINGS, **fields.pop("settings", {})}
+        return TaskRequest(
+            key=key,
+            experiment="conf",
+            trial_number=0,
+            task_name="main",
+            command=command,
+            settings=settings,
+            **fields,
+        )
+
+
+def test_validate_task_in_pai_terms(emulator: Server, tmp_path: Path) -> None:
+    provider = provider_for(emulator, tmp_path)
+    assert provider.validate_task(SETTINGS) == []
+    problems = provider.validate_task(
+        {
+            "image": "",
+            "worker": {"count": 0, "ecs_spec": "ecs.g6.xlarge", "cpu": 4},
+            "ps": "two",
+            "priority": 12,
+            "max_running_time": "soon",
+            "data_sources": [{"mount_path": "/mnt"}],
+        }
+    )
+    text = "\n".join(problems)
+    for expected in (
+        "needs image",
+        "worker.count",
+        "either ecs_spec",
+        "resource quota",
+        "ps must be a map",
+        "priority must be between 1 and 9",
+        "max_running_time",
+        "data_sources[0]",
+    ):
+        assert expected in text, (expected, text)
+
+
+def test_price_estimate(emulator: Server, tmp_path: Path) -> None:
+    provider = provider_for(emulator, tmp_path, prices={"ecs.custom": 10.0})
+    two = {**SETTINGS, "worker": {"count": 2, "ecs_spec": "ecs.custom"}}
+    assert provider.estimate_price(two, 1800) == pytest.approx(10.0)
+    unknown = {**SETTINGS, "worker": {"count": 1, "ecs_spec": "ecs.unknown"}}
+    assert provider.estimate_price(unknown, 3600) is None
+
+
+# Wrong credentials are tested from the CLI (test_dlc_cli.py): the credentials SDK reads
+# the environment once per process, so only a new process can show a changed key.
+
+
+def test_status_calls_grow_with_pages_not_jobs(emulator: Server, tmp_path: Path) -> None:
+    provider = provider_for(emulator, tmp_path)
+    handles = [
+        provider.submit(
+            TaskRequest(f"t-page-{i}", "pages", i, "main", "sleep 5", settings=SETTINGS)
+        )
+        for i in range(150)
+    ]
+    try:
+        before = provider.calls
+        statuses = provider.poll(handles)
+        assert len(statuses) == 150
+        assert provider.calls - before == 2  # two pages of 100, not 150 calls
+    finally:
+        for handle in handles:
+            provider.cancel(handle)
+
+
+def test_faults_are_retried(emulator: Server, tmp_path: Path) -> None:
+    provider = provider_for(emulator, tmp_path)
+    admin(emulator, "/_emulator/faults", {"throttle": 0.2, "error": 0.2, "seed": 3})
+    try:
+        handle = provider.submit(
+            TaskRequest("t-faulty", "faults", 0, "main", "echo acc=1", settings=SETTINGS)
+        )
+        for _ in range(200):
+            status = provider.poll([handle])[handle.id]
+            if status.state.terminal:
+                break
+        assert status.state is TaskState.SUCCEEDED
+        assert provider.read_log(handle, 0).lines == ["acc=1"]
+        # The job was created once, even though calls failed around its creation.
+        assert len(provider.find(["t-faulty"])) == 1
+    finally:
+        admin(emulator, "/_emulator/faults", {})

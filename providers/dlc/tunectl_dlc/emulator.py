@@ -1,0 +1,545 @@
+"""An emulator of the PAI-DLC API (2020-12-03) for tests and dry runs.
+
+It speaks the paths and JSON of the real API, so the official SDK works against it with its
+ordinary settings (`endpoint="127.0.0.1:PORT"`, `protocol="http"`):
+
+    POST   /api/v1/jobs                          CreateJob
+    GET    /api/v1/jobs                          ListJobs (DisplayName, JobIds, Status,
+                                                 WorkspaceId, Tags, PageSize, PageNumber)
+    GET    /api/v1/jobs/{id}                     GetJob (with Pods)
+    POST   /api/v1/jobs/{id}/stop                StopJob
+    DELETE /api/v1/jobs/{id}                     DeleteJob
+    GET    /api/v1/jobs/{id}/pods/{pod}/logs     GetPodLogs (MaxLines)
+
+Every request must carry a valid `ACS3-HMAC-SHA256` signature made with the configured test
+key, so wrong credentials fail as in the cloud (`InvalidAccessKeyId.NotFound`,
+`SignatureDoesNotMatch`).
+
+Jobs walk DLC's status sequence — Creating, Queuing (while `capacity` jobs run),
+EnvPreparing, Running, then Succeeded, Failed or Stopped (via Stopping) — and run their
+`UserCommand` as a local process (`/bin/sh -c`, in its own session, with the job's `Envs`);
+its output is the worker pod's log.
+
+Faults on demand, through unauthenticated admin paths (also `Emulator.faults`):
+
+    POST /_emulator/faults   {"throttle": 0.1, "error": 0.1, "slow": 0.0, "seed": 1}
+    POST /_emulator/jobs/{id}/vanish        the job disappears (as if deleted elsewhere)
+    POST /_emulator/jobs/{id}/stop-outside  the job is stopped by someone else
+    GET  /_emulator/calls                   how many calls of each action were served
+
+Run it by hand: `tunectl-dlc-emulator --port 8470` (test key `LTAI-test` / `test-secret`
+unless --access-key-id / --access-key-secret say otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+TEST_KEY_ID = "LTAI-test"
+TEST_KEY_SECRET = "test-secret"
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+_JOB = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)$")
+_STOP = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)/stop$")
+_LOGS = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)/pods/([A-Za-z0-9-]+)/logs$")
+_ADMIN_JOB = re.compile(r"^/_emulator/jobs/([A-Za-z0-9-]+)/(vanish|stop-outside)$")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+@dataclass
+class Job:
+    id: str
+    spec: dict[str, Any]
+    created: float
+    status: str = "Creating"
+    history: list[dict[str, str]] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    log: Path | None = None
+    started: float | None = None
+    finished: float | None = None
+    reason: str = ""
+    stop_requested: bool = False
+
+    @property
+    def pod_id(self) -> str:
+        return f"{self.id}-worker-0"
+
+
+@dataclass
+class Faults:
+    throttle: float = 0.0  # share of API calls answered "Throttling.User" (429)
+    error: float = 0.0  # share answered 500 InternalError
+    slow: float = 0.0  # seconds added to every answer
+    seed: int = 0
+
+
+class Emulator:
+    """The jobs and their lifecycle; `Server` puts HTTP in front of it."""
+
+    def __init__(
+        self,
+        capacity: int = 8,
+        phase_seconds: float = 0.05,
+        workdir: Path | None = None,
+        access_key_id: str = TEST_KEY_ID,
+        access_key_secret: str = TEST_KEY_SECRET,
+    ) -> None:
+        self.capacity = capacity
+        self.phase = phase_seconds
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dlc-emulator-"))
+        self.keys = {access_key_id: access_key_secret}
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.RLock()
+        self.faults = Faults()
+        self.random = random.Random(0)
+        self.calls: Counter[str] = Counter()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Move every job along its status sequence."""
+        with self.lock:
+            now = time.time()
+            running = sum(1 for j in self.jobs.values() if j.status in ("EnvPreparing", "Running"))
+            for job in sorted(self.jobs.values(), key=lambda j: j.created):
+                if job.stop_requested and job.status not in TERMINAL:
+                    self._stop(job)
+                    continue
+                if job.status == "Creating" and now - job.created >= self.phase:
+                    self._set(job, "Queuing")
+                if job.status == "Queuing" and running < self.capacity:
+                    self._set(job, "EnvPreparing")
+                    running += 1
+                elif job.status == "EnvPreparing" and now - self._since(job) >= self.phase:
+                    self._start(job)
+                elif job.status == "Running" and job.proc is not None:
+                    code = job.proc.poll()
+                    if code is not None:
+                        job.finished = now
+                        job.reason = f"exit code {code}"
+                        self._set(job, "Succeeded" if code == 0 else "Failed")
+                elif job.status == "Stopping":
+                    if job.proc is None or job.proc.poll() is not None:
+                        job.finished = now
+                        self._set(job, "Stopped")
+
+    def _since(self, job: Job) -> float:
+        return float(job.history[-1]["_at"]) if job.history else job.created
+
+    def _set(self, job: Job, status: str) -> None:
+        job.status = status
+        job.history.append({"Status": status, "Time": _iso(time.time()), "_at": str(time.time())})
+
+    def _start(self, job: Job) -> None:
+        directory = self.workdir / job.id
+        directory.mkdir(parents=True, exist_ok=True)
+        job.log = directory / "worker-0.log"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(directory),
+            "PYTHONUNBUFFERED": "1",
+            **{str(k): str(v) for k, v in (job.spec.get("Envs") or {}).items()},
+        }
+        with job.log.open("wb") as out:
+            job.proc = subprocess.Popen(
+                ["/bin/sh", "-c", str(job.spec.get("UserCommand") or "true")],
+                cwd=job.spec.get("_cwd") or directory,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        job.started = time.time()
+        self._set(job, "Running")
+
+    def _stop(self, job: Job) -> None:
+        if job.proc is not None and job.proc.poll() is None:
+            try:
+                os.killpg(job.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            job.proc.wait()
+        job.finished = time.time()
+        job.reason = job.reason or "stopped by user"
+        if job.status != "Stopping":
+            self._set(job, "Stopping")
+        self._set(job, "Stopped")
+
+    def close(self) -> None:
+        with self.lock:
+            for job in self.jobs.values():
+                if job.proc is not None and job.proc.poll() is None:
+                    try:
+                        os.killpg(job.proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    job.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- API ----------------------------------------------------------------------------
+
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        for name in ("DisplayName", "JobType", "JobSpecs", "UserCommand"):
+            if not body.get(name):
+                raise ApiError(400, "MissingParameter", f"{name} is mandatory for this action.")
+        with self.lock:
+            job = Job(id=f"dlc{uuid.uuid4().hex[:16]}", spec=body, created=time.time())
+            self._set(job, "Creating")
+            self.jobs[job.id] = job
+        return {"JobId": job.id}
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                raise ApiError(404, "100090005", f"Job {job_id} not found.")
+            return self._json(job, detail=True)
+
+    def list_jobs(self, query: dict[str, str]) -> dict[str, Any]:
+        with self.lock:
+            jobs = sorted(self.jobs.values(), key=lambda j: j.created)
+            if query.get("DisplayName"):
+                jobs = [j for j in jobs if query["DisplayName"] in j.spec.get("DisplayName", "")]
+            if query.get("JobIds"):
+                wanted = set(query["JobIds"].split(","))
+                jobs = [j for j in jobs if j.id in wanted]
+            if query.get("Status"):
+                jobs = [j for j in jobs if j.status == query["Status"]]
+            if query.get("WorkspaceId"):
+                jobs = [j for j in jobs if j.spec.get("WorkspaceId") == query["WorkspaceId"]]
+            if query.get("Tags"):
+                try:
+                    tags = json.loads(query["Tags"])
+                except ValueError:
+                    raise ApiError(400, "InvalidParameter", "Tags must be JSON.") from None
+                jobs = [
+                    j
+                    for j in jobs
+                    if all(
+                        ((j.spec.get("Settings") or {}).get("Tags") or {}).get(k) == v
+                        for k, v in tags.items()
+                    )
+                ]
+            size = min(int(query.get("PageSize") or 50), 100)
+            page = max(int(query.get("PageNumber") or 1), 1)
+            chosen = jobs[(page - 1) * size : page * size]
+            return {"Jobs": [self._json(j) for j in chosen], "TotalCount": len(jobs)}
+
+    def stop_job(self, job_id: str) -> dict[str, Any]:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                raise ApiError(404, "100090005", f"Job {job_id} not found.")
+            if job.status not in TERMINAL:
+                job.stop_requested = True
+                self._set(job, "Stopping")
+        self.tick()
+        return {"JobId": job_id}
+
+    def delete_job(self, job_id: str) -> dict[str, Any]:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                raise ApiError(404, "100090005", f"Job {job_id} not found.")
+            if job.status not in TERMINAL:
+                raise ApiError(400, "JobIsRunning", "Stop the job before deleting it.")
+            del self.jobs[job_id]
+        return {"JobId": job_id}
+
+    def pod_logs(self, job_id: str, pod_id: str, query: dict[str, str]) -> dict[str, Any]:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or pod_id != job.pod_id:
+                raise ApiError(404, "PodNotFound", f"Pod {pod_id} of job {job_id} not found.")
+            log, ended = job.log, job.status in TERMINAL
+        lines: list[str] = []
+        if log is not None and log.exists():
+            text = log.read_text(errors="replace")
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            elif lines and not ended:
+                lines.pop()  # an unfinished last line is served once the job has ended
+        limit = int(query.get("MaxLines") or 2000)
+        return {"Logs": lines[:limit]}
+
+    # -- outside events -----------------------------------------------------------------
+
+    def vanish(self, job_id: str) -> None:
+        with self.lock:
+            job = self.jobs.pop(job_id, None)
+        if job is not None and job.proc is not None and job.proc.poll() is None:
+            os.killpg(job.proc.pid, signal.SIGKILL)
+            job.proc.wait()
+
+    def stop_outside(self, job_id: str) -> None:
+        with self.lock:
+            job = self.jobs[job_id]
+            job.reason = "stopped by another user"
+            job.stop_requested = True
+        self.tick()
+
+    # -- JSON ---------------------------------------------------------------------------
+
+    def _json(self, job: Job, detail: bool = False) -> dict[str, Any]:
+        spec = job.spec
+        out: dict[str, Any] = {
+            "JobId": job.id,
+            "DisplayName": spec.get("DisplayName"),
+            "JobType": spec.get("JobType"),
+            "Status": job.status,
+            "WorkspaceId": spec.get("WorkspaceId"),
+            "ResourceId": spec.get("ResourceId"),
+            "Priority": spec.get("Priority"),
+            "GmtCreateTime": _iso(job.created),
+            "GmtRunningTime": _iso(job.started) if job.started else None,
+            "GmtFinishTime": _iso(job.finished) if job.finished else None,
+            "ReasonCode": job.status if job.status in TERMINAL else "",
+            "ReasonMessage": job.reason,
+            "Settings": spec.get("Settings") or {},
+            "JobSpecs": spec.get("JobSpecs"),
+        }
+        if detail:
+            out["UserCommand"] = spec.get("UserCommand")
+            out["StatusHistory"] = [
+                {k: v for k, v in h.items() if not k.startswith("_")} for h in job.history
+            ]
+            pod_status = {"Stopping": "Terminating"}.get(job.status, job.status)
+            out["Pods"] = [
+                {"PodId": job.pod_id, "Type": "Worker", "Status": pod_status, "PodUid": job.id}
+            ]
+        return out
+
+    # -- signatures ---------------------------------------------------------------------
+
+    def verify(
+        self, method: str, path: str, query: list[tuple[str, str]], headers: Any, body: bytes
+    ) -> None:
+        auth = headers.get("Authorization") or ""
+        match = re.match(
+            r"ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]*),Signature=([0-9a-f]+)$",
+            auth,
+        )
+        if not match:
+            raise ApiError(400, "MissingAuthorization", "The request is not signed.")
+        key_id, signed, signature = match.groups()
+        secret = self.keys.get(key_id)
+        if secret is None:
+            raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        payload = hashlib.sha256(body).hexdigest()
+        if headers.get("x-acs-content-sha256") not in (None, payload):
+            raise ApiError(400, "ContentSHA256NotMatched", "The body does not match its hash.")
+        names = signed.split(";") if signed else []
+        canonical_headers = "".join(
+            f"{name}:{(headers.get(name) or '').strip()}\n" for name in names
+        )
+        canonical_query = "&".join(
+            f"{k}={quote(v, safe='~')}" for k, v in sorted(query, key=lambda kv: kv[0])
+        )
+        canonical = (
+            f"{method}\n{path}\n{canonical_query}\n{canonical_headers}\n{signed}\n"
+            f"{headers.get('x-acs-content-sha256') or payload}"
+        )
+        to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise ApiError(
+                400,
+                "SignatureDoesNotMatch",
+                "The request signature does not conform to Aliyun standards.",
+            )
+
+    def inject(self) -> None:
+        """Raise the fault the configured rates draw for this call, if any."""
+        with self.lock:
+            draw = self.random.random()
+            throttle, error = self.faults.throttle, self.faults.error
+        if self.faults.slow:
+            time.sleep(self.faults.slow)
+        if draw < throttle:
+            raise ApiError(
+                429,
+                "Throttling.User",
+                "Request was denied due to user flow control.",
+                {"x-acs-retry-after": "100"},
+            )
+        if draw < throttle + error:
+            raise ApiError(500, "InternalError", "The request processing has failed.")
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class Server:
+    """The emulator over HTTP on 127.0.0.1. Use as a context manager."""
+
+    def __init__(self, port: int = 0, **kwargs: Any) -> None:
+        self.emulator = Emulator(**kwargs)
+        self._port = port
+        self._http: ThreadingHTTPServer | None = None
+        self._stop = threading.Event()
+
+    @property
+    def port(self) -> int:
+        assert self._http is not None
+        return int(self._http.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Server:
+        emulator = self.emulator
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, data: dict[str, Any], headers: dict | None = None):
+                body = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json;charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                url = urlsplit(self.path)
+                query = parse_qsl(url.query, keep_blank_values=True)
+                request_id = str(uuid.uuid4()).upper()
+                try:
+                    if url.path.startswith("/_emulator/"):
+                        self._reply(200, self._admin(url.path, body))
+                        return
+                    emulator.verify(self.command, url.path, query, self.headers, body)
+                    action = self.headers.get("x-acs-action") or "Unknown"
+                    with emulator.lock:
+                        emulator.calls[action] += 1
+                    emulator.inject()
+                    emulator.tick()
+                    data = self._api(url.path, dict(query), body)
+                    data["RequestId"] = request_id
+                    self._reply(200, data)
+                except ApiError as exc:
+                    self._reply(
+                        exc.status,
+                        {"Code": exc.code, "Message": exc.message, "RequestId": request_id},
+                        exc.headers,
+                    )
+
+            def _api(self, path: str, query: dict[str, str], body: bytes) -> dict[str, Any]:
+                method = self.command
+                if path == "/api/v1/jobs" and method == "POST":
+                    return emulator.create_job(json.loads(body or b"{}"))
+                if path == "/api/v1/jobs" and method == "GET":
+                    return emulator.list_jobs(query)
+                if (m := _STOP.match(path)) and method == "POST":
+                    return emulator.stop_job(m.group(1))
+                if (m := _LOGS.match(path)) and method == "GET":
+                    return emulator.pod_logs(m.group(1), m.group(2), query)
+                if (m := _JOB.match(path)) and method == "GET":
+                    return emulator.get_job(m.group(1))
+                if (m := _JOB.match(path)) and method == "DELETE":
+                    return emulator.delete_job(m.group(1))
+                raise ApiError(404, "InvalidAction.NotFound", f"{method} {path} is not an API.")
+
+            def _admin(self, path: str, body: bytes) -> dict[str, Any]:
+                if path == "/_emulator/faults":
+                    spec = json.loads(body or b"{}")
+                    with emulator.lock:
+                        emulator.faults = Faults(**spec)
+                        emulator.random = random.Random(emulator.faults.seed)
+                    return {"ok": True}
+                if path == "/_emulator/calls":
+                    with emulator.lock:
+                        return dict(emulator.calls)
+                if m := _ADMIN_JOB.match(path):
+                    if m.group(2) == "vanish":
+                        emulator.vanish(m.group(1))
+                    else:
+                        emulator.stop_outside(m.group(1))
+                    return {"ok": True}
+                raise ApiError(404, "NotFound", path)
+
+            do_GET = do_POST = do_DELETE = do_PUT = _handle
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        self._http.daemon_threads = True
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        threading.Thread(target=self._ticker, daemon=True).start()
+        return self
+
+    def _ticker(self) -> None:
+        while not self._stop.wait(0.05):
+            self.emulator.tick()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self.emulator.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="An emulator of the PAI-DLC API.")
+    parser.add_argument("--port", type=int, default=8470)
+    parser.add_argument("--capacity", type=int, default=8, help="jobs running at once")
+    parser.add_argument("--access-key-id", default=TEST_KEY_ID)
+    parser.add_argument("--access-key-secret", default=TEST_KEY_SECRET)
+    parser.add_argument("--throttle", type=float, default=0.0, help="share of calls throttled")
+    parser.add_argument("--error", type=float, default=0.0, help="share of calls failing (500)")
+    args = parser.parse_args()
+    with Server(
+        port=args.port,
+        capacity=args.capacity,
+        access_key_id=args.access_key_id,
+        access_key_secret=args.access_key_secret,
+    ) as server:
+        server.emulator.faults = Faults(throttle=args.throttle, error=args.error)
+        print(
+            f"DLC emulator on http://{server.endpoint} (key {args.access_key_id}); "
+            'point provider "dlc" at endpoint = "' + server.endpoint + '", protocol = "http"',
+            flush=True,
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,510 @@
+"""The `dlc` provider: each trial task is a PAI-DLC job, driven through Alibaba's official
+SDK (`alibabacloud-pai-dlc20201203`).
+
+- Submission: `CreateJob` with the task's key as the job's `DisplayName` and in its tags
+  (`Settings.Tags`), after a `ListJobs` by that key — so a restarted apply, or a retry after
+  a lost response, finds the job instead of creating a second one.
+- Status: `ListJobs` filtered by job ids, 100 per page: the calls per pass grow with pages,
+  not with trials. `GetJob` only for a job missing from the list (vanished?) and once per
+  job for its pod id.
+- Logs: `GetPodLogs` of the worker pod, read incrementally (a cursor in lines), at most
+  every `log_interval` seconds per running job, and once more when it ends.
+- Cancel: `StopJob` (a job already ended or gone is fine).
+- Faults: throttling, 5xx, timeouts and dropped connections are retried with tenacity
+  (exponential backoff with jitter, a ceiling of `ATTEMPTS` tries); the SDK's own retry is
+  off so there is one policy.
+- Credentials: Alibaba Cloud's default chain (`ALIBABA_CLOUD_ACCESS_KEY_ID` /
+  `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, the `~/.alibabacloud/credentials` profile, an ECS RAM
+  role, ...), resolved on the first API call; never read from HCL, never stored or logged.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import shlex
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from tunectl.durations import parse_duration
+from tunectl.providers.base import (
+    AttrSpec,
+    Capabilities,
+    LogChunk,
+    Provider,
+    ProviderError,
+    TaskHandle,
+    TaskRequest,
+    TaskState,
+    TaskStatus,
+)
+
+T = TypeVar("T")
+
+ATTEMPTS = 6
+PAGE = 100
+JOB_TYPES = (
+    "PyTorchJob",
+    "TFJob",
+    "MPIJob",
+    "XGBoostJob",
+    "OneFlowJob",
+    "ElasticBatchJob",
+    "SlurmJob",
+    "RayJob",
+    "DataJuicerJob",
+)
+ROLES = {"worker": "Worker", "ps": "PS", "chief": "Chief", "master": "Master"}
+STATES = {
+    "Creating": TaskState.PENDING,
+    "Queuing": TaskState.PENDING,
+    "Bidding": TaskState.PENDING,
+    "EnvPreparing": TaskState.PENDING,
+    "SanityChecking": TaskState.PENDING,
+    "Running": TaskState.RUNNING,
+    "Restarting": TaskState.RUNNING,
+    "Stopping": TaskState.RUNNING,
+    "SucceededReserving": TaskState.SUCCEEDED,
+    "Succeeded": TaskState.SUCCEEDED,
+    "FailedReserving": TaskState.FAILED,
+    "Failed": TaskState.FAILED,
+    "Stopped": TaskState.CANCELLED,
+}
+# Indicative pay-as-you-go prices (CNY per hour) of common DLC instance types; a `prices`
+# map in the provider block overrides or extends them.
+PRICES = {
+    "ecs.g6.xlarge": 1.85,
+    "ecs.g6.2xlarge": 3.70,
+    "ecs.c6.large": 0.78,
+    "ecs.gn6i-c4g1.xlarge": 11.50,
+    "ecs.gn6i-c8g1.2xlarge": 14.70,
+    "ecs.gn6v-c8g1.2xlarge": 26.40,
+    "ecs.gn7i-c8g1.2xlarge": 18.20,
+    "ecs.gn7-c12g1.3xlarge": 33.80,
+}
+
+
+def _transient(exc: BaseException) -> bool:
+    from alibabacloud_tea_openapi.exceptions import (
+        ClientException,
+        ServerException,
+        ThrottlingException,
+    )
+    from darabonba.exceptions import UnretryableException
+
+    if isinstance(exc, ThrottlingException | ServerException | UnretryableException):
+        return True
+    if isinstance(exc, ClientException):
+        return str(getattr(exc, "code", "")).startswith("Throttling") or getattr(
+            exc, "status_code", 0
+        ) in (408, 429)
+    return isinstance(exc, ConnectionError | TimeoutError | OSError)
+
+
+class DlcProvider(Provider):
+    name = "dlc"
+    version = "0.1.0"
+    capabilities = Capabilities(
+        find_by_key=True,
+        events=False,
+        logs=True,
+        price=True,
+        read_files=False,
+        local_model_dir=False,
+    )
+    config_schema = (
+        AttrSpec("region", required=True, description="e.g. cn-hangzhou"),
+        AttrSpec("workspace_id", description="the PAI workspace jobs are created in"),
+        AttrSpec("resource_id", description="a dedicated resource quota (else public)"),
+        AttrSpec("endpoint", description="API endpoint; default pai-dlc.REGION.aliyuncs.com"),
+        AttrSpec("protocol", default="https", choices=("https", "http")),
+        AttrSpec("prices", "any", description="map of ecs_spec -> price per hour"),
+        AttrSpec("currency", default="¥"),
+        AttrSpec("log_interval", "number", default=10, description="seconds between log reads"),
+    )
+    trial_schema = (
+        AttrSpec("job_type", default="PyTorchJob", choices=JOB_TYPES),
+        AttrSpec("image", required=True, description="the container image"),
+        AttrSpec("worker", "any", description="{ count, ecs_spec | cpu, gpu, memory }"),
+        AttrSpec("ps", "any"),
+        AttrSpec("chief", "any"),
+        AttrSpec("master", "any"),
+        AttrSpec("data_sources", "any", description="[{ uri, mount_path } | { id }]"),
+        AttrSpec("code_source", "any", description="{ id, branch, commit, mount_path }"),
+        AttrSpec("priority", "int"),
+        AttrSpec("max_running_time", description='e.g. "2h"'),
+        AttrSpec("resource_id"),
+    )
+    replace_on_change = ("image", "job_type")
+
+    def __init__(self, config: Mapping[str, Any], state_dir: Path) -> None:
+        super().__init__(config, state_dir)
+        self._client: Any = None
+        self._pods: dict[str, str] = {}
+        self._last_read: dict[str, float] = {}
+        self._states: dict[str, TaskState] = {}
+        self._polled: dict[str, float] = {}
+        self.calls = 0  # API calls made (for benchmarks)
+
+    # -- validation (no network) ------------------------------------------------------
+
+    def validate_task(self, settings: Mapping[str, Any]) -> list[str]:
+        problems: list[str] = []
+        if not str(settings.get("image") or "").strip():
+            problems.append('a DLC trial needs image = "registry/repo:tag"')
+        roles = [r for r in ROLES if settings.get(r) is not None]
+        if not roles:
+            problems.append('a DLC trial needs worker = { count = N, ecs_spec = "..." }')
+        for role in roles:
+            problems += _check_role(
+                role, settings[role], settings.get("resource_id") or self.config.get("resource_id")
+            )
+        priority = settings.get("priority")
+        if priority is not None and not 1 <= int(priority) <= 9:
+            problems.append(f"priority must be between 1 and 9, got {priority}")
+        if settings.get("max_running_time") is not None:
+            try:
+                parse_duration(str(settings["max_running_time"]))
+            except ValueError as exc:
+                problems.append(f"max_running_time: {exc}")
+        for i, source in enumerate(settings.get("data_sources") or []):
+            if not isinstance(source, Mapping) or not (source.get("uri") or source.get("id")):
+                problems.append(
+                    f'data_sources[{i}] must be {{ uri = "oss://...", mount_path = "/mnt/data" }}'
+                    ' or { id = "d-..." }'
+                )
+        code = settings.get("code_source")
+        if code is not None and (not isinstance(code, Mapping) or not code.get("id")):
+            problems.append('code_source must be { id = "code-...", branch = "main" }')
+        prices = self.config.get("prices")
+        if prices is not None and not isinstance(prices, Mapping):
+            problems.append("prices must be a map of ecs_spec = price per hour")
+        return problems
+
+    # -- the SDK ------------------------------------------------------------------------
+
+    def _sdk(self) -> Any:
+        if self._client is None:
+            from alibabacloud_credentials.client import Client as Credentials
+            from alibabacloud_pai_dlc20201203.client import Client
+            from alibabacloud_tea_openapi.utils_models import Config
+
+            region = str(self.config.get("region") or "")
+            endpoint = self.config.get("endpoint") or f"pai-dlc.{region}.aliyuncs.com"
+            try:
+                credential = Credentials()
+            except Exception as exc:
+                raise ProviderError(f"dlc: no Alibaba Cloud credentials: {exc}") from None
+            self._client = Client(
+                Config(
+                    credential=credential,
+                    endpoint=str(endpoint),
+                    protocol=str(self.config.get("protocol") or "https"),
+                    region_id=region,
+                    connect_timeout=5000,
+                    read_timeout=30000,
+                )
+            )
+        return self._client
+
+    def _call(self, action: str, fn: Callable[[Any, Any], T]) -> T:
+        """`fn(client, models)` with tunectl's retry policy; ProviderError when it fails."""
+        from alibabacloud_pai_dlc20201203 import models
+
+        client = self._sdk()
+        retrying = Retrying(
+            stop=stop_after_attempt(ATTEMPTS),
+            wait=wait_exponential_jitter(multiplier=0.1, max=5.0),
+            retry=retry_if_exception(_transient),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self.calls += 1
+                    return fn(client, models)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            code = getattr(exc, "code", None) or type(exc).__name__
+            if "credential" in str(exc).lower() and code in ("CredentialException", None):
+                raise ProviderError(
+                    "dlc: no Alibaba Cloud credentials; set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or configure a profile"
+                ) from None
+            from alibabacloud_tea_openapi.exceptions import ClientException
+
+            message = getattr(exc, "message", None) or str(exc)
+            permanent = isinstance(exc, ClientException) and not _transient(exc)
+            raise ProviderError(
+                f"dlc: {action} failed: {code}: {message}", permanent=permanent
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- running ------------------------------------------------------------------------
+
+    def submit(self, request: TaskRequest) -> TaskHandle:
+        # Look before creating, on every attempt: a CreateJob whose answer was lost may
+        # have created the job.
+        for _ in range(ATTEMPTS):
+            found = self._find_one(request.key)
+            if found is not None:
+                return TaskHandle(request.key, found)
+            try:
+                job_id = self._call(
+                    "CreateJob",
+                    lambda c, m: c.create_job(self._create_request(m, request)).body.job_id,
+                )
+            except ProviderError as exc:
+                if exc.permanent or self._find_one(request.key) is None:
+                    raise
+                continue
+            return TaskHandle(request.key, str(job_id))
+        raise ProviderError(f"dlc: could not submit {request.key}")
+
+    def _create_request(self, m: Any, request: TaskRequest) -> Any:
+        s = request.settings
+        command = request.command
+        if not isinstance(command, str):
+            # DLC runs a shell command line; `exec` keeps the exec form's meaning (a
+            # program, never a shell builtin or shell syntax).
+            command = "exec " + shlex.join(command)
+        if request.workdir:
+            command = f"cd {shlex.quote(request.workdir)} && {command}"
+        envs = {
+            **{str(k): str(v) for k, v in request.env.items()},
+            "TUNECTL_TRIAL_KEY": request.key,
+        }
+        if request.model_dir:
+            envs["TUNECTL_MODEL_DIR"] = request.model_dir
+        specs = [
+            _job_spec(m, ROLES[role], s[role], str(s.get("image")))
+            for role in ROLES
+            if s.get(role) is not None
+        ]
+        sources = [
+            m.CreateJobRequestDataSources(
+                data_source_id=src.get("id"), uri=src.get("uri"), mount_path=src.get("mount_path")
+            )
+            for src in (s.get("data_sources") or [])
+        ]
+        code = s.get("code_source")
+        max_minutes = None
+        if s.get("max_running_time"):
+            max_minutes = max(1, int(parse_duration(str(s["max_running_time"])) // 60))
+        elif request.timeout:
+            max_minutes = max(1, int(request.timeout // 60))
+        tags = {**{k: str(v) for k, v in request.tags.items()}, "tunectl-key": request.key}
+        if request.timeout:
+            # DLC's own limit counts whole minutes; tunectl enforces the exact timeout
+            # itself (and can, after a restart, because it is on the job).
+            tags["tunectl-timeout"] = f"{request.timeout:g}"
+        return m.CreateJobRequest(
+            display_name=request.key,
+            job_type=str(s.get("job_type") or "PyTorchJob"),
+            job_specs=specs,
+            user_command=command,
+            envs=envs,
+            data_sources=sources or None,
+            code_source=m.CreateJobRequestCodeSource(
+                code_source_id=code.get("id"),
+                branch=code.get("branch"),
+                commit=code.get("commit"),
+                mount_path=code.get("mount_path"),
+            )
+            if code
+            else None,
+            workspace_id=self.config.get("workspace_id"),
+            resource_id=s.get("resource_id") or self.config.get("resource_id"),
+            priority=s.get("priority"),
+            job_max_running_time_minutes=max_minutes,
+            settings=m.JobSettings(tags=tags),
+        )
+
+    def _find_one(self, key: str) -> str | None:
+        def lookup(c: Any, m: Any) -> str | None:
+            body = c.list_jobs(
+                m.ListJobsRequest(
+                    display_name=key,
+                    workspace_id=self.config.get("workspace_id"),
+                    tags={"tunectl-key": key},
+                    page_size=10,
+                )
+            ).body
+            for job in body.jobs or []:
+                if job.display_name == key:
+                    return str(job.job_id)
+            return None
+
+        return self._call("ListJobs", lookup)
+
+    def find(self, keys: Sequence[str]) -> dict[str, TaskHandle]:
+        out = {}
+        for key in keys:
+            job_id = self._find_one(key)
+            if job_id is not None:
+                out[key] = TaskHandle(key, job_id)
+        return out
+
+    def poll(self, handles: Sequence[TaskHandle]) -> dict[str, TaskStatus]:
+        out: dict[str, TaskStatus] = {}
+        ids = [h.id for h in handles]
+        for start in range(0, len(ids), PAGE):
+            page = ids[start : start + PAGE]
+
+            def list_page(c: Any, m: Any, page: list[str] = page) -> Any:
+                return c.list_jobs(m.ListJobsRequest(job_ids=",".join(page), page_size=PAGE)).body
+
+            body = self._call("ListJobs", list_page)
+            for job in body.jobs or []:
+                out[str(job.job_id)] = self._enforce_timeout(job, _status(job))
+        for handle in handles:
+            if handle.id not in out:  # not listed: ask for it, it may be gone
+                out[handle.id] = self._get_status(handle.id)
+        now = time.monotonic()
+        for job_id, status in out.items():
+            self._states[job_id] = status.state
+            self._polled[job_id] = now
+        return out
+
+    def _enforce_timeout(self, job: Any, status: TaskStatus) -> TaskStatus:
+        tags = (job.settings.tags if job.settings is not None else None) or {}
+        limit = tags.get("tunectl-timeout")
+        if status.state is not TaskState.RUNNING or not limit or not job.gmt_running_time:
+            return status
+        started = calendar.timegm(time.strptime(job.gmt_running_time, "%Y-%m-%dT%H:%M:%SZ"))
+        if time.time() - started <= float(limit):
+            return status
+        self.cancel(TaskHandle("", str(job.job_id)))
+        return TaskStatus(TaskState.FAILED, message=f"timed out after {float(limit):g}s")
+
+    def _get_status(self, job_id: str) -> TaskStatus:
+        try:
+            job = self._call("GetJob", lambda c, m: c.get_job(job_id, m.GetJobRequest()).body)
+        except ProviderError as exc:
+            if "not found" in str(exc).lower() or "100090005" in str(exc):
+                return TaskStatus(TaskState.LOST, message="the DLC job no longer exists")
+            raise
+        return _status(job)
+
+    def read_log(self, handle: TaskHandle, cursor: int) -> LogChunk:
+        if time.monotonic() - self._polled.get(handle.id, -1e9) > 0.5:
+            self.poll([handle])  # not polled lately (the engine polls right before)
+        state = self._states.get(handle.id)
+        if state is None or state is TaskState.PENDING or state is TaskState.LOST:
+            return LogChunk([], cursor)
+        now = time.monotonic()
+        configured = self.config.get("log_interval")
+        interval = 10.0 if configured is None else float(configured)
+        last = self._last_read.get(handle.id)
+        if state is TaskState.RUNNING and last is not None and now - last < interval:
+            return LogChunk([], cursor)
+        pod = self._pod(handle.id)
+        if pod is None:
+            return LogChunk([], cursor)
+        logs = self._call(
+            "GetPodLogs",
+            lambda c, m: (
+                c.get_pod_logs(
+                    handle.id, pod, m.GetPodLogsRequest(max_lines=cursor + 5000)
+                ).body.logs
+            ),
+        )
+        self._last_read[handle.id] = now
+        lines = [str(line) for line in (logs or [])][cursor:]
+        return LogChunk(lines, cursor + len(lines))
+
+    def _pod(self, job_id: str) -> str | None:
+        if job_id not in self._pods:
+            job = self._call("GetJob", lambda c, m: c.get_job(job_id, m.GetJobRequest()).body)
+            pods = [p for p in (job.pods or []) if p.pod_id]
+            if not pods:
+                return None
+            workers = [p for p in pods if (p.type or "").lower() in ("worker", "master", "chief")]
+            self._pods[job_id] = str((workers or pods)[0].pod_id)
+        return self._pods[job_id]
+
+    def cancel(self, handle: TaskHandle) -> None:
+        try:
+            self._call("StopJob", lambda c, m: c.stop_job(handle.id))
+        except ProviderError as exc:
+            if "not found" in str(exc).lower() or "100090005" in str(exc):
+                return  # gone already: nothing to stop
+            raise
+
+    def estimate_price(self, settings: Mapping[str, Any], seconds: float) -> float | None:
+        table = {
+            **PRICES,
+            **{str(k): float(v) for k, v in (self.config.get("prices") or {}).items()},
+        }
+        total = 0.0
+        for role in ROLES:
+            spec = settings.get(role)
+            if not isinstance(spec, Mapping):
+                continue
+            price = table.get(str(spec.get("ecs_spec")))
+            if price is None:
+                return None  # an unknown instance type: no estimate rather than a wrong one
+            total += int(spec.get("count", 1)) * price * seconds / 3600
+        return total if total else None
+
+
+def _check_role(role: str, spec: Any, resource_id: Any) -> list[str]:
+    if not isinstance(spec, Mapping):
+        return [f'{role} must be a map such as {{ count = 1, ecs_spec = "ecs.gn6i-c4g1.xlarge" }}']
+    problems = []
+    unknown = set(spec) - {"count", "ecs_spec", "cpu", "gpu", "gpu_type", "memory", "image"}
+    if unknown:
+        problems.append(f"{role}: unknown setting(s) {', '.join(sorted(unknown))}")
+    count = spec.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        problems.append(f"{role}.count must be a whole number of at least 1, got {count!r}")
+    has_ecs = bool(spec.get("ecs_spec"))
+    has_quota = any(spec.get(k) is not None for k in ("cpu", "gpu", "memory"))
+    if has_ecs == has_quota:
+        problems.append(
+            f"{role} needs either ecs_spec (public resources) or cpu/gpu/memory (a resource "
+            "quota), not both"
+        )
+    if has_quota and not resource_id:
+        problems.append(f"{role}: cpu/gpu/memory need a resource quota: set resource_id")
+    return problems
+
+
+def _job_spec(m: Any, role: str, spec: Mapping[str, Any], image: str) -> Any:
+    resources = None
+    if spec.get("ecs_spec") is None:
+        resources = m.ResourceConfig(
+            cpu=str(spec.get("cpu")) if spec.get("cpu") is not None else None,
+            gpu=str(spec.get("gpu")) if spec.get("gpu") is not None else None,
+            gputype=spec.get("gpu_type"),
+            memory=str(spec.get("memory")) if spec.get("memory") is not None else None,
+        )
+    return m.JobSpec(
+        type=role,
+        image=str(spec.get("image") or image),
+        pod_count=int(spec.get("count", 1)),
+        ecs_spec=spec.get("ecs_spec"),
+        resource_config=resources,
+    )
+
+
+def _status(job: Any) -> TaskStatus:
+    status = str(job.status or "")
+    state = STATES.get(status, TaskState.PENDING)
+    message = ""
+    exit_code = None
+    found = re.search(r"exit(?:ed with)? code (\d+)", str(job.reason_message or ""))
+    if found:
+        exit_code = int(found.group(1))
+    elif state is TaskState.SUCCEEDED:
+        exit_code = 0
+    if state is TaskState.FAILED:
+        message = f"DLC job {job.job_id} failed: {job.reason_message or job.reason_code or ''}"
+    elif state is TaskState.CANCELLED:
+        message = f"DLC job {job.job_id} was stopped ({job.reason_message or 'StopJob'})"
+    return TaskStatus(state, exit_code=exit_code, message=message.strip(": "))
