@@ -148,6 +148,7 @@ class DlcProvider(Provider):
         self._last_read: dict[str, float] = {}
         self._states: dict[str, TaskState] = {}
         self._polled: dict[str, float] = {}
+        self._by_experiment: dict[str, dict[str, str]] = {}
         self.calls = 0  # API calls made (for benchmarks)
 
     # -- validation (no network) ------------------------------------------------------
@@ -248,11 +249,17 @@ class DlcProvider(Provider):
     # -- running ------------------------------------------------------------------------
 
     def submit(self, request: TaskRequest) -> TaskHandle:
-        # Look before creating, on every attempt: a CreateJob whose answer was lost may
-        # have created the job.
-        for _ in range(ATTEMPTS):
-            found = self._find_one(request.key)
+        # The experiment's jobs are listed once per process (by tag, 100 a page), so a job
+        # made by an earlier, crashed apply is found without a call per trial. After a
+        # failed CreateJob, look again by key before retrying: the job may exist although
+        # the answer was lost.
+        known = self._experiment_jobs(request.experiment)
+        if request.key in known:
+            return TaskHandle(request.key, known[request.key])
+        for attempt in range(ATTEMPTS):
+            found = self._find_one(request.key) if attempt else None
             if found is not None:
+                known[request.key] = found
                 return TaskHandle(request.key, found)
             try:
                 job_id = self._call(
@@ -263,6 +270,7 @@ class DlcProvider(Provider):
                 if exc.permanent or self._find_one(request.key) is None:
                     raise
                 continue
+            known[request.key] = str(job_id)
             return TaskHandle(request.key, str(job_id))
         raise ProviderError(f"dlc: could not submit {request.key}")
 
@@ -298,7 +306,11 @@ class DlcProvider(Provider):
             max_minutes = max(1, int(parse_duration(str(s["max_running_time"])) // 60))
         elif request.timeout:
             max_minutes = max(1, int(request.timeout // 60))
-        tags = {**{k: str(v) for k, v in request.tags.items()}, "tunectl-key": request.key}
+        tags = {
+            **{k: str(v) for k, v in request.tags.items()},
+            "tunectl-key": request.key,
+            "tunectl-experiment": request.experiment,  # how a restarted apply finds them
+        }
         if request.timeout:
             # DLC's own limit counts whole minutes; tunectl enforces the exact timeout
             # itself (and can, after a restart, because it is on the job).
@@ -324,6 +336,32 @@ class DlcProvider(Provider):
             job_max_running_time_minutes=max_minutes,
             settings=m.JobSettings(tags=tags),
         )
+
+    def _experiment_jobs(self, experiment: str) -> dict[str, str]:
+        """Display name -> job id of every job tagged with `experiment` (cached)."""
+        if experiment not in self._by_experiment:
+            found: dict[str, str] = {}
+            page = 1
+            while True:
+
+                def list_page(c: Any, m: Any, page: int = page) -> Any:
+                    return c.list_jobs(
+                        m.ListJobsRequest(
+                            workspace_id=self.config.get("workspace_id"),
+                            tags={"tunectl-experiment": experiment},
+                            page_size=PAGE,
+                            page_number=page,
+                        )
+                    ).body
+
+                body = self._call("ListJobs", list_page)
+                for job in body.jobs or []:
+                    found[str(job.display_name)] = str(job.job_id)
+                if page * PAGE >= int(body.total_count or 0):
+                    break
+                page += 1
+            self._by_experiment[experiment] = found
+        return self._by_experiment[experiment]
 
     def _find_one(self, key: str) -> str | None:
         def lookup(c: Any, m: Any) -> str | None:
@@ -392,9 +430,14 @@ class DlcProvider(Provider):
         return _status(job)
 
     def read_log(self, handle: TaskHandle, cursor: int) -> LogChunk:
-        if time.monotonic() - self._polled.get(handle.id, -1e9) > 0.5:
-            self.poll([handle])  # not polled lately (the engine polls right before)
         state = self._states.get(handle.id)
+        if state is None or (
+            state is TaskState.PENDING and time.monotonic() - self._polled[handle.id] > 5
+        ):
+            # Never polled by this process, or long ago: the engine polls every task right
+            # before reading logs, so this costs nothing there.
+            self.poll([handle])
+            state = self._states.get(handle.id)
         if state is None or state is TaskState.PENDING or state is TaskState.LOST:
             return LogChunk([], cursor)
         now = time.monotonic()

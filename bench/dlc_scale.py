@@ -1,0 +1,164 @@
+"""tunectl apply on DLC at scale, against the DLC emulator (issue #5).
+
+Workload: TRIALS trials, CONCURRENT running at once, each a DLC job that sleeps SLEEP
+seconds and prints its metric. The baseline in the same run is the same workload at a
+tenth of the size (100 trials, 20 at a time). Reported for both: API calls by action, the
+status calls per reconcile cycle (ListJobs pages), and apply's CPU time and peak memory.
+
+    python bench/dlc_scale.py [--trials 1000] [--concurrent 200] [--sleep 2]
+
+Needs `pip install -e ./providers/dlc`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from common import cli_env, write
+
+CONFIG = """\
+provider "dlc" {
+  region       = "cn-hangzhou"
+  workspace_id = "ws-bench"
+  endpoint     = "%(endpoint)s"
+  protocol     = "http"
+}
+
+experiment "scale" {
+  algorithm "random" {
+    seed = 1
+  }
+  objective {
+    metric    = "acc"
+    direction = "maximize"
+  }
+  max_trials     = %(trials)d
+  max_concurrent = %(concurrent)d
+  param "x" {
+    type = "uniform"
+    low  = 0
+    high = 1
+  }
+  trial {
+    provider = "dlc"
+    image    = "registry.example.com/bench:1"
+    worker   = { count = 1, ecs_spec = "ecs.g6.xlarge" }
+    command  = "sleep %(sleep)s; echo acc=${param.x}"
+  }
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def calls(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/calls", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def run(trials: int, concurrent: int, sleep: float) -> dict:
+    port = free_port()
+    env = cli_env()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env.pop(name, None)
+    env.update(
+        ALIBABA_CLOUD_ACCESS_KEY_ID="LTAI-test", ALIBABA_CLOUD_ACCESS_KEY_SECRET="test-secret"
+    )
+    emulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tunectl_dlc.emulator",
+            "--port",
+            str(port),
+            "--capacity",
+            str(concurrent),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        assert emulator.stdout is not None
+        emulator.stdout.readline()  # started
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = write(
+                Path(tmp),
+                {
+                    "main.hcl": CONFIG
+                    % {
+                        "endpoint": f"127.0.0.1:{port}",
+                        "trials": trials,
+                        "concurrent": concurrent,
+                        "sleep": sleep,
+                    }
+                },
+            )
+            start = time.perf_counter()
+            apply = subprocess.Popen(
+                [sys.executable, "-m", "tunectl", "-C", str(directory), "apply", "--auto-approve"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+            _, status, usage = os.wait4(apply.pid, 0)
+            wall = time.perf_counter() - start
+            if status != 0:
+                raise SystemExit(f"apply failed: {apply.stderr.read() if apply.stderr else ''}")
+            counted = calls(port)
+    finally:
+        os.killpg(emulator.pid, signal.SIGTERM)
+        emulator.wait()
+    return {
+        "trials": trials,
+        "concurrent": concurrent,
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "calls": {k: v for k, v in sorted(counted.items()) if ":" not in k},
+        "status_calls": counted.get("ListJobs:by-ids", 0),
+        "jobs_per_status_call": counted.get("ListJobs:ids", 0)
+        / max(counted.get("ListJobs:by-ids", 0), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--concurrent", type=int, default=200)
+    parser.add_argument("--sleep", type=float, default=2.0)
+    args = parser.parse_args()
+    small = run(max(1, args.trials // 10), max(1, args.concurrent // 10), args.sleep)
+    big = run(args.trials, args.concurrent, args.sleep)
+    for r in (small, big):
+        print(
+            f"{r['trials']:>5} trials, {r['concurrent']:>3} at once: wall {r['wall']:.1f} s, "
+            f"apply CPU {r['cpu']:.1f} s, peak RSS {r['rss_mb']:.0f} MB, "
+            f"{r['status_calls']} status calls covering {r['jobs_per_status_call']:.0f} "
+            "jobs each"
+        )
+        print(f"      API calls: {r['calls']}")
+    print(
+        f"ratios big/small: trials x{big['trials'] / small['trials']:.0f}, status calls "
+        f"x{big['status_calls'] / max(small['status_calls'], 1):.1f}, "
+        f"CPU x{big['cpu'] / small['cpu']:.1f}, peak RSS x{big['rss_mb'] / small['rss_mb']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
