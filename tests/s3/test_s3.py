@@ -328,3 +328,38 @@ def test_bad_s3_settings_are_diagnosed(tmp_path: Path, server: S3Server) -> None
     (directory / "main.hcl").write_text(text)
     result = cli(directory, "validate", endpoint=server.url, bucket="b")
     assert result.code == 1 and "Credentials in configuration" in result.err
+
+
+def test_long_apply_pushes_the_state_every_few_seconds(
+    tmp_path: Path, server: S3Server, bucket: str
+) -> None:
+    import sqlite3
+
+    slow = hcl(backend=True, storage=False, trials=1).replace(
+        "python3 trial.py", "sleep 9 && python3 trial.py"
+    )
+    directory = setup(tmp_path, slow)
+    env = cli_env(**S3_ENV, TUNECTL_VAR_endpoint=server.url, TUNECTL_VAR_bucket=bucket)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunectl", "-C", str(directory), "apply", "--auto-approve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        # Mid-apply (the only trial runs for 9 s), the object already records it running.
+        deadline = time.monotonic() + 8
+        seen = None
+        while time.monotonic() < deadline and seen != "running":
+            time.sleep(0.5)
+            if "team/tunectl.db" not in keys(server, bucket):
+                continue
+            body = server.client().get_object(Bucket=bucket, Key="team/tunectl.db")["Body"]
+            copy = tmp_path / "snapshot.db"
+            copy.write_bytes(body.read())
+            with sqlite3.connect(copy) as conn:
+                row = conn.execute("SELECT status FROM trials").fetchone()
+            seen = row[0] if row else None
+        assert seen == "running" and proc.poll() is None
+    finally:
+        assert proc.wait(timeout=60) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -196,12 +197,21 @@ def test_destroy_stops_all_jobs_and_drift_is_shown(tmp_path: Path, server: Serve
     while sum(j.status == "Running" for j in jobs_of(server, directory)) < 3:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    victim = jobs_of(server, directory)[0]
+    victim, gone = jobs_of(server, directory)[:2]
     server.emulator.stop_outside(victim.id)  # someone stops a job in the console
+    server.emulator.vanish(gone.id)  # and another job disappears altogether
     plan = tunectl(directory, "plan")
     assert plan.returncode == 0, plan.stderr
     assert "Objects have changed outside of tunectl" in plan.stdout
-    assert '-> "cancelled"' in plan.stdout
+    assert '-> "cancelled"' in plan.stdout and '-> "lost"' in plan.stdout
+    # Apply takes both in: the stopped trial failed; the vanished one is relaunched.
+    result = tunectl(directory, "apply", "--auto-approve", "--once")
+    assert result.returncode == 0, result.stdout + result.stderr
+    number = int(re.search(r"-t(\d+)-k", victim.spec["DisplayName"]).group(1))  # type: ignore[union-attr]
+    stopped = next(t for t in trials(directory) if t["number"] == number)
+    assert stopped["status"] == "failed" and "stopped" in stopped["message"]
+    relaunched = [j for j in jobs_of(server, directory) if j.spec["DisplayName"].endswith("-a1")]
+    assert len(relaunched) == 1 and relaunched[0].status != "Stopped"
     result = tunectl(directory, "destroy", "--auto-approve")
     assert result.returncode == 0, result.stdout + result.stderr
     assert all(j.status == "Stopped" for j in jobs_of(server, directory))
