@@ -352,6 +352,18 @@ CASES: list[tuple[str, dict[str, str], str, str | None]] = [
         "main.hcl line",
     ),
     (
+        "unsupported metrics source",
+        {
+            "main.hcl": mutate(
+                'command  = "echo acc=${param.lr}"',
+                'command  = "echo acc=${param.lr}"\n    metrics "tensorboard" {\n'
+                '      logdir = "tb"\n    }',
+            )
+        },
+        "Unsupported metrics source",
+        "main.hcl line",
+    ),
+    (
         "division by zero",
         {"main.hcl": mutate("max_concurrent = 2", "max_concurrent = 2 / 0")},
         "Division by zero",

@@ -62,6 +62,11 @@ _S = AttrSchema
 _ANY_SETTINGS = BlockSchema(open_attrs=True)
 
 METRICS_KINDS = ("stdout", "json", "tensorboard", "table")
+# Kinds the language names (SPEC) that this version cannot read yet, and why.
+UNSUPPORTED_METRICS = {
+    "tensorboard": "reading TensorBoard event files is not implemented yet.",
+    "table": "MaxCompute SQL metrics come with the MaxCompute provider, not built yet.",
+}
 METRICS_SCHEMA = BlockSchema(
     attrs={
         "pattern": _S("string"),
@@ -804,6 +809,19 @@ def _metrics(
         if len(mb.labels) != 1 or mb.labels[0] not in METRICS_KINDS:
             continue
         kind = mb.labels[0]
+        if kind in UNSUPPORTED_METRICS:
+            # Accepting them and reading nothing would fail every trial later, silently.
+            diags.append(
+                error(
+                    "Unsupported metrics source",
+                    f'metrics "{kind}" is not available in this version of tunectl: '
+                    f'{UNSUPPORTED_METRICS[kind]} Use metrics "stdout" (a NAME=VALUE line) '
+                    'or metrics "json" (a JSON-lines file), or tunectl.report() in the trial.',
+                    mb.range,
+                    context,
+                )
+            )
+            continue
         reader = Reader(mb.body, scope, context, diags)
         settings = {n: reader.get(n, "string") for n in mb.body.attributes}
         need = {"json": "path", "tensorboard": "logdir", "table": "sql"}.get(kind)

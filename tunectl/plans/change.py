@@ -85,8 +85,7 @@ class TrialIntent:
             return f"will run no trials ({self.done} done, status {self.status})"
         if self.to_run == 0:
             return (
-                f"will start no new trials and follow the {self.running} running "
-                f"({self.done} done)"
+                f"will start no new trials and follow the {self.running} running ({self.done} done)"
             )
         text = (
             f"will run up to {self.to_run} trials, {self.max_concurrent} at a time "
