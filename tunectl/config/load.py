@@ -587,7 +587,7 @@ def _experiment(
         objective = _objective(ob, scope, context, diags)
     trial = None
     for tb in body.blocks_of("trial")[:1]:
-        trial = _trial(tb, scope, providers, context, {p.name for p in params}, diags)
+        trial = _trial(tb, scope, providers, context, {p.name: p for p in params}, diags)
 
     lifecycle = Lifecycle()
     for lb in body.blocks_of("lifecycle")[:1]:
@@ -764,7 +764,18 @@ def _objective(block: Block, scope: Scope, context: str, diags: Diagnostics) -> 
     )
 
 
-def _check_placeholders(value: Any, params: set[str], attr, reader: Reader) -> None:
+def _check_placeholders(
+    value: Any, params: Mapping[str, ParamSpec], attr, reader: Reader, position: str = "env"
+) -> None:
+    """Refuse placeholders that name nothing, and values that cannot be placed safely.
+
+    `position` is "command" (a string command runs through a shell: each placeholder must
+    sit where its value can be quoted), "workdir" (each value must be one path
+    component) or "env" (any text without NUL).
+    """
+    from tunectl.engine.shell import placeholder_slots
+    from tunectl.engine.trials import format_value, path_component_problem
+
     items = (
         value
         if isinstance(value, list)
@@ -772,6 +783,10 @@ def _check_placeholders(value: Any, params: set[str], attr, reader: Reader) -> N
         if isinstance(value, dict)
         else [value]
     )
+    if position == "command" and isinstance(value, Template):
+        for slot in placeholder_slots(value.parts):
+            if slot.refusal is not None:
+                reader.fail(attr, "Placeholder in an unsafe position", slot.refusal)
     for item in items:
         if not isinstance(item, Template):
             continue
@@ -798,6 +813,31 @@ def _check_placeholders(value: Any, params: set[str], attr, reader: Reader) -> N
                     attr,
                     "Unsupported attribute",
                     'In a trial, only "experiment.name" is available.',
+                )
+            elif root == "param":
+                # A choice's values are known now: refuse the ones that cannot be placed.
+                for choice in params[str(rest[0])].values:
+                    text = format_value(choice)
+                    problem = (
+                        "contains a NUL byte, which no argument or variable can hold"
+                        if "\0" in text
+                        else f"cannot be part of a path: {why}"
+                        if position == "workdir" and (why := path_component_problem(text))
+                        else None
+                    )
+                    if problem:
+                        reader.fail(
+                            attr,
+                            "Parameter value cannot be placed here",
+                            f"The value {json.dumps(text)} of param.{rest[0]} {problem}. Change "
+                            "the parameter's values, or pass the value through env.",
+                        )
+            elif position == "workdir" and ref == ("trial", "params_json"):
+                reader.fail(
+                    attr,
+                    "Parameter value cannot be placed here",
+                    "trial.params_json is JSON text, which cannot be part of a path. Use "
+                    "trial.id or trial.number to name a per-trial directory.",
                 )
 
 
@@ -828,7 +868,15 @@ def _metrics(
         if need and need not in settings:
             reader.fail(None, "Missing required argument", f'metrics "{kind}" needs "{need}".')
         pattern = settings.get("pattern")
-        if pattern is not None:
+        if isinstance(pattern, Template):
+            # A value would be read as regular-expression syntax, and matched nowhere.
+            reader.fail(
+                mb.body.attributes["pattern"],
+                "Placeholder in a metrics pattern",
+                "A pattern is the same for every trial: write it without ${...}, and have "
+                "the trial print NAME=VALUE or call tunectl.report().",
+            )
+        elif pattern is not None:
             import re
 
             try:
@@ -863,7 +911,7 @@ def _trial(
     scope: Scope,
     providers: Mapping[str, ProviderConfig],
     context: str,
-    params: set[str],
+    params: Mapping[str, ParamSpec],
     diags: Diagnostics,
 ) -> TrialSpec | None:
     trial_scope = Scope(variables=scope.variables, locals=scope.locals, deferred=DEFERRED)
@@ -962,6 +1010,7 @@ def _trial(
                 params,
                 body.attributes.get(attr_name) or block.body.attributes.get(attr_name),
                 tr,
+                attr_name,
             )
         metrics = (
             shared_metrics if body is block.body else _metrics(body, trial_scope, context, diags)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
-from tunectl.config.expr import Template
+from tunectl.config.expr import Template, format_path
 from tunectl.config.model import Experiment, TaskSpec
+from tunectl.diags import DiagnosticError, error
+from tunectl.engine.shell import UnsafePlaceholder, command_line
 from tunectl.providers.base import TaskRequest
 
 
@@ -44,12 +45,34 @@ def format_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def path_component_problem(value: str) -> str | None:
+    """Why `value` cannot be one component of a path, or None when it can.
+
+    Substituted into `workdir` or a metrics `path`, a value names a file or directory in
+    the place the configuration chose; it must not climb out (`..`, `/`) or carry bytes
+    that no path or shell line should hold.
+    """
+    if value in ("", ".", ".."):
+        return f'"{value}" is not a file name'
+    if "/" in value:
+        return "it contains a /"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "it contains a control character (such as a newline or NUL)"
+    return None
+
+
 class Placeholders:
-    """Values for `${param.*}`, `${trial.*}` and `${experiment.name}` of one trial."""
+    """Values for `${param.*}`, `${trial.*}` and `${experiment.name}` of one trial.
+
+    Each `render_*` method substitutes for one kind of position; none ever lets a value
+    become code or climb out of a path. A value that cannot be placed safely (the
+    configuration's `validate` refuses those first) stops the apply with a diagnostic.
+    """
 
     def __init__(
         self, exp: Experiment, generation: int, number: int, params: dict[str, Any], model_dir: str
     ):
+        self.number = number
         self.values: dict[tuple[str | int, ...], Any] = {
             ("trial", "id"): trial_id(exp.name, generation, number),
             ("trial", "number"): number,
@@ -64,12 +87,53 @@ class Placeholders:
         if path not in self.values:
             # An inactive conditional parameter renders empty, as NNI leaves it out.
             return ""
-        return format_value(self.values[path])
+        text = format_value(self.values[path])
+        if "\0" in text:
+            self._refuse(path, "contains a NUL byte, which no argument or variable can hold")
+        return text
 
-    def render(self, value: Any, quote: bool = False) -> str:
+    def render(self, value: Any) -> str:
+        """A value for an argument of a list command, an env value or a setting."""
         if isinstance(value, Template):
-            return value.render(self.resolve, shlex.quote if quote else None)
+            return value.render(self.resolve)
         return str(value)
+
+    def render_command(self, value: Any) -> str:
+        """A string command for `/bin/sh -c`, each value quoted for where it sits."""
+        if not isinstance(value, Template):
+            return str(value)
+        try:
+            return command_line(value, self.resolve)
+        except UnsafePlaceholder as exc:
+            raise DiagnosticError(
+                error("Unsafe placeholder in a command", f"Trial {self.number}: {exc}")
+            ) from None
+
+    def render_path(self, value: Any) -> str:
+        """A path (`workdir`, a metrics `path`): each value must be one path component.
+
+        `${trial.model_dir}` is the exception: it is a whole path tunectl chose.
+        """
+        if not isinstance(value, Template):
+            return str(value)
+
+        def component(path: tuple[str | int, ...]) -> str:
+            text = self.resolve(path)
+            problem = None if path == ("trial", "model_dir") else path_component_problem(text)
+            if problem:
+                self._refuse(path, f"cannot be part of a path: {problem}")
+            return text
+
+        return value.render(component)
+
+    def _refuse(self, path: tuple[str | int, ...], why: str) -> None:
+        raise DiagnosticError(
+            error(
+                "Unsafe placeholder value",
+                f"Trial {self.number}: the value of {format_path(path)} {why}. Change the "
+                "parameter's values, or move the placeholder (see docs/security.md).",
+            )
+        )
 
 
 def build_request(
@@ -86,10 +150,10 @@ def build_request(
     if isinstance(task.command, list):
         command = [placeholders.render(part) for part in task.command]
     else:
-        command = placeholders.render(task.command, quote=True)
+        command = placeholders.render_command(task.command)
     workdir = None
     if task.workdir is not None:
-        path = Path(placeholders.render(task.workdir))
+        path = Path(placeholders.render_path(task.workdir))
         workdir = str(path if path.is_absolute() else (config_dir / path).resolve())
     env = {name: placeholders.render(value) for name, value in task.env}
     settings = {
