@@ -334,8 +334,8 @@ class _Lexer:
     def dollar(self, text: str, i: int) -> int | None:
         """Open the expansion that the `$` at `text[i]` starts; the index after its opener.
 
-        None when this `$` opens nothing (`$NAME`, `$$`, `$?`, or a `$` at the end of the
-        literal text, before a placeholder).
+        None when this `$` opens nothing (`$NAME`, or a `$` at the end of the literal text,
+        before a placeholder).
         """
         ahead, in_cmd = text[i + 1 : i + 3], self.top.kind == "cmd"
         if ahead.startswith("(("):
@@ -344,6 +344,8 @@ class _Lexer:
         if ahead.startswith("("):
             self.push("cmd", substitution=True)
             return i + 2
+        if ahead[:1] and ahead[0] in "$?#!@*-0123456789":
+            return i + 2  # a special parameter such as `$$`: nothing opens
         opener = {"{": "brace", "[": "arith", "'": "ansi", '"': "double"}.get(ahead[:1])
         if opener is None or (ahead[0] in "'\"" and not in_cmd):
             return None

@@ -1,0 +1,275 @@
+"""The shell lexer of `tunectl.engine.shell`, checked against the real shells.
+
+Every rendered command runs under `/bin/sh -c` (dash here) and, when present, `bash -c`:
+whatever the value, the command prints exactly what the template says, with the value's
+bytes where the placeholder was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tunectl.config.expr import Template
+from tunectl.engine.shell import (
+    Slot,
+    UnsafePlaceholder,
+    command_line,
+    placeholder_slots,
+    quote,
+)
+
+P = ("param", "s")
+SHELLS = [sh for sh in ("/bin/sh", shutil.which("bash")) if sh]
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/home/tester", "LC_ALL": "C"}
+HOSTILE = [
+    "x; touch PWNED",
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "'; touch PWNED; '",
+    '"; touch PWNED; "',
+    "\ntouch PWNED",
+    "\\",
+    "$HOME",
+    "*",
+    "",
+    "a'b\"c\\d$e`f",
+    "\\'",
+    "-n",
+    "~root",
+    "$'\\x41'",
+]
+# Text without NUL (which no argument can hold) and without lone surrogates, rich in the
+# pieces of shell syntax a value could use to escape its quotes.
+VALUES = st.lists(
+    st.one_of(
+        st.sampled_from(
+            ["$", "$(", "${", "$((", "`", "'", '"', "\\", "\n", ")", "}", "*", " ", ";"]
+            + ["#", "~", "a", "HOME", "1", "-", "=", "'\\''", "!", "&", "|", "<", ">"]
+        ),
+        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0")),
+    ),
+    max_size=8,
+).map("".join)
+
+
+def run(shell: str, command: str) -> bytes:
+    proc = subprocess.run(
+        [shell, "-c", command], capture_output=True, env=ENV, timeout=20, check=False
+    )
+    assert proc.returncode == 0, (command, proc.stderr)
+    return proc.stdout
+
+
+def render(parts: list, value: str) -> str:
+    return command_line(Template(parts), lambda path: value)
+
+
+# Each context: template parts, and what `printf '%s'` of it prints for a value v.
+CONTEXTS = [
+    (["printf '%s' ", P], lambda v: v),
+    (["printf '%s' --x=", P], lambda v: "--x=" + v),
+    (["printf '%s' 'a ", P, " b'"], lambda v: "a " + v + " b"),
+    (["printf '%s' \"a ", P, ' b"'], lambda v: "a " + v + " b"),
+    (["printf '%s' ", P, "'q'", P], lambda v: v + "q" + v),
+    (["printf '%s' \"$(printf '%s' ", P, ")\""], lambda v: v.rstrip("\n")),
+    (["printf '%s' \"$(printf '%s.' '", P, "')\""], lambda v: v + "."),
+    (["printf '%s' \"$(printf '%s.' \"", P, "\")\""], lambda v: v + "."),
+    (["printf '%s' \"$HOME", P, '"'], lambda v: "/home/tester" + v),
+    (["printf '%s' $HOME", P], lambda v: "/home/tester" + v),
+    (["printf '%s' ~", P], lambda v: "~" + v),
+    (["X=~", P, " && printf '%s' \"$X\""], lambda v: "~" + v),
+    (["printf '%s' \\$", P], lambda v: "$" + v),  # an escaped `$` is text
+    (["printf '%s' ", P, " # ", P], None),  # refused: in a comment
+    (["cat <<EOF\n", P, "\nEOF"], None),  # refused: in a here-document
+    ([": <<'EOF'\nx\nEOF\nprintf '%s' ", P], lambda v: v),
+    (["printf '%s' \"$(cat <<'EOF'\nx)\nEOF\n)\" ", P], lambda v: "x)" + v),
+]
+
+
+def shell_output(parts: list, value: str, shell: str) -> bytes:
+    return run(shell, render(parts, value))
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_print_exactly(shell: str, value: str, tmp_path) -> None:
+    for parts, expected in CONTEXTS:
+        if expected is None:
+            with pytest.raises(UnsafePlaceholder):
+                render(parts, value)
+            continue
+        command = render(parts, value)
+        proc = subprocess.run(
+            [shell, "-c", command], capture_output=True, env=ENV, cwd=tmp_path, timeout=20
+        )
+        assert proc.stdout == expected(value).encode(), (parts, command)
+    assert not (tmp_path / "PWNED").exists()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=VALUES)
+@example(value="'\"\\$`\n*?[]{}~!#&;|<>()")
+def test_any_value_prints_exactly_in_every_context(value: str) -> None:
+    # One shell run per shell: every context, separated by NUL bytes.
+    commands = [render(parts, value) for parts, expected in CONTEXTS if expected is not None]
+    joined = "; printf '\\0'; ".join(commands)
+    wanted = [expected(value).encode() for _, expected in CONTEXTS if expected is not None]
+    for shell in SHELLS:
+        assert run(shell, joined).split(b"\0") == wanted
+
+
+# -- random templates from a small shell grammar --------------------------------
+
+MARK = "QzMARKzQ"
+_safe_literal = st.sampled_from(["a", "-", "=", "x.y", "$HOME", "~", "%", ":", "9"])
+_sq_literal = st.sampled_from(["a", " ", '"', "\\", "$HOME", "`x`", "$(x)", "#", "\n"])
+_dq_literal = st.sampled_from(["a", " ", "'", "\\\\", '\\"', "\\$", "$HOME", "#", "\n", "~"])
+
+
+def _single(draw) -> list:
+    inner = draw(st.lists(st.one_of(_sq_literal, st.just(P)), max_size=4))
+    return ["'", *inner, "'"]
+
+
+def _double(draw, depth: int) -> list:
+    pieces: list = ['"']
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["lit", "slot", "subst"] if depth < 2 else ["lit", "slot"]))
+        if kind == "lit":
+            pieces.append(draw(_dq_literal))
+        elif kind == "slot":
+            pieces.append(P)
+        else:
+            pieces += ["$(printf '%s' ", *_word(draw, depth + 1), " .)"]
+    return [*pieces, '"']
+
+
+def _word(draw, depth: int) -> list:
+    pieces: list = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["lit", "slot", "single", "double"]))
+        if kind == "lit":
+            pieces.append(draw(_safe_literal))
+        elif kind == "slot":
+            pieces.append(P)
+        elif kind == "single":
+            pieces += _single(draw)
+        else:
+            pieces += _double(draw, depth)
+    return pieces
+
+
+@st.composite
+def templates(draw) -> list:
+    parts: list = ["printf '%s|'"]
+    for _ in range(draw(st.integers(1, 3))):
+        parts += [" ", *_word(draw, 0)]
+    return parts
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=templates(), value=VALUES)
+def test_random_templates_treat_the_value_as_data(parts: list, value: str) -> None:
+    """Whatever the template, the value prints where a plain marker value prints."""
+    slots = placeholder_slots(Template(parts).parts)
+    # The grammar builds only positions that can be quoted: a refusal is a lexer bug.
+    assert not [slot.refusal for slot in slots if slot.refusal]
+    for shell in SHELLS:
+        with_marker = run(shell, render(parts, MARK))
+        with_value = run(shell, render(parts, value))
+        assert with_value == with_marker.replace(MARK.encode(), value.encode()), parts
+
+
+# -- positions that are refused ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parts", "reason"),
+    [
+        (["echo `echo ", P, "`"], "inside backquotes"),
+        (['echo "`echo ', P, '`"'], "inside backquotes"),
+        (["echo ${X:-", P, "}"], "inside a ${...} expansion"),
+        (['echo "${X:-', P, '}"'], "inside a ${...} expansion"),
+        (["echo $((1 + ", P, "))"], "inside arithmetic"),
+        (["echo $[", P, "]"], "inside arithmetic"),
+        (["((x = ", P, "))"], "inside arithmetic"),
+        (["echo $'", P, "'"], "inside a $'...' string"),
+        (['echo $"', P, '"'], 'inside a $"..." string'),
+        (["echo hi # ", P], "in a comment"),
+        (["cat <<EOF\nx ", P, "\nEOF"], "in a here-document"),
+        (["cat <<'EOF'\n", P, "\nEOF"], "in a here-document"),
+        (["cat <<-EOF\n\t", P, "\n\tEOF"], "in a here-document"),
+        (["echo \\", P], "directly after a backslash"),
+        (['echo "\\', P, '"'], "directly after a backslash"),
+        (["echo $", P], "directly after a $"),
+        (['echo "$', P, '"'], "directly after a $"),
+        (["eval echo ", P], "arguments of eval"),
+        (["eval \"echo '", P, "'\""], "arguments of eval"),
+        (["eval \"$(echo ", P, ')"'], "arguments of eval"),
+        (["let x=", P], "arguments of let"),
+        (["[[ ", P, " -eq 1 ]]"], "arguments of [[ ... ]]"),
+        (["trap 'echo ", P, "' EXIT"], "arguments of trap"),
+        (["declare -i x=", P], "arguments of declare"),
+        (["local x=", P], "arguments of local"),
+        (["read ", P], "arguments of read"),
+        (["a[", P, "]=1"], "array subscript"),
+        (["export ", P, "=1"], "variable name given to export"),
+        (["x=$(case a in a) echo;; esac) ", P], "case statement inside $(...)"),
+        (["cat <<", P, "\nx\n"], "delimiter is not plain text"),
+        (["echo ${X:-'a'} ", P], "a quote inside a ${...} expansion"),
+    ],
+)
+def test_refused_positions(parts: list, reason: str) -> None:
+    slots = placeholder_slots(Template(parts).parts)
+    assert slots[-1].refusal is not None and reason in slots[-1].refusal
+    assert "list command" in slots[-1].refusal  # every refusal says how to fix it
+    with pytest.raises(UnsafePlaceholder):
+        render(parts, "x")
+
+
+@pytest.mark.parametrize(
+    ("parts", "context"),
+    [
+        (["python t.py ", P], "unquoted"),
+        (["python t.py --x=", P], "unquoted"),
+        (["python t.py '", P, "'"], "single"),
+        (['python t.py "', P, '"'], "double"),
+        (['python t.py "$(echo ', P, ')"'], "unquoted"),
+        (["python t.py \"$(echo '", P, "')\""], "single"),
+        (["echo `date` ", P], "unquoted"),  # after a closed backquote
+        (["echo ${HOME} ", P], "unquoted"),
+        (["echo $((1 + 2)) ", P], "unquoted"),
+        (["eval true; echo ", P], "unquoted"),  # eval's arguments end at `;`
+        (["[[ -n x ]] && echo ", P], "unquoted"),
+        (["export X=", P], "unquoted"),
+        (["cat <<EOF\nx\nEOF\necho ", P], "unquoted"),
+        (["echo a#b ", P], "unquoted"),  # `#` inside a word is no comment
+        (["echo \\\\", P], "unquoted"),  # an escaped backslash, then the value
+        (["echo '\\'", P], "unquoted"),  # a backslash inside '...' escapes nothing
+        (["echo $$", P], "unquoted"),
+    ],
+)
+def test_accepted_positions(parts: list, context: str) -> None:
+    slots = placeholder_slots(Template(parts).parts)
+    assert slots[-1].refusal is None
+    assert slots[-1].context == context
+
+
+def test_plain_values_stay_readable() -> None:
+    unquoted = Slot(P, "unquoted")
+    assert quote("0.01", unquoted) == "0.01"
+    assert quote("adam", unquoted) == "adam"
+    assert quote("a b", unquoted) == "'a b'"
+    assert quote("it's", Slot(P, "single")) == "it'\\''s"
+    assert quote('a"$`\\', Slot(P, "double")) == 'a\\"\\$\\`\\\\'
+
+
+def test_nul_cannot_reach_a_command() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        render(["echo ", P], "a\0b")
