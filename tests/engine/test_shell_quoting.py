@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tunectl.config.expr import Template
+from tunectl.diags import DiagnosticError
 from tunectl.engine.shell import (
     Slot,
     UnsafePlaceholder,
@@ -23,6 +25,7 @@ from tunectl.engine.shell import (
     placeholder_slots,
     quote,
 )
+from tunectl.engine.trials import Placeholders
 
 P = ("param", "s")
 SHELLS = [sh for sh in ("/bin/sh", shutil.which("bash")) if sh]
@@ -273,3 +276,48 @@ def test_plain_values_stay_readable() -> None:
 def test_nul_cannot_reach_a_command() -> None:
     with pytest.raises(ValueError, match="NUL"):
         render(["echo ", P], "a\0b")
+
+
+# -- what the engine renders per trial (tunectl.engine.trials.Placeholders) ---------
+
+
+def placeholders(**params: object) -> Placeholders:
+    exp = SimpleNamespace(name="inj")  # Placeholders reads only the experiment's name
+    return Placeholders(exp, 1, 3, dict(params), "/models/inj/3")  # type: ignore[arg-type]
+
+
+def test_a_command_is_quoted_per_position() -> None:
+    command = Template(["python t.py ", P, " '", P, "' \"", P, '"'])
+    rendered = placeholders(s="a'b\"c").render_command(command)
+    assert rendered == "python t.py 'a'\"'\"'b\"c' 'a'\\''b\"c' \"a'b\\\"c\""
+
+
+def test_an_unsafe_command_stops_with_a_diagnostic() -> None:
+    with pytest.raises(DiagnosticError) as caught:
+        placeholders(s="x").render_command(Template(["echo `", P, "`"]))
+    assert list(caught.value.diags)[0].summary == "Unsafe placeholder in a command"
+    assert "Trial 3: ${param.s} sits inside backquotes" in list(caught.value.diags)[0].detail
+
+
+@pytest.mark.parametrize("value", ["..", ".", "a/b", "/etc", "a\nb", "a\0b"])
+def test_a_path_value_cannot_climb_out(value: str) -> None:
+    for template in (Template(["runs/", P]), Template(["runs/.", P]), Template([P, "/x"])):
+        with pytest.raises(DiagnosticError) as caught:
+            placeholders(s=value).render_path(template)
+        assert "param.s" in list(caught.value.diags)[0].detail
+
+
+def test_path_values_that_stay_inside() -> None:
+    values = placeholders(s="a b", e="")
+    assert values.render_path(Template(["runs/", P])) == "runs/a b"
+    assert values.render_path(Template(["runs/", ("param", "e"), "x"])) == "runs/x"
+    assert values.render_path(Template(["runs/.", P])) == "runs/.a b"
+    model_dir = Template([("trial", "model_dir"), "/work"])
+    assert values.render_path(model_dir) == "/models/inj/3/work"
+
+
+def test_nul_never_reaches_env_or_argv() -> None:
+    for render_one in ("render", "render_command", "render_path"):
+        with pytest.raises(DiagnosticError) as caught:
+            getattr(placeholders(s="a\0b"), render_one)(Template(["x", P]))
+        assert "contains a NUL byte" in list(caught.value.diags)[0].detail

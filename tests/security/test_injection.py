@@ -289,7 +289,8 @@ def test_plan_refuses_too_and_leaves_no_state(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        ("..", 'cannot be part of a path: ".." is not a file name'),
+        ("..", "cannot be part of a path: it is only dots"),
+        (".", "cannot be part of a path: it is only dots"),
         ("a/b", "cannot be part of a path: it contains a /"),
         ("/etc", "cannot be part of a path: it contains a /"),
         ("a\nb", "cannot be part of a path: it contains a control character"),

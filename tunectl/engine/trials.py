@@ -46,16 +46,17 @@ def format_value(value: Any) -> str:
 
 
 def path_component_problem(value: str) -> str | None:
-    """Why `value` cannot be one component of a path, or None when it can.
+    """Why `value` cannot be substituted into a path, or None when it can.
 
-    Substituted into `workdir` or a metrics `path`, a value names a file or directory in
-    the place the configuration chose; it must not climb out (`..`, `/`) or carry bytes
-    that no path or shell line should hold.
+    Substituted into `workdir` or a metrics `path`, a value names (part of) one file or
+    directory in the place the configuration chose. Without `/` it cannot add a level;
+    made of more than dots it cannot, even glued to literal dots, form `.` or `..`, so the
+    path never climbs out. An empty value (an inactive parameter) adds nothing.
     """
-    if value in ("", ".", ".."):
-        return f'"{value}" is not a file name'
     if "/" in value:
         return "it contains a /"
+    if value and value.strip(".") == "":
+        return "it is only dots, which name a directory or its parent"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         return "it contains a control character (such as a newline or NUL)"
     return None
