@@ -273,6 +273,15 @@ def test_plain_values_stay_readable() -> None:
     assert quote('a"$`\\', Slot(P, "double")) == 'a\\"\\$\\`\\\\'
 
 
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_value_first_in_the_line_is_no_shell_option(shell: str, tmp_path) -> None:
+    command = render([P, " touch PWNED"], "-c")
+    assert command == "'-c' touch PWNED"
+    ran = subprocess.run([shell, "-c", command], cwd=tmp_path, capture_output=True, env=ENV)
+    assert ran.returncode == 127  # a program named `-c`, not found
+    assert not (tmp_path / "PWNED").exists()
+
+
 def test_nul_cannot_reach_a_command() -> None:
     with pytest.raises(ValueError, match="NUL"):
         render(["echo ", P], "a\0b")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -220,6 +222,38 @@ provider "dlc" {{
         assert got[f"{trial_id}.shell"]["argv"] == [value, value, value]
         assert got[f"{trial_id}.list"]["argv"] == [value]
         assert got[f"{trial_id}.shell"]["cwd"] == str((directory / "runs" / value).resolve())
+
+
+def test_a_list_command_cannot_pass_bash_exec_an_option_on_dlc(tmp_path: Path) -> None:
+    """`exec -c touch PWNED` would run `touch` under bash: a list command never does."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        os.environ.pop(name, None)
+    trial = """\
+    provider = "dlc"
+    image    = "registry.example.com/train:1"
+    worker   = { count = 1, ecs_spec = "ecs.g6.xlarge" }
+    command  = ["${param.s}", "touch", "PWNED"]"""
+    with Server(capacity=8, phase_seconds=0.02) as server:
+        provider = (
+            f'provider "dlc" {{\n  region = "cn-hangzhou"\n  workspace_id = "ws-test"\n'
+            f'  endpoint = "{server.endpoint}"\n  protocol = "http"\n  log_interval = 0\n}}'
+        )
+        directory = write(tmp_path / "cfg", {"main.hcl": experiment(["-c"], trial, provider)})
+        env = cli_env(
+            ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
+            ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
+        )
+        applied = run_cli(directory, "apply", "--auto-approve", env=env, timeout=300)
+        assert "Traceback" not in applied.text
+        with server.emulator.lock:
+            lines = [str(job.spec["UserCommand"]) for job in server.emulator.jobs.values()]
+    assert len(lines) == 1
+    assert pwned(tmp_path) == []  # under the emulator's /bin/sh
+    bash = shutil.which("bash")
+    if bash:  # DLC images often run the line under bash
+        ran = subprocess.run([bash, "-c", lines[0]], cwd=tmp_path, capture_output=True)
+        assert ran.returncode == 127, ran
+        assert pwned(tmp_path) == []
 
 
 # -- refused at validate ------------------------------------------------------------

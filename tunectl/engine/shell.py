@@ -156,6 +156,7 @@ class _Lexer:
         self.dollar_before = False  # the previous character was an unescaped, bare `$`
         self.pending_heredocs: list[tuple[str, bool]] = []
         self.lost: str | None = None
+        self.seen = False  # any text before the current position
 
     def run(self, parts: Sequence[str | Path]) -> list[Slot]:
         for part in parts:
@@ -163,6 +164,7 @@ class _Lexer:
                 i = 0
                 while i < len(part):
                     i = getattr(self, "in_" + self.top.kind)(part, i)
+                self.seen = self.seen or bool(part)
             else:
                 self.slot(part)
         return self.slots
@@ -196,8 +198,10 @@ class _Lexer:
             force = _ends_in_name(frame.line)
         elif frame.kind == "cmd":
             word = frame.word
-            # `~${x}` would be a tilde expansion of a plain value such as `root`.
+            # `~${x}` would be a tilde expansion of a plain value such as `root`; a line
+            # starting with `-x` would be read as options by `sh -c` itself.
             force = _ends_in_name(word) or bool(re.search(r"(^|[=:])~$", word))
+            force = force or not self.seen
             if refusal is None and frame.command_start and re.match(r"[A-Za-z_]\w*\[", word):
                 refusal = "in an array subscript, which bash evaluates as code"
             if refusal is None and frame.code_until == "=" and "=" not in word:
@@ -210,6 +214,7 @@ class _Lexer:
             text = format_path(path)
             refusal = f"${{{text}}} sits {refusal}. {_FIX.format(text)}"
         self.slots.append(Slot(path, context, refusal, force))
+        self.seen = True
         self.escape = self.dollar_before = False
 
     def refusal(self, frame: _Frame) -> str | None:

@@ -279,8 +279,15 @@ class DlcProvider(Provider):
         command = request.command
         if not isinstance(command, str):
             # DLC runs a shell command line; `exec` keeps the exec form's meaning (a
-            # program, never a shell builtin or shell syntax).
-            command = "exec " + shlex.join(command)
+            # program, never a shell builtin or shell syntax). bash's exec (and a shell
+            # given the line) would read a first word such as `-c` as an option and run
+            # the next word instead: quoted and without exec, it is just a program name.
+            argv = [shlex.quote(str(arg)) for arg in command]
+            if argv and argv[0].startswith("-"):
+                argv[0] = f"'{argv[0]}'"  # shlex.quote left it bare: safe characters only
+                command = " ".join(argv)
+            else:
+                command = "exec " + " ".join(argv)
         if request.workdir:
             command = f"cd {shlex.quote(request.workdir)} && {command}"
         envs = {
