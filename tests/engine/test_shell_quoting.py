@@ -221,6 +221,11 @@ def test_random_templates_treat_the_value_as_data(parts: list, value: str) -> No
         (["declare -i x=", P], "arguments of declare"),
         (["local x=", P], "arguments of local"),
         (["read ", P], "arguments of read"),
+        (["case a in a) eval echo ", P, ";; esac"], "arguments of eval"),
+        ([">/dev/null eval echo ", P], "arguments of eval"),
+        (["2>/dev/null eval echo ", P], "arguments of eval"),
+        (["X=1 command eval echo ", P], "arguments of eval"),
+        (["if true; then (eval echo ", P, "); fi"], "arguments of eval"),
         (["a[", P, "]=1"], "array subscript"),
         (["export ", P, "=1"], "variable name given to export"),
         (["x=$(case a in a) echo;; esac) ", P], "case statement inside $(...)"),
@@ -256,6 +261,9 @@ def test_refused_positions(parts: list, reason: str) -> None:
         (["echo \\\\", P], "unquoted"),  # an escaped backslash, then the value
         (["echo '\\'", P], "unquoted"),  # a backslash inside '...' escapes nothing
         (["echo $$", P], "unquoted"),
+        (["echo >/dev/null ", P], "unquoted"),
+        (["echo 2>&1 ", P], "unquoted"),
+        (["(cd /) && echo ", P], "unquoted"),
     ],
 )
 def test_accepted_positions(parts: list, context: str) -> None:

@@ -12,9 +12,10 @@ quoted depends on where the placeholder sits in the command's text:
 Some positions cannot be quoted safely, because the shell reads text there a second time
 or by rules that differ between dash and bash: inside backquotes, `${...}`, `$((...))`,
 `$[...]`, `$'...'` and `$"..."`, a comment, a here-document; directly after a backslash or
-a `$`; and in the arguments of `eval`, `let`, `[[ ... ]]` and `(( ... ))`, and an array
-subscript, which bash evaluates as code. `placeholder_slots` reports those as refusals
-(shown by `validate`), and `command_line` never renders them.
+a `$`; in the arguments of `eval`, `let`, `[[ ... ]]`, `(( ... ))`, `trap`, `declare` and
+the other commands that read their arguments as code or bash arithmetic, and in an array
+subscript. `placeholder_slots` reports those as refusals (shown by `validate`), and
+`command_line` never renders them.
 
 This module is pure: it reads a `Template`'s literal parts and never runs a shell.
 """
@@ -31,7 +32,6 @@ from tunectl.config.expr import Path, Template, format_path, to_string
 
 Context = Literal["unquoted", "single", "double"]
 
-_NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
 _BLANKS = " \t"
 _OPERATORS = ";&|<>()"
 # Words after which the next word is still a command's first word.
@@ -140,6 +140,7 @@ class _Frame:
     command_start: bool = True
     code_until: str | None = None
     code_name: str = ""
+    redirect: bool = False  # the next word is a redirection's target, not a command
 
 
 class _Lexer:
@@ -390,6 +391,8 @@ class _Lexer:
 
     def operator(self, text: str, i: int, frame: _Frame) -> int:
         ch = text[i]
+        if ch in "<>" and frame.in_word and frame.word.isdigit():
+            frame.word, frame.in_word = "", False  # `2>x`: a file descriptor, no command
         self.end_word(frame)
         if ch == "(":
             if frame.command_start and text.startswith("((", i):
@@ -404,11 +407,16 @@ class _Lexer:
             elif frame.substitution:
                 self.end_command(frame)
                 self.pop()
-        elif text.startswith("<<<", i):
-            return i + 3
-        elif text.startswith("<<", i):
+                return i + 1
+            frame.command_start = True  # after a subshell, or a case pattern: `a) cmd`
+        elif text.startswith("<<", i) and not text.startswith("<<<", i):
             strip = text.startswith("<<-", i)
             return self.heredoc_operator(text, i + (3 if strip else 2), strip)
+        elif ch in "<>":
+            # `>`, `>>`, `>&`, `>|`, `<>`, `<<<`...: one operator; then the target word.
+            frame.redirect = True
+            while i + 1 < len(text) and text[i + 1] in "<>&|":
+                i += 1
         elif ch in ";&|":
             self.end_command(frame)
         return i + 1
@@ -437,6 +445,9 @@ class _Lexer:
         if not frame.in_word:
             return
         word, frame.word, frame.in_word = frame.word, "", False
+        if frame.redirect:
+            frame.redirect = False
+            return
         if frame.code_until == "]]" and word == "]]":
             frame.code_until = None
             return
