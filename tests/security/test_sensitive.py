@@ -383,3 +383,64 @@ def test_state_holds_a_salted_hash_not_the_value(tmp_path: Path) -> None:
     assert stored2["config"]["trial"]["task"]["main"]["env"]["AUTH"] != auth
     plain = hashlib.sha256(json.dumps(f"Bearer {token}").encode()).hexdigest()
     assert plain not in auth
+
+
+TASKS = """\
+variable "token" {
+  type      = string
+  sensitive = true
+}
+
+experiment "demo" {
+  algorithm "random" {
+    seed = 1
+  }
+  objective {
+    metric    = "acc"
+    direction = "maximize"
+  }
+  max_trials = 1
+  param "x" {
+    type = "uniform"
+    low  = 0
+    high = 1
+  }
+  trial {
+    workdir = "."
+    task "prepare" {
+      command = ["python3", "-c", "print('prepared')"]
+    }
+    task "train" {
+      command = ["python3", "trial.py", "${var.token}-tail", "${param.x}"]
+      env = {
+        AUTH = "Bearer ${var.token}"
+      }
+    }
+  }
+}
+"""
+
+
+def test_secret_in_one_task_of_an_exec_form_trial(tmp_path: Path) -> None:
+    token = _token()
+    cfg = write(tmp_path / "cfg", {"main.hcl": TASKS, "trial.py": TRIAL})
+    env = cli_env(TUNECTL_VAR_token=token)
+    plan = json.loads(_run(cfg, "plan", "--json", env=env).out)
+    tasks = plan["changes"][0]["after"]["trial"]["task"]
+    assert tasks["prepare"]["command"] == ["python3", "-c", "print('prepared')"]
+    assert tasks["train"]["command"] == "(sensitive value)"
+    applied = _run(cfg, "apply", "--auto-approve", env=env)
+
+    received = json.loads(next(cfg.rglob("received.json")).read_text())
+    assert received["arg"] == hashlib.sha256(f"{token}-tail".encode()).hexdigest()
+    assert received["auth"] == hashlib.sha256(f"Bearer {token}".encode()).hexdigest()
+    specs = {
+        json.loads(p.read_text())["task_name"]: json.loads(p.read_text())
+        for p in cfg.rglob("spec.json")
+    }
+    assert specs["prepare"]["command"] == ["python3", "-c", "print('prepared')"]
+    assert specs["train"]["command"] == "(sensitive value)"
+    assert specs["train"]["env_names"] == ["AUTH"]
+    for path in _walk(cfg):
+        _assert_absent(token, str(path.relative_to(tmp_path)), path.read_bytes())
+    _assert_absent(token, "apply's output", applied.text)
