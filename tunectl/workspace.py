@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunectl.config import sensitive
 from tunectl.config.expr import Scope, evaluate
 from tunectl.config.load import load_config
 from tunectl.config.model import Config, Experiment
@@ -254,6 +255,7 @@ class Workspace:
             space_size=lambda exp: space_size(exp.algorithm, exp.params),
             drift=drift,
             storage_name=models.describe(),
+            salt=state.salt,
         )
         for target in options.targets:
             name = target.removeprefix("experiment.").split(".")[0].split("[")[0]
@@ -265,11 +267,23 @@ class Workspace:
                     "or the state."
                 )
         self._estimate_costs(plan)
-        plan.lineage, plan.serial, plan.config_digest = state.lineage, state.serial, config.digest
+        plan.lineage, plan.serial = state.lineage, state.serial
+        plan.config_digest = self.digest(state)
         plan.variables = {
             k: v for k, v in config.values.items() if not config.variables[k].sensitive
         }
         return plan
+
+    def digest(self, state: State) -> str:
+        """What a saved plan records of the configuration and the variable values: the plain
+        digest of the files and non-sensitive values, and an HMAC of the sensitive values
+        keyed by the state's salt. Apply recomputes it from the values given again (--var,
+        TUNECTL_VAR_*), so a changed secret makes the plan stale without the plan file
+        holding anything that reveals it."""
+        secret = self.config.sensitive_values
+        if not secret:
+            return self.config.digest
+        return self.config.digest + "+" + sensitive.digest(secret, state.salt)
 
     def _estimate_costs(self, plan: Plan) -> None:
         """Where the provider knows prices: what the trials still to run may cost, at most.
@@ -313,6 +327,7 @@ class Workspace:
         """Destroy, replace, create and update experiments; return those that have work."""
         config = self.config
         models = self.models()
+        salt = state.salt
         to_run: list[Experiment] = []
         for change in plan.changes:
             name = change.name
@@ -333,15 +348,15 @@ class Workspace:
                 record = ExperimentRecord(
                     name=name,
                     generation=generation,
-                    config=canonical(exp),
-                    config_hash=_hash(canonical(exp)),
+                    config=canonical(exp, salt),
+                    config_hash=_hash(canonical(exp, salt)),
                     status="pending",
                     created_at=time.time(),
                 )
                 state.put_experiment(record)
                 say(f"experiment.{name}: created")
             elif change.action is Action.UPDATE:
-                record.config = canonical(exp)
+                record.config = canonical(exp, salt)
                 record.config_hash = _hash(record.config)
                 state.put_experiment(record)
                 say(f"experiment.{name}: updated in-place")

@@ -193,7 +193,7 @@ def _run(
     _check_addresses(target, "--target")
     _check_addresses(replace, "--replace")
     ws = workspace(ctx, var, var_file, lock_timeout)
-    config = load(ws)
+    load(ws)
     view = ApplyView(color=color_enabled())
     operation = "OperationTypeDestroy" if destroy else "OperationTypeApply"
     with ws.locked(operation), Interrupts() as interrupts:
@@ -201,7 +201,7 @@ def _run(
         try:
             if saved is not None:
                 assert plan_path is not None
-                planfile.check(saved, state.lineage, state.serial, config.digest, plan_path)
+                planfile.check(saved, state.lineage, state.serial, ws.digest(state), plan_path)
             state.backup()
             result = _make_plan(
                 ws, state, DiffOptions(destroy=destroy, targets=target, replace=replace)

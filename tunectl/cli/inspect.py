@@ -49,7 +49,9 @@ def show(
 
         saved = planfile.read(Path(target))
         if json_:
-            echo(json.dumps(saved, indent=2, sort_keys=True))
+            from tunectl.config.sensitive import shown
+
+            echo(json.dumps(shown(saved), indent=2, sort_keys=True))
         else:
             from tunectl.views.plan_human import render_plan
 

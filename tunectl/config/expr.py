@@ -218,6 +218,8 @@ class Scope:
     objects: Mapping[str, Any] = field(default_factory=dict)  # other root names
     deferred: frozenset[str] = frozenset()  # roots kept as Template placeholders
     iteration: Mapping[str, Any] = field(default_factory=dict)  # for-expression variables
+    # ("var", NAME) and ("local", NAME) whose values are sensitive (config.sensitive).
+    sensitive: frozenset[tuple[str, str]] = frozenset()
 
 
 def evaluate(expr: Expr, scope: Scope) -> Any:

@@ -33,6 +33,7 @@ from tunectl.config.model import (
     StorageConfig,
     TaskSpec,
     TrialSpec,
+    Variable,
 )
 from tunectl.config.schema import (
     AttrSchema,
@@ -43,6 +44,7 @@ from tunectl.config.schema import (
     check_body,
     convert,
 )
+from tunectl.config.sensitive import Redactor, object_keys, refers_to
 from tunectl.config.syntax import Block, Body, parse
 from tunectl.diags import (
     DiagnosticError,
@@ -259,9 +261,36 @@ def load_config(
     values = variables_mod.resolve(declared, cli_vars, var_files, environ, diags)
     if diags.has_errors():
         raise DiagnosticError(diags)
-    variables_mod.validate(var_blocks, values, diags)
-    local_values = _locals(root.blocks_of("locals"), values, diags)
-    scope = Scope(variables=values, locals=local_values)
+    hidden = frozenset(("var", n) for n, v in declared.items() if v.sensitive)
+    redactor = Redactor()
+    for _, name in hidden:
+        redactor.add(values.get(name))
+    try:
+        return _evaluated(
+            directory, sources, root, declared, values, hidden, redactor, var_blocks, diags
+        )
+    except DiagnosticError as exc:
+        # A message may quote the value it rejects; none may show a sensitive one.
+        raise DiagnosticError(redactor.diagnostics(exc.diags)) from None
+
+
+def _evaluated(
+    directory: Path,
+    sources: SourceFiles,
+    root: Body,
+    declared: dict[str, Variable],
+    values: dict[str, Any],
+    hidden: frozenset[tuple[str, str]],
+    redactor: Redactor,
+    var_blocks: Sequence[Block],
+    diags: Diagnostics,
+) -> Config:
+    variables_mod.validate(var_blocks, values, diags, {n for _, n in hidden})
+    local_values, tainted = _locals(root.blocks_of("locals"), values, hidden, diags)
+    for name in tainted:
+        redactor.add(local_values.get(name))
+    hidden |= {("local", n) for n in tainted}
+    scope = Scope(variables=values, locals=local_values, sensitive=hidden)
 
     providers = _providers(root, scope, diags)
     backend = BackendConfig(*_backend_or_storage(root, "backend", scope, diags))
@@ -279,7 +308,10 @@ def load_config(
     digest = hashlib.sha256()
     for name in sorted(sources.texts):
         digest.update(name.encode() + b"\0" + sources.texts[name].encode() + b"\0")
-    digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+    # Sensitive values stay out of this plain hash (a plan file records it): the workspace
+    # adds an HMAC of them keyed by the state's salt.
+    plain = {k: v for k, v in values.items() if not declared[k].sensitive}
+    digest.update(json.dumps(plain, sort_keys=True, default=str).encode())
     return Config(
         directory=directory,
         sources=sources,
@@ -316,8 +348,13 @@ def _check_unique(root: Body, types: Sequence[str], diags: Diagnostics) -> None:
 
 
 def _locals(
-    blocks: Sequence[Block], values: Mapping[str, Any], diags: Diagnostics
-) -> dict[str, Any]:
+    blocks: Sequence[Block],
+    values: Mapping[str, Any],
+    hidden: frozenset[tuple[str, str]],
+    diags: Diagnostics,
+) -> tuple[dict[str, Any], set[str]]:
+    """The local values, and the names of those that are sensitive (they refer to a
+    sensitive variable or to a sensitive local)."""
     pending = {}
     for block in blocks:
         for name, attr in block.body.attributes.items():
@@ -331,6 +368,7 @@ def _locals(
                 )
             pending[name] = attr
     out: dict[str, Any] = {}
+    tainted: set[str] = set()
     # Evaluate in dependency order; what is left after no progress is a cycle.
     while pending:
         progressed = False
@@ -340,6 +378,8 @@ def _locals(
             }
             if deps & set(pending) - {name} or name in deps:
                 continue
+            if refers_to(attr.expr, hidden | {("local", n) for n in tainted}):
+                tainted.add(name)
             try:
                 out[name] = _evaluate(attr.expr, Scope(variables=values, locals=out))
             except DiagnosticError as exc:
@@ -356,7 +396,7 @@ def _locals(
                     )
                 )
             break
-    return out
+    return out, tainted
 
 
 def _evaluate(expr, scope: Scope) -> Any:
@@ -652,7 +692,56 @@ def _experiment(
         lifecycle=lifecycle,
         range=block.range,
         ranges=ranges,
+        sensitive=_sensitive_paths(block, trial, scope.sensitive),
     )
+
+
+def _sensitive_paths(
+    block: Block, trial: TrialSpec, hidden: frozenset[tuple[str, str]]
+) -> frozenset[str]:
+    """The canonical paths (`tunectl.plans.differ.canonical`) of an experiment whose
+    values derive from sensitive variables."""
+    if not hidden:
+        return frozenset()
+    out: set[str] = set()
+    for name, attr in block.body.attributes.items():
+        if refers_to(attr.expr, hidden):
+            out.add(name)
+    for sub in block.body.blocks:
+        if sub.type == "trial":
+            for name in ("provider", "timeout", "retries"):
+                found = sub.body.attributes.get(name)
+                if found is not None and refers_to(found.expr, hidden):
+                    out.add(f"trial.{name}")
+            continue
+        prefix = f"param.{sub.labels[0]}." if sub.type == "param" and sub.labels else sub.type + "."
+        for name, attr in sub.body.attributes.items():
+            if refers_to(attr.expr, hidden):
+                out.add(prefix + name)
+    for task in trial.tasks:
+        out.update(f"trial.task.{task.name}.{path}" for path in task.sensitive)
+    return frozenset(out)
+
+
+def _task_sensitive(body: Body, hidden: frozenset[tuple[str, str]]) -> set[str]:
+    """A task's (or the trial's shared) attributes that derive from sensitive variables."""
+    out: set[str] = set()
+    if not hidden:
+        return out
+    for name, attr in body.attributes.items():
+        if name in ("provider", "retries"):
+            continue
+        if name == "env":
+            keys, whole = object_keys(attr.expr, hidden)
+            out.update(f"env.{k}" for k in keys)
+            if whole:
+                out.add("env")
+        elif refers_to(attr.expr, hidden):
+            out.add(name)
+    for metrics in body.blocks_of("metrics"):
+        if any(refers_to(a.expr, hidden) for a in metrics.body.attributes.values()):
+            out.add("metrics")
+    return out
 
 
 def _open_settings(block: Block, scope: Scope, context: str, diags: Diagnostics) -> dict[str, Any]:
@@ -914,7 +1003,12 @@ def _trial(
     params: Mapping[str, ParamSpec],
     diags: Diagnostics,
 ) -> TrialSpec | None:
-    trial_scope = Scope(variables=scope.variables, locals=scope.locals, deferred=DEFERRED)
+    trial_scope = Scope(
+        variables=scope.variables,
+        locals=scope.locals,
+        deferred=DEFERRED,
+        sensitive=scope.sensitive,
+    )
     reader = Reader(block.body, trial_scope, context, diags)
     provider = reader.get("provider", "string", "local")
     if provider not in providers:
@@ -951,6 +1045,7 @@ def _trial(
         block.body, cls.trial_schema, reader, common, f'a "{provider}" trial', True
     )
     shared_metrics = _metrics(block.body, trial_scope, context, diags)
+    shared_sensitive = _task_sensitive(block.body, scope.sensitive)
     tasks: list[TaskSpec] = []
     sources = [(b.labels[0] if b.labels else "main", b.body, b.range) for b in task_blocks] or [
         ("main", block.body, block.range)
@@ -1027,6 +1122,10 @@ def _trial(
                 settings=tuple(sorted(settings.items(), key=lambda kv: kv[0])),
                 metrics=metrics if body is block.body else metrics + shared_metrics,
                 range=where,
+                sensitive=frozenset(
+                    shared_sensitive
+                    | (_task_sensitive(body, scope.sensitive) if body is not block.body else set())
+                ),
             )
         )
         if provider in providers or cls is not None:
@@ -1080,11 +1179,25 @@ def _outputs(
                     )
                 )
         reader = Reader(block.body, scope, context, diags)
+        sensitive = reader.get("sensitive", "bool", False)
+        if not sensitive and refers_to(attr.expr, scope.sensitive):
+            diags.append(
+                error(
+                    "Output refers to sensitive values",
+                    "To reduce the risk of accidentally exporting sensitive data that was "
+                    "intended to be only internal, tunectl requires that any output containing "
+                    "sensitive data be explicitly marked as sensitive, to confirm your intent.\n\n"
+                    "If you do intend to export this data, annotate the output value as "
+                    "sensitive by adding the following argument:\n    sensitive = true",
+                    block.range,
+                    context,
+                )
+            )
         out[name] = Output(
             name=name,
             expr=attr.expr,
             description=reader.get("description", "string", ""),
-            sensitive=reader.get("sensitive", "bool", False),
+            sensitive=sensitive,
             range=block.range,
         )
     return out

@@ -138,6 +138,9 @@ class TaskSpec:
     settings: tuple[tuple[str, Any], ...] = ()  # provider-specific attributes
     metrics: tuple[MetricsSource, ...] = ()
     range: SourceRange | None = field(default=None, compare=False)
+    # Attributes whose values derive from sensitive variables: "command", "workdir",
+    # "env" (the whole map) or "env.NAME", "metrics", or a provider setting's name.
+    sensitive: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,9 @@ class Experiment:
     range: SourceRange | None = None
     # Where each top-level attribute / nested block was written, for diagnostics and plans.
     ranges: dict[str, SourceRange] = field(default_factory=dict)
+    # Dotted paths of the canonical experiment (`tunectl.plans.differ.canonical`) whose
+    # values derive from sensitive variables: stored and shown only as markers.
+    sensitive: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -232,5 +238,11 @@ class Config:
     backend: BackendConfig
     experiments: dict[str, Experiment]
     outputs: dict[str, Output]
-    # sha256 over the files' text and the variable values: a saved plan records it.
+    # sha256 over the files' text and the values of variables that are not sensitive; a
+    # saved plan records it together with an HMAC of the sensitive ones (Workspace.digest).
     digest: str = ""
+
+    @property
+    def sensitive_values(self) -> dict[str, Any]:
+        """The values of the variables declared `sensitive = true`."""
+        return {k: v for k, v in self.values.items() if self.variables[k].sensitive}

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tunectl.config.expr import Scope, evaluate
 from tunectl.config.model import Variable
 from tunectl.config.schema import AttrSchema, BlockSchema, NestedBlock, Reader, check_body, convert
+from tunectl.config.sensitive import refers_to
 from tunectl.config.syntax import Block, Body, parse
 from tunectl.diags import DiagnosticError, Diagnostics, SourceRange, error
 
@@ -180,6 +181,9 @@ def resolve(
                     value = convert_to(value, var.type)
             except (ValueError, DiagnosticError) as exc:
                 msg = exc.diags[0].summary if isinstance(exc, DiagnosticError) else str(exc)
+                if var.sensitive:
+                    # The reason may quote the value (`got "..."`): say only what is wanted.
+                    msg = f"it must be {_a_type(var.type)} (the value is sensitive: not shown)"
                 diags.append(
                     error(
                         "Invalid value for input variable",
@@ -204,9 +208,22 @@ def resolve(
     return values
 
 
-def validate(blocks: Sequence[Block], values: Mapping[str, Any], diags: Diagnostics) -> None:
-    """Run every variable's `validation` blocks against its value."""
-    scope = Scope(variables=values)
+def _a_type(type_: str | None) -> str:
+    text = type_ or "any"
+    return ("an " if text[0] in "aeiou" else "a ") + text
+
+
+def validate(
+    blocks: Sequence[Block],
+    values: Mapping[str, Any],
+    diags: Diagnostics,
+    sensitive: Collection[str] = (),
+) -> None:
+    """Run every variable's `validation` blocks against its value.
+
+    An `error_message` that refers to a `sensitive` variable is not shown (as Terraform)."""
+    hidden = frozenset(("var", name) for name in sensitive)
+    scope = Scope(variables=values, sensitive=hidden)
     for block in blocks:
         if len(block.labels) != 1 or block.labels[0] not in values:
             continue
@@ -227,7 +244,13 @@ def validate(blocks: Sequence[Block], values: Mapping[str, Any], diags: Diagnost
                 )
                 continue
             if not ok:
-                message = reader.get("error_message", "string", "") or "the value is not valid"
+                message_attr = rule.body.attributes.get("error_message")
+                if message_attr is not None and refers_to(message_attr.expr, hidden):
+                    message = (
+                        "The error message included a sensitive value, so it will not be displayed."
+                    )
+                else:
+                    message = reader.get("error_message", "string", "") or "the value is not valid"
                 diags.append(
                     error(
                         "Invalid value for variable",

@@ -176,4 +176,9 @@ def build_request(
             "tunectl-trial": str(trial_number),
             "tunectl-key": key,
         },
+        sensitive=frozenset(
+            name if name in ("command", "workdir") else f"settings.{name}"
+            for name in task.sensitive
+            if name in ("command", "workdir") or name in settings
+        ),
     )

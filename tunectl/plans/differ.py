@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunectl.config.model import Config, Experiment
+from tunectl.config.sensitive import hide_paths, is_marker
 from tunectl.durations import format_duration
 from tunectl.engine.stopping import Progress, launchable, stop_reason
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
@@ -45,8 +46,11 @@ def _value(v: Any) -> Any:
     return str(v)  # Template -> its source form
 
 
-def canonical(exp: Experiment) -> dict[str, Any]:
-    """The experiment as plain JSON data: what the state stores and the plan compares."""
+def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
+    """The experiment as plain JSON data: what the state stores and the plan compares.
+
+    Values that derive from sensitive variables (`exp.sensitive`) are markers keyed by
+    `salt` (`tunectl.config.sensitive`), never the values themselves."""
     objective: dict[str, Any] = {
         "direction": exp.objective.direction,
         "reduce": exp.objective.reduce,
@@ -100,6 +104,8 @@ def canonical(exp: Experiment) -> dict[str, Any]:
             out[key] = getattr(exp, key)
     if exp.max_duration is not None:
         out["max_duration"] = format_duration(exp.max_duration)
+    if exp.sensitive:
+        hide_paths(out, exp.sensitive, salt)
     return out
 
 
@@ -150,8 +156,29 @@ def diff_attrs(
         b, a = fb.get(path, MISSING), fa.get(path, MISSING)
         if b == a or ignored(path, ignore):
             continue
-        changes.append(AttrChange(path, b, a, forces_replacement(path, replace_keys, provider)))
+        forces = forces_replacement(path, replace_keys, provider)
+        if forces and _is_env(path) and _only_sensitive_changed(b, a):
+            # A sensitive env value is a credential far more often than an input of the
+            # computation: rotating it must not throw away the experiment's trials.
+            forces = False
+        changes.append(AttrChange(path, b, a, forces))
     return changes
+
+
+def _is_env(path: str) -> bool:
+    parts = path.split(".")
+    return parts[:2] == ["trial", "task"] and len(parts) >= 4 and parts[3] == "env"
+
+
+def _only_sensitive_changed(before: Any, after: Any) -> bool:
+    """True when two env maps differ only in values that are sensitive on both sides."""
+    if is_marker(before) and is_marker(after):
+        return True
+    if isinstance(before, dict) and isinstance(after, dict) and before.keys() == after.keys():
+        return all(
+            before[k] == after[k] or (is_marker(before[k]) and is_marker(after[k])) for k in before
+        )
+    return False
 
 
 @dataclass
@@ -230,7 +257,10 @@ def make_plan(
     space_size: Callable[[Experiment], int | None],
     drift: Sequence[Drift] = (),
     storage_name: str = "the model storage",
+    salt: bytes = b"",
 ) -> Plan:
+    """`salt` keys the markers of sensitive values; it must be the state's (`State.salt`),
+    or a sensitive value would always look changed."""
     plan = Plan(
         destroy=options.destroy,
         targets=list(options.targets),
@@ -270,7 +300,7 @@ def make_plan(
             plan.changes.append(change)
             continue
         assert exp is not None
-        after = canonical(exp)
+        after = canonical(exp, salt)
         size = space_size(exp)
         if view is None:
             plan.changes.append(

@@ -90,6 +90,10 @@ class TaskRequest:
     model_dir: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)  # provider-specific attrs
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Fields whose values derive from sensitive variables: "command", "workdir", or
+    # "settings.NAME". The task gets them; no file or log line the provider writes may hold
+    # them. (`env` values are always treated so.)
+    sensitive: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import secrets
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -174,6 +175,21 @@ class State:
     @property
     def config_id(self) -> str | None:
         return self._config_id
+
+    @property
+    def salt(self) -> bytes:
+        """The key of the HMACs that stand for sensitive values in the stored configuration
+        and in plan files (`tunectl.config.sensitive`): random, made once per state and kept
+        in it, so a plan file alone gives no way to test guesses of a secret. A state made
+        before salts existed gets one on first use (meta, not content: the serial stays)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('salt', ?) ON CONFLICT (key) DO NOTHING",
+                (secrets.token_hex(32),),
+            )
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+        return bytes.fromhex(str(row[0]))
 
     @property
     def serial(self) -> int:
@@ -515,6 +531,7 @@ def _build(conn: sqlite3.Connection, config_id: str | None) -> None:
             ("lineage", str(uuid.uuid4())),
             ("serial", 0),
             ("config_id", config_id),
+            ("salt", secrets.token_hex(32)),
         ],
     )
     schema.migrate(conn, 0)

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from tunectl.config.sensitive import SHOWN, is_marker
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan
 from tunectl.plans.differ import flatten
 
@@ -76,6 +77,8 @@ def hcl_value(value: Any) -> str:
     """One value in HCL syntax, on one line: `"text"`, `1e-05`, `true`, `[32, 64]`, `{ A = 1 }`."""
     if value is None:
         return "null"
+    if is_marker(value):
+        return SHOWN  # unquoted, as Terraform writes it
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -174,6 +177,12 @@ def _attr_lines(attrs: list[AttrChange], style: _Style) -> list[str]:
             symbol, value = "+", hcl_value(a.after)
         elif a.after is MISSING:
             symbol, value = "-", f"{hcl_value(a.before)} -> null"
+        elif is_marker(a.before) and is_marker(a.after):
+            # Terraform's form for a changed sensitive value: no "before -> after".
+            symbol, value = "~", SHOWN
+        elif _sensitive_elements_changed(a.before, a.after):
+            changed = {k: a.after[k] for k in a.after if a.before[k] != a.after[k]}
+            symbol, value = "~", hcl_value(changed)
         else:
             symbol, value = "~", f"{hcl_value(a.before)} -> {hcl_value(a.after)}"
         text = f"{a.path.ljust(width)} = {value}"
@@ -181,6 +190,19 @@ def _attr_lines(attrs: list[AttrChange], style: _Style) -> list[str]:
             text += " " + style.red("# forces replacement")
         lines.append(_line(1, symbol, text, style))
     return lines
+
+
+def _sensitive_elements_changed(before: Any, after: Any) -> bool:
+    """Two maps (an env) that differ only in sensitive elements: printing both whole would
+    show two identical-looking maps, so only the changed elements are shown."""
+    return (
+        isinstance(before, dict)
+        and isinstance(after, dict)
+        and before.keys() == after.keys()
+        and all(
+            before[k] == after[k] or (is_marker(before[k]) and is_marker(after[k])) for k in before
+        )
+    )
 
 
 def unchanged_count(change: Change) -> int:

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import json
 
+from tunectl.config.sensitive import holds_marker, shown
 from tunectl.plans.change import Plan
 
 
 def render_plan_json(plan: Plan) -> str:
-    """The plan as indented JSON with sorted keys (format_version "1.0")."""
-    return json.dumps(plan.to_json(), indent=2, sort_keys=True, default=str)
+    """The plan as indented JSON with sorted keys (format_version "1.0").
+
+    A value derived from a sensitive variable is the string "(sensitive value)", and its
+    attribute change says `"sensitive": true`; the salted hashes a plan file keeps to tell
+    changes apart are not printed."""
+    data = plan.to_json()
+    for change in data["changes"]:
+        for attr in change["attributes"]:
+            if holds_marker(attr.get("before")) or holds_marker(attr.get("after")):
+                attr["sensitive"] = True
+    return json.dumps(shown(data), indent=2, sort_keys=True, default=str)

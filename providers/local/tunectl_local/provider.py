@@ -68,6 +68,9 @@ _SH_BUILTINS = frozenset(
     "true type ulimit umask unalias unset wait".split()
 )
 _ENV = shutil.which("env", path=os.defpath) or "/usr/bin/env"
+# Written in spec.json in place of a command, workdir or setting derived from a sensitive
+# variable (TaskRequest.sensitive): the task gets the value, no file does.
+SENSITIVE = "(sensitive value)"
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 _MAX_READ = 4 << 20  # bytes read_log returns at most per call
@@ -457,18 +460,22 @@ class LocalProvider(Provider):
     def _write_spec(self, request: TaskRequest, d: Path, gpus: list[str], spawned: bool) -> None:
         now = time.time()
         command = request.command if isinstance(request.command, str) else list(request.command)
+        hidden = request.sensitive
         spec = {
             "key": request.key,
             "experiment": request.experiment,
             "trial_number": request.trial_number,
             "task_name": request.task_name,
-            "command": command,
-            "workdir": str(self._workdir(request, d)),
+            "command": SENSITIVE if "command" in hidden else command,
+            "workdir": SENSITIVE if "workdir" in hidden else str(self._workdir(request, d)),
             "env_names": sorted(request.env),  # values may be secret: never stored
             "timeout": request.timeout,
             "deadline": now + request.timeout if spawned and request.timeout else None,
             "model_dir": request.model_dir,
-            "settings": dict(request.settings),
+            "settings": {
+                k: SENSITIVE if f"settings.{k}" in hidden else v
+                for k, v in request.settings.items()
+            },
             "tags": dict(request.tags),
             "gpus": gpus,
             "spawned": spawned,
@@ -478,7 +485,11 @@ class LocalProvider(Provider):
         _write_atomic(d / "spec.json", json.dumps(spec, indent=1, default=str) + "\n")
 
     def _env(self, request: TaskRequest, d: Path, gpus: list[str]) -> dict[str, str]:
-        env = dict(os.environ)
+        # The user's environment, as Terraform's local-exec passes it, minus TUNECTL_*:
+        # those configure tunectl itself (TUNECTL_VAR_* may hold a sensitive variable's
+        # value; TUNECTL_DEBUG, TUNECTL_CACHE_DIR, ...). A trial gets what its `env` says,
+        # and the TUNECTL_* variables set below for it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TUNECTL_")}
         env.update({str(k): str(v) for k, v in request.env.items()})
         env["TUNECTL_TRIAL_KEY"] = request.key
         env["TUNECTL_TASK_DIR"] = str(d)
@@ -513,7 +524,8 @@ class LocalProvider(Provider):
             # The configuration's faults, not the machine's: the task fails (a
             # ProviderError would make the engine submit it again and again).
             problem = (
-                f"the working directory {workdir} does not exist"
+                f"the working directory {SENSITIVE if 'workdir' in request.sensitive else workdir}"
+                " does not exist"
                 if not workdir.is_dir()
                 else "the command is empty"
                 if not argv
