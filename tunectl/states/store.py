@@ -117,6 +117,7 @@ class State:
             files.create(path, lambda conn: _build(conn, config_id))
         files.check_file(path)
         try:
+            files.make_private(path)  # a state from an older release is 0644
             conn = files.connect(path)
         except sqlite3.DatabaseError as exc:
             raise files.load_failed(path, f"SQLite reports {str(exc)!r}") from None
