@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -288,3 +289,33 @@ def test_stale_serial_and_other_configuration_are_still_refused(tmp_path: Path) 
     again = run_cli(directory, "apply", "p.plan")  # the state moved on
     assert again.code == 1 and "Saved plan is stale" in again.err, again.text
     assert "serial" in again.err
+
+
+def test_a_trial_ending_between_plan_and_apply_does_not_make_the_plan_stale(
+    tmp_path: Path,
+) -> None:
+    # The refresh at apply sees the trial's task end (drift), but the changes planned
+    # again are the recorded ones: the plan applies, and shows the drift.
+    gated = TRIAL.replace(
+        'print("acc=0.5"',
+        'import os, time\nwhile not os.path.exists("gate"):\n    time.sleep(0.05)\nprint("acc=0.5"',
+    )
+    directory = write(tmp_path / "cfg", {"main.hcl": CONFIG, "trial.py": gated})
+    once = run_cli(directory, "apply", "--auto-approve", "--once")
+    assert once.code == 0, once.text
+    deadline = time.monotonic() + 30
+    while len(launches(directory)) < 1:  # --once returns as soon as the task is started
+        assert time.monotonic() < deadline, "the trial never started"
+        time.sleep(0.05)
+    made = run_cli(directory, "plan", "--out", "p.plan")
+    assert made.code == 0, made.text
+    (directory / "gate").touch()
+    tasks = directory / "state" / "tasks"
+    deadline = time.monotonic() + 30
+    while not any((task / "exit").exists() for task in tasks.iterdir()):
+        assert time.monotonic() < deadline, "the trial never ended"
+        time.sleep(0.05)
+    result = run_cli(directory, "apply", "p.plan")
+    assert result.code == 0, result.text
+    assert "changed outside of tunectl" in result.out, result.out
+    assert len(launches(directory)) == 2
