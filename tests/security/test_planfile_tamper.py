@@ -319,3 +319,20 @@ def test_a_trial_ending_between_plan_and_apply_does_not_make_the_plan_stale(
     assert result.code == 0, result.text
     assert "changed outside of tunectl" in result.out, result.out
     assert len(launches(directory)) == 2
+
+
+def test_plan_files_that_cannot_be_written_or_read_get_diagnostics(tmp_path: Path) -> None:
+    directory = setup(tmp_path)
+    (directory / "a-directory.plan").mkdir()
+    for out in (str(tmp_path / "missing" / "p.plan"), "a-directory.plan"):
+        result = run_cli(directory, "plan", "--out", out)
+        assert result.code == 1, result.text
+        assert "Error: Failed to write plan file" in result.err, result.text
+        assert "Traceback" not in result.text and "internal error" not in result.text
+    assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+    (directory / "main.plan").write_text('{"hello": "world"}')
+    for name in ("nothing-here.plan", "a-directory.plan", "main.hcl", "main.plan"):
+        result = run_cli(directory, "apply", name)
+        assert result.code == 1, result.text
+        assert "Error: Failed to read plan file" in result.err, result.text
+        assert "Traceback" not in result.text and "internal error" not in result.text

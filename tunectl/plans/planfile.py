@@ -62,7 +62,16 @@ def write(plan: Plan, path: Path, key: bytes) -> None:
     )
     sealed = _canonical(body)
     data = dict(body, digest=_digest(sealed), signature=_sign(sealed, key))
-    private_files.write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    try:
+        private_files.write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise DiagnosticError(
+            error(
+                "Failed to write plan file",
+                f"The plan could not be saved to {path}: {exc.strerror or exc}. Check that "
+                "its directory exists and is writable, and that it is not a directory.",
+            )
+        ) from None
 
 
 def read(path: Path) -> dict[str, Any]:
