@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunectl import private_files
 from tunectl.config import sensitive
 from tunectl.config.expr import Scope, evaluate
 from tunectl.config.load import load_config
@@ -102,7 +103,7 @@ class Workspace:
             _storage_call(remote.pull)
             self._pulled = True
         if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_state_dir(path.parent)
         return State.open(path, create=create, config_id=config_id(self.directory))
 
     def save(self, state: State, *, force: bool = True) -> None:
@@ -115,6 +116,19 @@ class Workspace:
         else:
             _storage_call(lambda: remote.push_if_due(state))
 
+    def _make_state_dir(self, directory: Path) -> None:
+        """Create the state's directory 0700. tunectl's own `state/` tree in the
+        configuration directory is made 0700 even when it exists (older releases made it
+        0755); a directory that a `backend` block names elsewhere and that exists already
+        keeps the mode its owner gave it."""
+        private_files.make_dirs(directory)
+        own = self.directory / "state"
+        if directory == own or own in directory.parents:
+            for path in (directory, *directory.parents):
+                private_files.make_private(path, private_files.DIR_MODE)
+                if path == own:
+                    break
+
     @contextlib.contextmanager
     def locked(self, operation: str) -> Iterator[None]:
         remote = self.remote()
@@ -126,7 +140,7 @@ class Workspace:
                 _storage_call(remote.unlock)
             return
         path = self.state_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_state_dir(path.parent)
         lock = StateLock(path, operation)
         lock.acquire(self.lock_timeout)
         try:

@@ -98,6 +98,7 @@ def plan(
         state = ws.open_state(create=True)
         try:
             result = _make_plan(ws, state, options)
+            key = state.plan_key() if out is not None else b""  # made before the push
             ws.save(state)  # the refresh may have recorded drift
         finally:
             state.close()
@@ -107,7 +108,7 @@ def plan(
     if result.errors:
         raise typer.Exit(1)
     if out is not None:
-        planfile.write(result, out)
+        planfile.write(result, out, key)
         if fmt == "human":
             echo(
                 f"\nSaved the plan to: {out}\n\nTo perform exactly these actions, run:\n    "
@@ -182,13 +183,15 @@ def _run(
 ) -> None:
     from tunectl.views.apply import ApplyView
 
-    saved: dict[str, Any] | None = None
+    saved: planfile.SavedPlan | None = None
     if plan_path is not None:
-        saved = planfile.read(plan_path)
-        destroy = bool(saved.get("destroy"))
-        target = list(saved.get("targets") or [])
-        replace = list(saved.get("replace") or [])
-        merged = [f"{k}={_var_text(v)}" for k, v in (saved.get("variables") or {}).items()]
+        # Nothing in the file is used before its digest is checked here.
+        saved = planfile.read_sealed(plan_path)
+        recorded = saved.plan
+        destroy = bool(recorded.get("destroy"))
+        target = list(recorded.get("targets") or [])
+        replace = list(recorded.get("replace") or [])
+        merged = [f"{k}={_var_text(v)}" for k, v in (recorded.get("variables") or {}).items()]
         var = merged + list(var or [])
     _check_addresses(target, "--target")
     _check_addresses(replace, "--replace")
@@ -200,12 +203,15 @@ def _run(
         state = ws.open_state(create=True)
         try:
             if saved is not None:
-                assert plan_path is not None
-                planfile.check(saved, state.lineage, state.serial, ws.digest(state), plan_path)
+                planfile.check(
+                    saved, state.lineage, state.serial, ws.digest(state), state.plan_key()
+                )
             state.backup()
             result = _make_plan(
                 ws, state, DiffOptions(destroy=destroy, targets=target, replace=replace)
             )
+            if saved is not None:
+                planfile.check_changes(saved, result)
             if saved is None or result.drift or result.errors:
                 echo(_render(result, "human"))
             if result.errors:

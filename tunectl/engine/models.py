@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunectl import private_files
+
 
 class LocalModelStore:
     def __init__(self, root: Path, keep: Any = "all") -> None:
@@ -91,7 +93,7 @@ class S3ModelStore:
 
     def staging_dir(self, experiment: str, generation: int, number: int) -> str:
         path = self._staging(experiment, generation, number)
-        path.mkdir(parents=True, exist_ok=True)
+        private_files.make_dirs(path)
         return str(path.resolve())
 
     def remote_dir(self, experiment: str, generation: int, number: int) -> str | None:

@@ -2,17 +2,21 @@
 copying it, and the diagnostics for a state that cannot be used.
 
 Nothing here writes to an existing state file: a file that fails the checks is left
-byte-for-byte as it was, so the user can inspect or restore it.
+byte-for-byte as it was, so the user can inspect or restore it. Every file made here is
+0600 from its creation (`tunectl.private_files`), whatever the umask; SQLite gives its
+`-wal`, `-shm` and `-journal` files the database file's mode, so they are 0600 too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from tunectl import private_files
 from tunectl.diags import DiagnosticError, error
 
 _MAGIC = b"SQLite format 3\x00"
@@ -37,6 +41,28 @@ def configure(conn: sqlite3.Connection) -> None:
     # (the guarantee apply needs) and may be lost only by a power cut.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA journal_mode = WAL")  # persistent; a no-op once set
+
+
+def make_private(path: Path) -> None:
+    """Make an existing state, its SQLite sidecars and its backup 0600 (an older release
+    wrote them 0644). Only the mode changes: the content stays byte-for-byte.
+
+    Best effort: on a read-only filesystem the state can still be read.
+    """
+    for file in (path, *sidecars(path), backup_path(path)):
+        with contextlib.suppress(OSError):
+            private_files.make_private(file, private_files.FILE_MODE)
+
+
+def sidecars(path: Path) -> tuple[Path, ...]:
+    """The files SQLite keeps next to a database while it is open or mid-write."""
+    return tuple(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))
+
+
+def _new_database(path: Path) -> None:
+    # SQLite creates a missing database file 0644 & ~umask; an empty file of ours is a
+    # new database to it, and its mode is the one the sidecars inherit.
+    os.close(private_files.open_private(path, os.O_RDWR | os.O_TRUNC | os.O_CLOEXEC))
 
 
 def check_file(path: Path) -> None:
@@ -88,7 +114,8 @@ def create(path: Path, build: Callable[[sqlite3.Connection], None]) -> None:
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_files.make_dirs(path.parent)
+        _new_database(tmp)
         conn = connect(tmp)
         try:
             configure(conn)  # the first write
@@ -121,6 +148,7 @@ def copy(conn: sqlite3.Connection, target: Path) -> Path:
     """A consistent copy of the database behind `conn` at `target`, replaced atomically."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        _new_database(tmp)
         dst = sqlite3.connect(str(tmp))
         try:
             conn.backup(dst)

@@ -5,7 +5,8 @@ The lock is an exclusive `flock` on `<state>.lock` (the file itself stays; remov
 would let two processes lock two different files). The holder describes itself in
 `<state>.lock.info` (a `LockInfo` as JSON) so that a refused writer can say who holds it.
 The lock's file descriptor is not inherited by child processes (PEP 446), so tasks that
-the holder starts cannot keep the lock alive after it exits.
+the holder starts cannot keep the lock alive after it exits. Both files are 0600, as the
+state is (the info names the user and host).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tunectl import private_files
 from tunectl.diags import DiagnosticError, error
 from tunectl.states.records import LockInfo
 
@@ -65,8 +67,8 @@ class StateLock:
         if self._fd is not None:
             raise RuntimeError("This StateLock is already held.")
         try:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock_path(self.db_path), os.O_RDWR | os.O_CREAT, 0o644)
+            private_files.make_dirs(self.db_path.parent)
+            fd = private_files.open_private(lock_path(self.db_path), os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
             raise DiagnosticError(
                 error(
@@ -190,10 +192,7 @@ def _try_flock(fd: int) -> bool:
 
 
 def _write_info(db_path: Path, info: LockInfo) -> None:
-    path = info_path(db_path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
+    private_files.write_atomic(info_path(db_path), json.dumps(info.to_dict(), indent=2) + "\n")
 
 
 def _who() -> str:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tunectl import __version__
+from tunectl import __version__, private_files
 from tunectl.diags import DiagnosticError, error
 from tunectl.states.lock import _who
 from tunectl.states.records import LockInfo
@@ -152,16 +152,16 @@ class S3Backend:
     def pull(self) -> bool:
         """Download the state to the working copy; False when the object does not exist."""
         got = self.s3.get(self.key)
-        self.local.parent.mkdir(parents=True, exist_ok=True)
+        private_files.make_dirs(self.local.parent)
         for stale in (self.local, *_sidecars(self.local)):
             stale.unlink(missing_ok=True)
         if got is None:
             self.etag = None
             return False
         body, self.etag = got
-        tmp = self.local.with_name(self.local.name + ".download")
-        tmp.write_bytes(body)
-        os.replace(tmp, self.local)
+        # The working copy is as private as a local state (SQLite then gives its sidecars
+        # the same mode).
+        private_files.write_atomic(self.local, body)
         return True
 
     def push(self, state: Any) -> None:

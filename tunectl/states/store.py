@@ -118,6 +118,7 @@ class State:
             files.create(path, lambda conn: _build(conn, config_id))
         files.check_file(path)
         try:
+            files.make_private(path)  # a state from an older release is 0644
             conn = files.connect(path)
         except sqlite3.DatabaseError as exc:
             raise files.load_failed(path, f"SQLite reports {str(exc)!r}") from None
@@ -195,6 +196,23 @@ class State:
     def serial(self) -> int:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
         return int(row[0])
+
+    def plan_key(self) -> bytes:
+        """The key that signs this state's plan files (`tunectl.plans.planfile`).
+
+        Random, made on first use and kept in the meta table, written nowhere else: a plan
+        file can be signed only by someone who can read the state. Making it changes no
+        content, so the serial stays.
+        """
+        select = "SELECT value FROM meta WHERE key = 'plan_key'"
+        row = self._conn.execute(select).fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('plan_key', ?)",
+                (secrets.token_hex(32),),
+            )
+            row = self._conn.execute(select).fetchone()
+        return bytes.fromhex(str(row[0]))
 
     # -- transactions and backups ------------------------------------------------------
 

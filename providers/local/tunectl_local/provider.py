@@ -16,6 +16,9 @@ Layout of one task, `<state_dir>/tasks/<key>/`:
     error       JSON {state, message}: the task could not be started
 
 Status is derived from these files alone, so any tunectl process gets the same answer.
+The directories are 0700 and the files 0600, whatever the umask (SPEC §6): tunectl makes
+them through `tunectl.private_files`, and the wrapper writes `started` and `exit` under
+umask 077 while the command itself runs with the user's umask.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tunectl import private_files
 from tunectl.diags import Diagnostic, error, warning
 from tunectl.providers.base import (
     AttrSpec,
@@ -57,8 +61,12 @@ _KEY = re.compile(r"[a-z0-9-]{1,64}")
 # its values; the shell form arrives here as `/bin/sh -c COMMAND`. The exit status is
 # written with one write(2) of "N\n", and readers accept the file only once it holds a
 # complete newline-terminated number: as safe as write-then-rename, without paying for an
-# exec of mv(1) per task (about 1-2 ms, a third of the whole per-task overhead).
-_WRAPPER = 'd=$1; shift; : >"$d/started"; "$@"; echo "$?" >"$d/exit"'
+# exec of mv(1) per task (about 1-2 ms, a third of the whole per-task overhead). $2 is the
+# user's umask, restored for the command; the markers are made under 077 (builtins only).
+_WRAPPER = (
+    'd=$1; u=$2; shift 2; umask 077; : >"$d/started"; umask "$u"; "$@"; s=$?; umask 077; '
+    'echo "$s" >"$d/exit"'
+)
 # argv[0] values that `"$@"` would run as a builtin of the wrapper shell (dash's list):
 # `exit`, `read d`, ... would act on the wrapper, `echo` would not be /bin/echo. These run
 # through env(1) instead, as an exec form should.
@@ -86,6 +94,21 @@ def _reap() -> None:
     for pid, proc in list(_CHILDREN.items()):
         if proc.poll() is not None:
             del _CHILDREN[pid]
+
+
+@functools.cache
+def _user_umask() -> str:
+    """This process's umask in octal, for the wrapper to hand to the command."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return line.split()[1]
+    except (OSError, IndexError):
+        pass
+    mask = os.umask(0o077)  # no other way to read it; restored at once
+    os.umask(mask)
+    return f"{mask:04o}"
 
 
 @functools.cache
@@ -153,9 +176,7 @@ def _mtime(path: Path) -> float | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    private_files.write_atomic(path, text)
 
 
 def _unlink(*paths: Path) -> None:
@@ -387,10 +408,10 @@ class LocalProvider(Provider):
             _reap()
             self._start_queued()
             if not self._tasks_dir_made:
-                self.tasks_dir.mkdir(parents=True, exist_ok=True)
+                private_files.make_dirs(self.tasks_dir)
                 self._tasks_dir_made = True
             try:
-                os.mkdir(d)
+                private_files.mkdir(d)
             except FileExistsError:
                 if key in self._queue or self._has_outcome(d):
                     return handle
@@ -410,7 +431,7 @@ class LocalProvider(Provider):
                     allocated = None if self._queue else self._allocate(n, key)
                     if allocated is None:
                         self._write_spec(request, d, [], spawned=False)
-                        (d / "queued").touch()
+                        _write_atomic(d / "queued", "")
                         self._queue[key] = (request, lockfd)
                         return handle
                     gpus = allocated
@@ -431,7 +452,7 @@ class LocalProvider(Provider):
 
         A status check holds a shared lock for microseconds, so retry briefly before
         concluding that another process owns the task."""
-        fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = private_files.open_private(d / "lock", os.O_RDWR | os.O_CLOEXEC)
         give_up = time.monotonic() + _LOCK_RETRY
         while True:
             try:
@@ -533,22 +554,21 @@ class LocalProvider(Provider):
             )
             if problem:
                 self._write_spec(request, d, [], spawned=False)
-                (d / "out.log").write_text(f"tunectl: {problem}\n", encoding="utf-8")
+                _write_atomic(d / "out.log", f"tunectl: {problem}\n")
                 self._fail(d, TaskState.FAILED, problem)
                 self._release(gpus)
                 return
             if request.model_dir:
-                os.makedirs(request.model_dir, exist_ok=True)
+                private_files.make_dirs(Path(request.model_dir))
             env = self._env(request, d, gpus)
             self._write_spec(request, d, gpus, spawned=True)
-            outfd = os.open(
-                d / "out.log",
-                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
-                0o644,
+            # 0600 before the task writes its first byte.
+            outfd = private_files.open_private(
+                d / "out.log", os.O_WRONLY | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
             )
             _unlink(d / "queued")
             proc = subprocess.Popen(
-                ["/bin/sh", "-c", _WRAPPER, "tunectl-task", str(d), *argv],
+                ["/bin/sh", "-c", _WRAPPER, "tunectl-task", str(d), _user_umask(), *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=outfd,
                 stderr=subprocess.STDOUT,
@@ -861,13 +881,13 @@ class LocalProvider(Provider):
                 return
             queued = self._queue.pop(key, None)
             if queued is not None:
-                (d / "cancelled").write_text(f"{time.time()}\n", encoding="utf-8")
+                _write_atomic(d / "cancelled", f"{time.time()}\n")
                 os.close(queued[1])
                 return
             _reap()
             if self._status(key).state.terminal:
                 return
-            (d / "cancelled").write_text(f"{time.time()}\n", encoding="utf-8")
+            _write_atomic(d / "cancelled", f"{time.time()}\n")
             if (d / "queued").exists() and self._pid(key) is None:
                 return  # waits for a GPU in another tunectl process, which drops it
             if self._pid(key) is None and _lock_held(d / "lock"):
