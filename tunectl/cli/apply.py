@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tunectl.addrs import parse_address
 from tunectl.cli.common import (
     LockTimeoutOpt,
     ReplaceOpt,
@@ -21,7 +22,6 @@ from tunectl.cli.common import (
     load,
     workspace,
 )
-from tunectl.diags import DiagnosticError, error
 from tunectl.plans import planfile
 from tunectl.plans.change import Plan
 from tunectl.plans.differ import DiffOptions
@@ -43,17 +43,8 @@ def _render(plan: Plan, fmt: str) -> str:
 
 
 def _check_addresses(addresses: list[str], flag: str) -> None:
-    import re
-
     for address in addresses:
-        if not re.fullmatch(r"experiment\.[A-Za-z][A-Za-z0-9_-]*", address):
-            raise DiagnosticError(
-                error(
-                    f"Invalid {flag} address",
-                    f'"{address}" is not an experiment address. Addresses look like '
-                    "experiment.mnist.",
-                )
-            )
+        parse_address(address, flag=flag, trials=False)
 
 
 def _make_plan(ws: Workspace, state, options: DiffOptions) -> Plan:

@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from tunectl.addrs import check_trial_option, parse_address
 from tunectl.cli.common import color_enabled, echo, load, workspace
 from tunectl.diags import DiagnosticError, error
+from tunectl.names import check_name, is_valid_name, shown
 
-_ADDRESS = re.compile(r"^experiment\.([A-Za-z][A-Za-z0-9_-]*)(?:\.trial\[(\d+)\])?$")
 
-
-def parse_address(address: str) -> tuple[str, int | None]:
-    match = _ADDRESS.match(address)
-    if not match:
-        raise DiagnosticError(
-            error(
-                "Invalid address",
-                f'"{address}" is not a valid address. Addresses look like experiment.mnist or '
-                "experiment.mnist.trial[12].",
-            )
-        )
-    return match.group(1), int(match.group(2)) if match.group(2) is not None else None
+def _is_file(path: str) -> bool:
+    """Whether `path` names a file; a path the system refuses (too long) names none."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _open_readonly(ctx: typer.Context):
@@ -44,7 +38,7 @@ def show(
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the state, a saved plan, one experiment's trials, or one trial."""
-    if target is not None and not target.startswith("experiment.") and Path(target).exists():
+    if target is not None and not target.startswith("experiment.") and _is_file(target):
         from tunectl.plans import planfile
 
         saved = planfile.read(Path(target))
@@ -57,9 +51,19 @@ def show(
 
             echo(render_plan(planfile.from_json(saved), color=color_enabled()))
         return
+    if target is not None and not target.startswith("experiment.") and not is_valid_name(target):
+        raise DiagnosticError(
+            error(
+                "No such plan file or address",
+                f"{shown(target)} is neither a saved plan file nor an address. Addresses look "
+                "like experiment.mnist or experiment.mnist.trial[12].",
+            )
+        )
+    # Check the address before loading anything: a typo is reported alone.
+    address = parse_address(target) if target is not None else None
     ws, state = _open_readonly(ctx)
     try:
-        if target is None:
+        if address is None:
             data = {
                 "lineage": state.lineage,
                 "serial": state.serial,
@@ -87,7 +91,7 @@ def show(
                     if exp["best"]["model_uri"]:
                         echo(f"    model:  {exp['best']['model_uri']}")
             return
-        name, number = parse_address(target)
+        name, number = address.experiment, address.trial
         if state.get_experiment(name) is None:
             raise DiagnosticError(
                 error("No such experiment", f"experiment.{name} is not in the state.")
@@ -118,7 +122,7 @@ def show(
             detail["metrics"] = [m.to_dict() for m in metrics]
             echo(json.dumps(detail, indent=2, sort_keys=True, default=str))
             return
-        echo(_trial_text(target, trial, tasks, metrics))
+        echo(_trial_text(str(address), trial, tasks, metrics))
     finally:
         state.close()
 
@@ -166,6 +170,10 @@ def output(
 ) -> None:
     """Show the outputs recorded by the last apply."""
     from tunectl.views.outputs import hcl_value, outputs_json, render_outputs
+
+    invalid = check_name(name, "output") if name is not None else None
+    if invalid is not None:
+        raise DiagnosticError(invalid)
 
     ws = workspace(ctx)
     load(ws)
@@ -222,8 +230,9 @@ def logs(
     """Print a trial's output, task by task."""
     from tunectl.providers.base import TaskHandle
 
-    name, number = parse_address(address)
-    number = trial if trial is not None else number
+    parsed = parse_address(address)
+    name = parsed.experiment
+    number = check_trial_option(trial) if trial is not None else parsed.trial
     ws, state = _open_readonly(ctx)
     try:
         if state.get_experiment(name) is None:

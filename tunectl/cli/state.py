@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from tunectl.cli.common import LockTimeoutOpt, echo, load, workspace
-from tunectl.cli.inspect import parse_address
+from tunectl.addrs import parse_address
+from tunectl.cli.common import App, LockTimeoutOpt, echo, load, workspace
 from tunectl.diags import DiagnosticError, error
 
-state_app = typer.Typer(help="Inspect and change the state by hand.", no_args_is_help=True)
+state_app = App(help="Inspect and change the state by hand.")
 
 
 @state_app.command("list")
@@ -33,7 +33,8 @@ def show(
     address: Annotated[str, typer.Argument(help="experiment.NAME or experiment.NAME.trial[N]")],
 ) -> None:
     """Show one experiment or trial as stored."""
-    name, number = parse_address(address)
+    parsed = parse_address(address)
+    name, number = parsed.experiment, parsed.trial
     ws = workspace(ctx.parent)  # type: ignore[arg-type]
     load(ws)
     state = ws.open_state(create=False)
@@ -61,11 +62,7 @@ def rm(
     lock_timeout: LockTimeoutOpt = "0s",
 ) -> None:
     """Forget an experiment without stopping its tasks or deleting its models."""
-    name, number = parse_address(address)
-    if number is not None:
-        raise DiagnosticError(
-            error("Invalid address", "state rm removes whole experiments: use experiment.NAME.")
-        )
+    name = parse_address(address, trials=False).experiment
     ws = workspace(ctx.parent, lock_timeout=lock_timeout)  # type: ignore[arg-type]
     load(ws)
     with ws.locked("OperationTypeStateRm"):

@@ -54,6 +54,7 @@ from tunectl.diags import (
     did_you_mean,
     error,
 )
+from tunectl.names import check_name, is_valid_name
 from tunectl.providers import registry
 from tunectl.providers.base import AttrSpec
 
@@ -254,6 +255,7 @@ def load_config(
     if diags.has_errors():
         raise DiagnosticError(diags)
     check_body(root, ROOT_SCHEMA, None, diags)
+    _check_names(root, diags)
     _check_unique(root, ("experiment", "provider", "output"), diags)
 
     var_blocks = root.blocks_of("variable")
@@ -325,6 +327,38 @@ def _evaluated(
         outputs=outputs,
         digest=digest.hexdigest(),
     )
+
+
+def _check_names(root: Body, diags: Diagnostics) -> None:
+    """Every name the user chose follows the one name rule (variables: variables.py).
+
+    Provider, backend and storage labels are not checked here: they must name an installed
+    plugin or a known kind, which their own checks say.
+    """
+
+    def check(block: Block, kind: str, context: str | None) -> None:
+        if len(block.labels) == 1:
+            diag = check_name(block.labels[0], kind, block.range, context)
+            if diag is not None:
+                diags.append(diag)
+
+    for block in root.blocks_of("experiment"):
+        check(block, "experiment", None)
+        # A context line would repeat an invalid name, which may be thousands of characters.
+        valid = len(block.labels) == 1 and is_valid_name(block.labels[0])
+        context = block_context(block) if valid else None
+        for param in block.body.blocks_of("param"):
+            check(param, "parameter", context)
+        for trial in block.body.blocks_of("trial"):
+            for task in trial.body.blocks_of("task"):
+                check(task, "task", context)
+    for block in root.blocks_of("output"):
+        check(block, "output", None)
+    for block in root.blocks_of("locals"):
+        for name, attr in block.body.attributes.items():
+            diag = check_name(name, "local value", attr.range)
+            if diag is not None:
+                diags.append(diag)
 
 
 def _check_unique(root: Body, types: Sequence[str], diags: Diagnostics) -> None:
@@ -565,15 +599,6 @@ def _experiment(
     name = block.labels[0]
     context = block_context(block)
     start = len(diags)
-    if not name.replace("_", "").replace("-", "").isalnum() or not name[0].isalpha():
-        diags.append(
-            error(
-                "Invalid experiment name",
-                f'"{name}" is not a valid name: start with a letter, then letters, digits, '
-                "underscores or dashes.",
-                block.range,
-            )
-        )
     body = block.body
     reader = Reader(body, scope, context, diags)
     ranges = {n: a.range for n, a in body.attributes.items()}

@@ -18,6 +18,7 @@ from tunectl.config.schema import AttrSchema, BlockSchema, NestedBlock, Reader, 
 from tunectl.config.sensitive import refers_to
 from tunectl.config.syntax import Block, Body, parse
 from tunectl.diags import DiagnosticError, Diagnostics, SourceRange, error
+from tunectl.names import check_name
 
 VARIABLE_SCHEMA = BlockSchema(
     attrs={
@@ -81,6 +82,10 @@ def declare(blocks: Sequence[Block], diags: Diagnostics) -> dict[str, Variable]:
         if len(block.labels) != 1:
             continue
         name = block.labels[0]
+        invalid = check_name(name, "variable", block.range)
+        if invalid is not None:
+            diags.append(invalid)
+            continue
         if name in out:
             diags.append(
                 error(
