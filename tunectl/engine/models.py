@@ -20,6 +20,7 @@ S3-compatible storage (`storage "s3"`).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -117,8 +118,17 @@ class LocalModelStore:
         for number in numbers:
             shutil.rmtree(self.trial_dir(gen, number), ignore_errors=True)
 
-    def delete_staging(self, experiment: str) -> None:
-        return None  # trials write in place: nothing is staged
+    def clean_up(self, experiment: str, lineage: str) -> None:
+        """After a destroy: remove the directories this state made for the experiment's
+        trials that are left empty (a trial that wrote nothing still got one). Files are
+        never removed here, only by `delete`."""
+        base = self.root / experiment
+        for directory in (base / lineage, base):
+            if not directory.is_dir():
+                continue
+            for parent, _dirs, _files in sorted(os.walk(directory), reverse=True):
+                with contextlib.suppress(OSError):  # not empty: someone else's files
+                    Path(parent).rmdir()
 
     def describe(self) -> str:
         return str(self.root)
@@ -194,7 +204,9 @@ class S3ModelStore:
         for number in numbers:
             self.s3.delete_prefix(self._key(gen, number))
 
-    def delete_staging(self, experiment: str) -> None:
+    def clean_up(self, experiment: str, lineage: str) -> None:
+        """After a destroy: remove the experiment's staging directory (this working
+        directory's own, never uploaded files of pruned or failed trials)."""
         shutil.rmtree(self.staging_root / experiment, ignore_errors=True)
 
     def describe(self) -> str:
@@ -241,11 +253,16 @@ def delete_stored(
 
     Raises `StorageError` (for S3) with the records of what is not yet deleted kept.
     """
-    objects = [
-        o
-        for o in state.model_objects(experiment)
-        if numbers is None or o.trial_number in numbers
-    ]
+    if numbers is None:
+        objects = state.model_objects(experiment)
+    else:  # trials of the experiment as it is now (its current generation)
+        record = state.get_experiment(experiment)
+        current = record.generation if record is not None else None
+        objects = [
+            o
+            for o in state.model_objects(experiment, generation=current)
+            if o.trial_number in numbers
+        ]
     legacy = _legacy_trials(state, experiment, numbers)
     by_trial: dict[tuple[int, int], list[str]] = {}
     for o in objects:
@@ -258,7 +275,7 @@ def delete_stored(
         assert record is not None
         store.delete_legacy(Generation(experiment, record.generation, None), legacy)
     if numbers is None:
-        store.delete_staging(experiment)
+        store.clean_up(experiment, state.lineage)
     return len(objects)
 
 
