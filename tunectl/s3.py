@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -197,16 +197,29 @@ class S3:
                 return
             token = page.get("NextContinuationToken")
 
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix` (which must end with '/'); returns how many."""
         assert prefix.endswith("/"), "a prefix to delete must be a directory"
         keys = [key for key, _ in self.list(prefix)]
+        self._delete_keys(self.bucket, keys, f"under s3://{self.bucket}/{prefix}")
+        return len(keys)
+
+    def delete_uris(self, uris: Iterable[str]) -> None:
+        """Delete exactly these objects (`s3://bucket/key`), 1000 a request; objects
+        already gone count as deleted."""
+        for bucket, keys in _by_bucket(uris).items():
+            self._delete_keys(bucket, keys, f"in s3://{bucket}/")
+
+    def _delete_keys(self, bucket: str, keys: Sequence[str], where: str) -> None:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start : start + 1000]]
             response = self.call(
-                f"deleting under s3://{self.bucket}/{prefix}",
+                f"deleting {len(batch)} object(s) {where}",
                 self.client.delete_objects,
-                Bucket=self.bucket,
+                Bucket=bucket,
                 Delete={"Objects": batch, "Quiet": True},
             )
             errors = response.get("Errors") or []
@@ -215,7 +228,6 @@ class S3:
                 raise StorageError(
                     f"{self.what}: could not delete {first.get('Key')}: {first.get('Code')}"
                 )
-        return len(keys)
 
     def upload_file(self, path: Path, key: str) -> None:
         """Upload one file (multipart above 8 MiB) and verify what landed.
@@ -260,6 +272,22 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def parse_uri(uri: str) -> Location:
+    """`s3://bucket/key` as a Location; ValueError for anything else."""
+    bucket, sep, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not sep or not key:
+        raise ValueError(f"{uri!r} is not an s3://bucket/key URI.")
+    return Location(bucket, key)
+
+
+def _by_bucket(uris: Iterable[str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for uri in uris:
+        location = parse_uri(uri)
+        grouped.setdefault(location.bucket, []).append(location.key)
+    return grouped
 
 
 def join(prefix: str, *parts: str) -> str:

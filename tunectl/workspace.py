@@ -23,7 +23,8 @@ from tunectl.config.expr import Scope, evaluate
 from tunectl.config.load import load_config
 from tunectl.config.model import Config, Experiment
 from tunectl.diags import DiagnosticError, error
-from tunectl.engine.models import LocalModelStore, ModelStore
+from tunectl.engine.hosts import elsewhere
+from tunectl.engine.models import LocalModelStore, ModelStore, delete_stored, stored_usage
 from tunectl.engine.stopping import Progress
 from tunectl.plans.change import Action, Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, canonical, make_plan
@@ -179,6 +180,8 @@ class Workspace:
         drift: list[Drift] = []
         by_provider: dict[str, list[Any]] = {}
         for task in state.active_tasks():
+            if elsewhere(task.host):
+                continue  # only its own host can see it; apply says so
             by_provider.setdefault(task.provider, []).append(task)
         for name, tasks in by_provider.items():
             provider = self.provider(name)
@@ -236,7 +239,9 @@ class Workspace:
                 elapsed=(time.time() - started) if record.status == "running" else 0.0,
                 asked=sum(counts.values()),
             )
-            stored, size = _storage_call(lambda name=record.name: models.usage(name))
+            stored, size = _storage_call(
+                lambda name=record.name: stored_usage(state, models, name)
+            )
             views[record.name] = StateView(
                 name=record.name,
                 config=record.config,
@@ -345,7 +350,6 @@ class Workspace:
         to_run: list[Experiment] = []
         for change in plan.changes:
             name = change.name
-            old = state.get_experiment(name)
             if change.action in (Action.DESTROY, Action.REPLACE):
                 self.destroy_experiment(state, models, name)
                 replaced = change.action is Action.REPLACE
@@ -356,9 +360,9 @@ class Workspace:
             exp = config.experiments[name]
             record = state.get_experiment(name)
             if change.action in (Action.CREATE, Action.REPLACE) or record is None:
-                # A replacement gets a new generation, so its trial keys never collide
-                # with the old experiment's tasks.
-                generation = old.generation + 1 if old is not None else 1
+                # A new generation, drawn from the lineage's counter, so neither task keys
+                # nor model paths meet those of an earlier experiment of this name.
+                generation = state.new_generation()
                 record = ExperimentRecord(
                     name=name,
                     generation=generation,
@@ -381,6 +385,19 @@ class Workspace:
         return to_run
 
     def destroy_experiment(self, state: State, models: ModelStore, name: str) -> None:
+        foreign = [t for t in state.active_tasks(name) if elsewhere(t.host)]
+        if foreign:
+            hosts = ", ".join(sorted({str(t.host) for t in foreign}))
+            trials = ", ".join(str(n) for n in sorted({t.trial_number for t in foreign}))
+            raise DiagnosticError(
+                error(
+                    "Tasks run on another host",
+                    f"experiment.{name}: trial(s) {trials} run on host {hosts}, and only "
+                    "that host can stop them. Run this command there; or run `tunectl state "
+                    f"rm experiment.{name}` to forget the experiment without stopping them. "
+                    "Nothing was stopped or deleted.",
+                )
+            )
         for task in state.active_tasks(name):
             provider = self.provider(task.provider)
             try:
@@ -399,7 +416,7 @@ class Workspace:
                 self.provider(task.provider).cleanup(
                     TaskHandle(task.key, task.handle_id or task.key)
                 )
-        _storage_call(lambda: models.delete_experiment(name))
+        _storage_call(lambda: delete_stored(state, models, name))
         state.delete_experiment(name)
 
     # -- outputs ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ through `FaultProxy`.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +35,8 @@ if args.get("big") == "1":
         f.write(os.urandom(9 * 1024 * 1024))
 print(f"acc={1 - (x - 0.3) ** 2:.6f}", flush=True)
 """
+
+LINEAGE = "[0-9a-f-]{36}"
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -146,7 +149,8 @@ def test_best_model_destroy_removes_exactly_the_experiment(
     )
     best = max(trials, key=lambda t: t["value"])
     uri = cli(directory, "output", "model", "--raw", endpoint=server.url, bucket=bucket).out.strip()
-    assert uri == f"s3://{bucket}/models/demo/trials/{best['number']}/"
+    # <prefix>/<experiment>/<lineage>/g<generation>/trials/<number>/
+    assert re.fullmatch(rf"s3://{bucket}/models/demo/{LINEAGE}/g1/trials/{best['number']}/", uri)
     # The best model is reachable at its URI, with what the trial wrote.
     key = uri.removeprefix(f"s3://{bucket}/") + "model.txt"
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
@@ -170,7 +174,7 @@ def test_retention_keeps_the_best(tmp_path: Path, server: S3Server, bucket: str)
     )
     ranked = sorted(trials, key=lambda t: -t["value"])
     kept = {f"models/demo/trials/{t['number']}/model.txt" for t in ranked[:2]}
-    assert set(keys(server, bucket, "models/")) == kept
+    assert {re.sub(rf"/{LINEAGE}/g1/", "/", k) for k in keys(server, bucket, "models/")} == kept
     assert [t["model_uri"] is not None for t in ranked] == [True, True, False, False, False]
 
 
@@ -180,7 +184,8 @@ def test_large_model_multipart_upload_verified(
     directory = setup(tmp_path, hcl(trials=1, args="big=1"))
     result = cli(directory, "apply", "--auto-approve", endpoint=server.url, bucket=bucket)
     assert result.code == 0, result.text
-    head = server.client().head_object(Bucket=bucket, Key="models/demo/trials/0/weights.bin")
+    (key,) = [k for k in keys(server, bucket, "models/demo/") if k.endswith("/0/weights.bin")]
+    head = server.client().head_object(Bucket=bucket, Key=key)
     assert head["ContentLength"] == 9 * 1024 * 1024
     assert "-" in head["ETag"]  # a multipart object's ETag
     assert len(head["Metadata"]["sha256"]) == 64

@@ -25,8 +25,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from tunectl.config.model import Experiment
 from tunectl.diags import DiagnosticError, error
+from tunectl.engine.hosts import elsewhere, this_host
 from tunectl.engine.metrics import MetricsParser, Sample, parse_json_lines
-from tunectl.engine.models import ModelStore, kept_trials
+from tunectl.engine.models import Generation, ModelStore, delete_stored, kept_trials
 from tunectl.engine.objective import combine, reduce_series
 from tunectl.engine.stopping import REASON_TEXT, Progress, final_status, stop_reason
 from tunectl.engine.trials import Placeholders, build_request, task_key, trial_id
@@ -86,7 +87,11 @@ class Runner:
         assert record is not None, "the experiment must be in the state before it runs"
         self.record: ExperimentRecord = record
         self.generation = record.generation
+        self.place = Generation.of(state, exp.name, record.generation)
         self.active: dict[int, Active] = {}
+        # Trials whose task runs on another host (host-local providers): number -> host.
+        # Never polled, relaunched or counted as lost here; they hold their slot.
+        self.elsewhere: dict[int, str] = {}
         # Trials whose task could not be submitted yet: number -> (trial, series, retry at).
         self.waiting: dict[int, tuple[TrialRecord, dict | None, float]] = {}
         self._submit_failures: dict[int, int] = {}
@@ -117,7 +122,11 @@ class Runner:
         for trial in trials:
             if trial.status in ENDED:
                 for task in self.state.tasks_for_trial(self.exp.name, trial.number):
-                    if task.status in ("submitting", "pending", "running"):
+                    # Another host's task is stopped by that host's apply, which sees the
+                    # trial ended.
+                    if task.status in ("submitting", "pending", "running") and not elsewhere(
+                        task.host
+                    ):
                         self._cancel_task(task)
             else:
                 self._resume(trial)
@@ -168,6 +177,17 @@ class Runner:
             self._submit(trial)
             return
         task = tasks[-1]
+        if task.host is not None and elsewhere(task.host):
+            self.elsewhere[trial.number] = task.host
+            self.event(
+                "elsewhere",
+                self.exp.name,
+                f"Warning: trial {trial.number} runs on host {task.host}, not on this one "
+                f"({this_host()}): run `tunectl apply` there to follow it, or `tunectl "
+                f"destroy` there to stop it; `tunectl state rm experiment.{self.exp.name}` "
+                "forgets it without stopping it.",
+            )
+            return
         active = Active(
             trial,
             task,
@@ -212,7 +232,7 @@ class Runner:
             complete=counts["complete"],
             pruned=counts["pruned"],
             failed=counts["failed"],
-            running=len(self.active) + len(self.waiting),
+            running=len(self.active) + len(self.waiting) + len(self.elsewhere),
             best_value=best_value,
             since_best=len(self.ended) - 1 - best_index if best_index >= 0 else 0,
             elapsed=self.clock() - started,
@@ -256,7 +276,7 @@ class Runner:
                     self._end_trial(active, "pruned", message=message, cancel=True)
                 for trial, _, _ in list(self.waiting.values()):
                     self._end_unsubmitted(trial, message)
-            if not self.active and not self.waiting:
+            if not self.active and not self.waiting and not self.elsewhere:
                 self._finish(reason, self.progress())
             # No new trials; trials already asked for still get submitted.
             self._draining = True
@@ -282,10 +302,11 @@ class Runner:
         if capacity is not None:
             capacity -= launched
         progress = self.progress()
-        room = self.exp.max_concurrent - len(self.active) - len(self.waiting)
+        busy = len(self.active) + len(self.waiting) + len(self.elsewhere)
+        room = self.exp.max_concurrent - busy
         if capacity is not None:
             room = min(room, capacity)
-        left = self.exp.max_trials - progress.done - len(self.active) - len(self.waiting)
+        left = self.exp.max_trials - progress.done - busy
         if self.space_size is not None:
             left = min(left, self.space_size - self.asked)
         for _ in range(max(0, min(room, left))):
@@ -293,6 +314,11 @@ class Runner:
                 break
             launched += 1
         return launched
+
+    @property
+    def stranded(self) -> bool:
+        """Nothing left to do on this host: what still runs, runs on other hosts."""
+        return bool(self.elsewhere) and not self.active and not self.waiting
 
     def next_retry(self) -> float | None:
         """When the earliest waiting submission is due (clock time), or None."""
@@ -430,19 +456,22 @@ class Runner:
             for name, points in active.series.items()
         }
         model_uri = None
-        if status == "complete":
-            try:
-                model_uri = self.models.finish(self.exp.name, self.generation, trial.number)
-            except Exception as exc:
-                from tunectl.s3 import StorageError
+        stored: list[tuple[str, int]] = []
+        try:
+            if status == "complete":
+                model_uri, stored = self.models.finish(self.place, trial.number)
+            else:  # what a pruned or failed trial wrote is the state's to delete, too
+                stored = self.models.record(self.place, trial.number)
+        except Exception as exc:
+            from tunectl.s3 import StorageError
 
-                if not isinstance(exc, StorageError):
-                    raise
-                # The model stays staged and the trial active: the next pass sees its task
-                # ended again and retries the upload. Nothing is recorded as done before
-                # the model is safe.
-                self.event("warn", self.exp.name, f"trial {trial.number}: {exc}; will retry")
-                return
+            if not isinstance(exc, StorageError):
+                raise
+            # The model stays staged and the trial active: the next pass sees its task
+            # ended again and retries the upload. Nothing is recorded as done before
+            # the model is safe.
+            self.event("warn", self.exp.name, f"trial {trial.number}: {exc}; will retry")
+            return
         fields: dict[str, Any] = {}
         if self._search is not None:  # else it is built later from the state, with this result
             self._search.tell(trial.number, status, value)
@@ -461,6 +490,10 @@ class Runner:
                 last_step=active.reported_step if active.reported_step >= 0 else None,
                 **fields,
             )
+            if stored:
+                self.state.record_model_objects(
+                    self.exp.name, self.generation, trial.number, stored
+                )
         if cancel:
             self._cancel_task(active.task)
         trial.status, trial.value, trial.finished_at = status, value, now
@@ -500,7 +533,14 @@ class Runner:
         return self._submit(trial)
 
     def _submit(self, trial: TrialRecord, series: dict | None = None) -> bool:
-        key = task_key(
+        # A key is derived once, when its task is first recorded, and read back after:
+        # tasks recorded by an older tunectl keep the key their provider knows them by.
+        recorded = [
+            t.key
+            for t in self.state.tasks_for_trial(self.exp.name, trial.number)
+            if t.task_index == trial.task_index and t.attempt == trial.attempt
+        ]
+        key = recorded[-1] if recorded else task_key(
             self.state.lineage,
             self.exp.name,
             self.generation,
@@ -520,6 +560,7 @@ class Runner:
             status="submitting",
             submitted_at=self.clock(),
             generation=self.generation,
+            host=this_host() if self.provider.capabilities.host_local else None,
         )
         if self.state.get_task(key) is None:
             self.state.add_task(task)
@@ -549,9 +590,9 @@ class Runner:
 
     def _call_submit(self, trial: TrialRecord, task_index: int, key: str) -> TaskHandle | None:
         if self.provider.capabilities.local_model_dir:
-            model_dir = self.models.staging_dir(self.exp.name, self.generation, trial.number)
+            model_dir = self.models.staging_dir(self.place, trial.number)
         else:  # the trial runs elsewhere and writes straight to the store (or nowhere)
-            model_dir = self.models.remote_dir(self.exp.name, self.generation, trial.number) or ""
+            model_dir = self.models.remote_dir(self.place, trial.number) or ""
         placeholders = Placeholders(
             self.exp, self.generation, trial.number, trial.params, model_dir
         )
@@ -641,7 +682,7 @@ class Runner:
         if not drop:
             return
         try:
-            self.models.delete_trials(self.exp.name, self.generation, drop)
+            delete_stored(self.state, self.models, self.exp.name, drop)
         except Exception as exc:
             from tunectl.s3 import StorageError
 
@@ -709,7 +750,11 @@ class Reconciler:
                 launched = runner.launch(cap)
                 if cap is not None:
                     capacity[id(runner.provider)] = cap - launched
-            if stopping or self.options.once or all(r.finished for r in self.runners):
+            if (
+                stopping
+                or self.options.once
+                or all(r.finished or r.stranded for r in self.runners)
+            ):
                 return
             if sum(r.changes for r in self.runners) != before:
                 self._interval = self.options.poll_min

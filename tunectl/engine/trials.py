@@ -21,17 +21,35 @@ from tunectl.providers.base import TaskRequest
 
 
 def trial_id(experiment: str, generation: int, number: int) -> str:
+    """`${trial.id}`: `NAME-gG-tN`, unique within a state's lineage, since a generation is
+    never drawn twice there (and the exact name and decimal numbers read back one way)."""
     return f"{experiment}-g{generation}-t{number}"
+
+
+KEY_LIMIT = 64
 
 
 def task_key(
     lineage: str, experiment: str, generation: int, number: int, task_index: int, attempt: int
 ) -> str:
-    """A provider-safe unique key: `[a-z0-9-]+`, at most 64 characters."""
-    slug = re.sub(r"[^a-z0-9]+", "-", experiment.lower()).strip("-") or "x"
-    if len(slug) > 24:
-        slug = slug[:17] + "-" + hashlib.sha256(experiment.encode()).hexdigest()[:6]
-    return f"tc-{lineage[:8]}-{slug}-g{generation}-t{number}-k{task_index}-a{attempt}"
+    """A provider-safe unique key: `[a-z0-9-]+`, at most 64 characters.
+
+    `tk-LLLLLLLL-SLUG-DDDDDDDDDD-gG-tN-kI-aA`: the lineage's first 8 characters and a
+    readable slug of the name, for people; a digest of the full lineage and the *exact*
+    name, so `a_b` and `a-b` (or two non-ASCII names with one slug) differ; and the numbers
+    in decimal. Keys are recorded in the state when their task is, and never recomputed:
+    tasks recorded by an older tunectl keep their `tc-` keys, which no `tk-` key equals.
+    """
+    digest = hashlib.sha256(f"{lineage}\0{experiment}".encode()).hexdigest()[:10]
+    lin = re.sub(r"[^a-z0-9]", "", lineage.lower())[:8] or "0"
+    tail = f"-{digest}-g{generation}-t{number}-k{task_index}-a{attempt}"
+    head = f"tk-{lin}"
+    room = KEY_LIMIT - len(head) - len(tail) - 1
+    slug = re.sub(r"[^a-z0-9]+", "-", experiment.lower()).strip("-")[: max(room, 0)].strip("-")
+    key = f"{head}-{slug}{tail}" if slug else head + tail
+    if len(key) > KEY_LIMIT:
+        raise ValueError(f"A task key cannot hold generation {generation}, trial {number}.")
+    return key
 
 
 def format_value(value: Any) -> str:

@@ -68,6 +68,9 @@ class Capabilities:
     price: bool = False  # `estimate_price` returns a figure
     read_files: bool = False  # `read_file` works (metrics "json" on the task's files)
     local_model_dir: bool = False  # ${trial.model_dir} is a local path tunectl can read
+    # Only the machine that submitted a task can poll, read or stop it (local processes):
+    # tasks are recorded with their host, and other hosts leave them alone.
+    host_local: bool = False
 
 
 @dataclass(frozen=True)

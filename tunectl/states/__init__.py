@@ -16,6 +16,7 @@ from tunectl.states.records import (
     ExperimentRecord,
     LockInfo,
     MetricRecord,
+    ModelObjectRecord,
     TaskRecord,
     TrialRecord,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ExperimentRecord",
     "LockInfo",
     "MetricRecord",
+    "ModelObjectRecord",
     "State",
     "StateLock",
     "TaskRecord",

@@ -2,9 +2,12 @@
 
 Each record is one row; `to_dict()` gives a JSON-able copy. Field invariants:
 
-* `generation` counts how many times an experiment was created or replaced; trials, tasks
-  and metrics belong to one generation, so a replaced experiment starts over without
-  mixing its trials with the old ones.
+* `generation` identifies one creation of an experiment (a replacement is a new one);
+  trials, tasks and metrics belong to one generation, so a replaced experiment starts over
+  without mixing its trials with the old ones.
+* Generations are drawn from one counter per state lineage that never goes back (not even
+  when an experiment is destroyed or removed with `state rm`), so a generation number is
+  never used twice within a lineage, whatever the experiment.
 * Trial numbers start at 0 within an (experiment, generation), like Optuna's.
 * Times are UNIX seconds (`time.time()`); `None` means "not yet".
 """
@@ -84,6 +87,9 @@ class TaskRecord(_Record):
     finished_at: float | None = None
     message: str = ""
     generation: int = 1
+    # The host a host-local task runs on (`Capabilities.host_local`); None for tasks any
+    # host can reach, and for tasks recorded before hosts were.
+    host: str | None = None
 
 
 @dataclass
@@ -94,6 +100,18 @@ class MetricRecord(_Record):
     step: int | None
     value: float
     ts: float
+    generation: int = 1
+
+
+@dataclass
+class ModelObjectRecord(_Record):
+    """One file or object a trial stored: `location` is its URI (`s3://bucket/key`) or
+    absolute path. Destroy and `keep` delete exactly these."""
+
+    experiment: str
+    trial_number: int
+    location: str
+    size: int
     generation: int = 1
 
 

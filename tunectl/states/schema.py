@@ -102,10 +102,48 @@ def _v0_to_v1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v0_to_v1]
+# Version 2: identity. `last_generation` is the lineage's generation counter: it only
+# grows, so a destroyed (or `state rm`-ed) and recreated experiment never reuses a
+# generation, hence never a task key or a model path. Generations up to
+# `legacy_generation` were made by a release that derived model paths without the lineage;
+# they keep that layout (their running trials were given those paths). `tasks.host` is the
+# host a host-local task runs on; `model_objects` lists what each trial stored, the only
+# objects destroy and `keep` delete.
+_V2 = """
+ALTER TABLE tasks ADD COLUMN host TEXT;
+CREATE TABLE model_objects (
+    experiment TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    trial_number INTEGER NOT NULL,
+    location TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (experiment, generation, trial_number, location),
+    FOREIGN KEY (experiment, generation, trial_number)
+        REFERENCES trials(experiment, generation, number) ON DELETE CASCADE
+) WITHOUT ROWID;
+INSERT INTO meta (key, value)
+    VALUES ('last_generation', (SELECT coalesce(max(generation), 0) FROM experiments));
+INSERT INTO meta (key, value)
+    VALUES ('legacy_generation', (SELECT coalesce(max(generation), 0) FROM experiments));
+"""
+
+
+def _run(script: str) -> Migration:
+    def migration(conn: sqlite3.Connection) -> None:
+        # Not executescript(): it commits the open transaction first.
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+
+    return migration
+
+
+MIGRATIONS: list[Migration] = [_v0_to_v1, _run(_V2)]
 
 # Tables a state of the current version must have, to tell our files from others.
-TABLES = frozenset({"meta", "experiments", "trials", "tasks", "metrics", "outputs"})
+TABLES = frozenset(
+    {"meta", "experiments", "trials", "tasks", "metrics", "outputs", "model_objects"}
+)
 
 
 def current_version() -> int:

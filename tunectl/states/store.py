@@ -36,6 +36,7 @@ from tunectl.states.records import (
     TRIAL_STATUSES,
     ExperimentRecord,
     MetricRecord,
+    ModelObjectRecord,
     TaskRecord,
     TrialRecord,
 )
@@ -47,6 +48,7 @@ _TRIALS = RowCodec(
 )
 _TASKS = RowCodec("tasks", TaskRecord, json_fields=["file_cursors"])
 _METRICS = RowCodec("metrics", MetricRecord, nan_fields=["value"])
+_MODEL_OBJECTS = RowCodec("model_objects", ModelObjectRecord)
 
 # Rows are found by these; updates may not change them. (update_trial's own parameters
 # already take a trial's.)
@@ -276,6 +278,30 @@ class State:
             raise RuntimeError("State.backup() cannot run inside a transaction.")
         return files.copy(self._conn, files.backup_path(self._path))
 
+    # -- generations -------------------------------------------------------------------
+
+    def new_generation(self) -> int:
+        """Draw the next generation of this lineage: larger than any generation the state
+        ever held, including those of destroyed or removed experiments."""
+        with self._write():
+            self._conn.execute(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), "
+                "(SELECT coalesce(max(generation), 0) FROM experiments)) + 1 "
+                "WHERE key = 'last_generation'"
+            )
+            row = self._conn.execute(
+                "SELECT value FROM meta WHERE key = 'last_generation'"
+            ).fetchone()
+        return int(row[0])
+
+    def is_legacy_generation(self, generation: int) -> bool:
+        """Whether `generation` was made before the state recorded model objects and
+        put the lineage in model paths (by an older tunectl, before the upgrade)."""
+        row = self._conn.execute(
+            "SELECT value FROM meta WHERE key = 'legacy_generation'"
+        ).fetchone()
+        return generation <= int(row[0])
+
     # -- experiments -------------------------------------------------------------------
 
     def get_experiment(self, name: str) -> ExperimentRecord | None:
@@ -293,9 +319,10 @@ class State:
             self._conn.execute(_UPSERT_EXPERIMENT, _EXPERIMENTS.to_row(rec))
 
     def delete_experiment(self, name: str) -> None:
-        """Remove the experiment with its trials, tasks and metrics of every generation."""
+        """Remove the experiment with its trials, tasks, metrics and model records of every
+        generation. Its generations stay drawn: a new experiment never reuses them."""
         with self._write():
-            for table in ("metrics", "tasks", "trials"):
+            for table in ("model_objects", "metrics", "tasks", "trials"):
                 self._conn.execute(f"DELETE FROM {table} WHERE experiment = ?", (name,))
             self._conn.execute("DELETE FROM experiments WHERE name = ?", (name,))
 
@@ -489,6 +516,57 @@ class State:
             (experiment, generation, experiment, number),
         )
         return [_METRICS.from_row(row) for row in rows]
+
+    # -- model objects -----------------------------------------------------------------
+
+    def record_model_objects(
+        self, experiment: str, generation: int, number: int, objects: Iterable[tuple[str, int]]
+    ) -> None:
+        """Record the (location, size) of what a trial stored, replacing earlier records."""
+        rows = [
+            _MODEL_OBJECTS.to_row(ModelObjectRecord(experiment, number, loc, size, generation))
+            for loc, size in objects
+        ]
+        with self._write():
+            self._conn.execute(
+                "DELETE FROM model_objects "
+                "WHERE experiment = ? AND generation = ? AND trial_number = ?",
+                (experiment, generation, number),
+            )
+            self._conn.executemany(_MODEL_OBJECTS.insert, rows)
+
+    def model_objects(
+        self, experiment: str, number: int | None = None, generation: int | None = None
+    ) -> list[ModelObjectRecord]:
+        """What the experiment's trials stored, of every generation unless one is given;
+        of one trial when `number` is given (in the current generation by default)."""
+        sql = _MODEL_OBJECTS.select + " WHERE experiment = ?"
+        params: list[Any] = [experiment]
+        if number is not None:
+            sql += f" AND {_GENERATION} AND trial_number = ?"
+            params += [generation, experiment, number]
+        elif generation is not None:
+            sql += " AND generation = ?"
+            params.append(generation)
+        rows = self._conn.execute(sql + " ORDER BY generation, trial_number, location", params)
+        return [_MODEL_OBJECTS.from_row(row) for row in rows]
+
+    def model_usage(self, experiment: str) -> tuple[int, int]:
+        """(objects, bytes) the experiment's trials stored, every generation."""
+        row = self._conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM model_objects WHERE experiment = ?",
+            (experiment,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def forget_model_objects(self, experiment: str, generation: int, number: int) -> None:
+        """Drop a trial's object records (once the objects are deleted)."""
+        with self._write():
+            self._conn.execute(
+                "DELETE FROM model_objects "
+                "WHERE experiment = ? AND generation = ? AND trial_number = ?",
+                (experiment, generation, number),
+            )
 
     # -- outputs -----------------------------------------------------------------------
 

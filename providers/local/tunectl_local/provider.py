@@ -210,6 +210,7 @@ class LocalProvider(Provider):
         follow_logs=True,
         read_files=True,
         local_model_dir=True,
+        host_local=True,
     )
     config_schema = (
         AttrSpec(
