@@ -90,6 +90,10 @@ class TaskRequest:
     model_dir: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)  # provider-specific attrs
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Files `read_file` will be asked for (metrics "json"), relative to `workdir`. What
+    # such a file held before the task started is never handed out (another attempt's or
+    # another run's lines); a provider with `read_files` records it at submission.
+    metrics_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,9 @@ class LogChunk:
 
     lines: list[str]
     cursor: int
+    # The last line is unfinished: a line longer than one read is handed out in pieces
+    # (reads stay bounded), and its rest starts the next chunk.
+    partial: bool = False
 
 
 class ProviderError(Exception):
