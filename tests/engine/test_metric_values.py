@@ -220,3 +220,13 @@ def test_infinite_values_in_an_old_state_are_ignored():
         0.4,
         [(2, 0.4)],
     )
+
+
+def test_report_creates_the_metrics_file_directory(tmp_path, monkeypatch, capsys):
+    import tunectl
+
+    path = tmp_path / "metrics" / "demo-g1-t0.jsonl"
+    monkeypatch.setenv("TUNECTL_METRICS_FILE", str(path))
+    tunectl.report(step=1, acc=0.5)
+    assert path.read_text() == '{"metrics":{"acc":0.5},"step":1}\n'
+    assert capsys.readouterr().out == '@tunectl {"metrics":{"acc":0.5},"step":1}\n'
