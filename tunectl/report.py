@@ -30,8 +30,9 @@ calling ``report``: the line is only recognised when the prefix starts it.
 
 When the environment variable ``TUNECTL_METRICS_FILE`` is set, the same JSON object
 (without the prefix) is also appended as one line to that file (a path relative to the
-trial's working directory is relative to it). The file is opened, appended to and closed
-on every call, so a reader never sees a line half written by an earlier call.
+trial's working directory is relative to it; its directory is created when missing).
+The file is opened, appended to and closed on every call, so a reader never sees a line
+half written by an earlier call.
 
 Invalid input raises ``ValueError`` before anything is written: a metric value that is
 not a finite number (``bool``, ``str``, ``nan`` and ``inf`` are refused; NumPy and other
@@ -126,5 +127,8 @@ def report(step: int | None = None, **metrics: float) -> None:
             out.write(PREFIX + payload + "\n")
             out.flush()
         if path:
+            folder = os.path.dirname(path)
+            if folder:  # a per-trial path such as metrics/<trial id>.jsonl
+                os.makedirs(folder, exist_ok=True)
             with open(path, "a", encoding="utf-8") as file:
                 file.write(payload + "\n")

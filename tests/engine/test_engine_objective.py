@@ -82,10 +82,11 @@ def test_weighted_metrics():
     assert points[0][1] == pytest.approx(0.25 * 0.8 + 0.75 * 0.4)
 
 
-def test_weighted_metrics_reduce_each_metric_first():
+def test_weighted_metrics_best_is_the_best_step():
+    # Not each metric's best from different steps (1.0 + 2.0 * 0.5): the best step's sum.
     objective = Objective("minimize", metrics=(("a", 1.0), ("b", 2.0)), reduce="best")
     series = {"a": [(1, 3.0), (2, 1.0)], "b": [(1, 0.5), (2, 2.0)]}
-    assert combine(series, objective)[0] == pytest.approx(1.0 + 2.0 * 0.5)
+    assert combine(series, objective)[0] == pytest.approx(min(3.0 + 2 * 0.5, 1.0 + 2 * 2.0))
 
 
 def test_weighted_metrics_missing_one():

@@ -256,21 +256,40 @@ def logs(
                 echo(f"==> task {task.task_name} (attempt {task.attempt + 1}) <==")
             cursor = 0
             while True:
-                chunk = provider.read_log(handle, cursor)
-                for line in chunk.lines:
-                    echo(line)
-                cursor = chunk.cursor
+                cursor = _print_log(provider, handle, cursor)
                 if not follow:
                     break
                 status = provider.poll([handle]).get(handle.id)
                 if status is None or status.state.terminal:
-                    for line in provider.read_log(handle, cursor).lines:
-                        echo(line)
+                    _print_log(provider, handle, cursor)
                     break
                 time.sleep(0.5)
     finally:
         state.close()
         ws.close()
+
+
+def _print_log(provider: Any, handle: Any, cursor: int) -> int:
+    """Print the task's output from `cursor` to its current end, in bounded reads; mark
+    each report line apply skipped. Returns the cursor after it."""
+    from tunectl.engine.metrics import report_line_problem
+
+    unfinished = False  # inside a line longer than one read: not a report line
+    while True:
+        chunk = provider.read_log(handle, cursor)
+        for i, line in enumerate(chunk.lines):
+            last = i == len(chunk.lines) - 1
+            if unfinished or (chunk.partial and last):
+                unfinished = chunk.partial and last
+                typer.echo(line, nl=not unfinished)
+                continue
+            echo(line)
+            problem = report_line_problem(line)
+            if problem:
+                echo(f"tunectl: warning: the report line above was skipped: {problem}")
+        if chunk.cursor == cursor:
+            return cursor
+        cursor = chunk.cursor
 
 
 def register(app: typer.Typer) -> None:

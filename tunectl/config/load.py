@@ -956,7 +956,12 @@ def _check_placeholders(
 
 
 def _metrics(
-    body: Body, scope: Scope, context: str, diags: Diagnostics
+    body: Body,
+    scope: Scope,
+    context: str,
+    diags: Diagnostics,
+    params: set[str],
+    workdir: Any,
 ) -> tuple[MetricsSource, ...]:
     out = []
     for mb in body.blocks_of("metrics"):
@@ -981,6 +986,9 @@ def _metrics(
         need = {"json": "path", "tensorboard": "logdir", "table": "sql"}.get(kind)
         if need and need not in settings:
             reader.fail(None, "Missing required argument", f'metrics "{kind}" needs "{need}".')
+        if kind == "json" and settings.get("path") is not None:
+            where = mb.body.attributes["path"]
+            _check_metrics_file(settings["path"], workdir, params, where, reader)
         pattern = settings.get("pattern")
         if isinstance(pattern, Template):
             # A value would be read as regular-expression syntax, and matched nowhere.
@@ -1014,10 +1022,36 @@ def _metrics(
                     )
         out.append(
             MetricsSource(
-                kind, tuple(sorted((k, str(v)) for k, v in settings.items() if v is not None))
+                kind,
+                tuple(sorted((k, str(v)) for k, v in settings.items() if v is not None)),
+                tuple(sorted((k, v) for k, v in settings.items() if isinstance(v, Template))),
             )
         )
     return tuple(out)
+
+
+# Placeholders that differ between any two trials, of any experiment and generation.
+_PER_TRIAL = (("trial", "id"), ("trial", "model_dir"))
+
+
+def _per_trial(value: Any) -> bool:
+    return isinstance(value, Template) and any(r in _PER_TRIAL for r in value.references())
+
+
+def _check_metrics_file(path: Any, workdir: Any, params: set[str], attr, reader: Reader) -> None:
+    """A metrics file must be one trial's alone: a shared file holds other trials' lines."""
+    _check_placeholders(path, params, attr, reader)
+    relative = not str(path).startswith("/")
+    if _per_trial(path) or (relative and _per_trial(workdir)):
+        return
+    reader.fail(
+        attr,
+        "Metrics file shared by trials",
+        f'The metrics file "{path}" would be the same file for every trial, and a trial '
+        "would read the lines of others. Make the path unique per trial with ${trial.id} "
+        '(path = "metrics-${trial.id}.jsonl") or ${trial.model_dir}, or keep it relative '
+        'and give the trial its own working directory (workdir = "${trial.model_dir}").',
+    )
 
 
 def _trial(
@@ -1069,7 +1103,7 @@ def _trial(
     shared_settings = _settings(
         block.body, cls.trial_schema, reader, common, f'a "{provider}" trial', True
     )
-    shared_metrics = _metrics(block.body, trial_scope, context, diags)
+    shared_metrics = _metrics(block.body, trial_scope, context, diags, params, shared_workdir)
     shared_sensitive = _task_sensitive(block.body, scope.sensitive)
     tasks: list[TaskSpec] = []
     sources = [(b.labels[0] if b.labels else "main", b.body, b.range) for b in task_blocks] or [
@@ -1133,7 +1167,9 @@ def _trial(
                 attr_name,
             )
         metrics = (
-            shared_metrics if body is block.body else _metrics(body, trial_scope, context, diags)
+            shared_metrics
+            if body is block.body
+            else _metrics(body, trial_scope, context, diags, params, workdir or shared_workdir)
         )
         task_timeout = tr.get("timeout", "duration") if body is not block.body else None
         tasks.append(

@@ -120,9 +120,16 @@ class MetricsSource:
 
     kind: str
     settings: tuple[tuple[str, Any], ...] = ()
+    # The settings that hold placeholders (`path = "m/${trial.id}.jsonl"`), as Templates
+    # resolved per trial; `settings` has their source text, which is what plans compare.
+    deferred: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.settings).get(key, default)
+
+    def deferred_get(self, key: str, default: Any = None) -> Any:
+        """A setting as evaluated: a Template when it holds placeholders."""
+        return dict(self.deferred).get(key, self.get(key, default))
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,16 @@ one value per step (the latest report of a step wins), in step order.
 * `best`: the best report by the objective's direction;
 * `avg`: the mean of the reports.
 
-With weighted `metrics` (PAI's weighted sum), the value is the weighted sum of each metric
-reduced on its own, and the curve has a point at each step where every metric reported.
-Non-finite values (NaN, inf) are ignored. No optuna import here.
+With weighted `metrics` (PAI's weighted sum), the reports are first combined per step:
+the weighted series has a point at each step where every metric reported (the curve that
+early stopping sees), then one for the final-only reports when every metric has one.
+`reduce` picks from that series, so `best` is the best *step* — never the best accuracy
+of one epoch added to the lowest loss of another. `final` falls back to each metric's own
+final value when the metrics never reported at a common step.
+
+Non-finite values (NaN, inf) are ignored here: the engine fails a trial that reports one
+before it gets here, and a state written by an older version may still hold them.
+No optuna import here.
 """
 
 from __future__ import annotations
@@ -57,9 +64,7 @@ def curve(points: Series) -> list[tuple[int, float]]:
     return sorted(by_step.items())
 
 
-def _reduce_metric(points: Series, how: str, direction: str) -> float | None:
-    if how != "final":
-        return reduce_series([v for _, v in points], how, direction)
+def _final(points: Series) -> float | None:
     finals = _finite([v for step, v in points if step is None])
     if finals:
         return finals[-1]
@@ -67,12 +72,46 @@ def _reduce_metric(points: Series, how: str, direction: str) -> float | None:
     return stepped[-1][1] if stepped else None
 
 
+def _reduce_metric(points: Series, how: str, direction: str) -> float | None:
+    if how == "final":
+        return _final(points)
+    return reduce_series([v for _, v in points], how, direction)
+
+
+def weighted_series(
+    series: Mapping[str, Series], weights: Sequence[tuple[str, float]]
+) -> list[tuple[int | None, float]]:
+    """The weighted sum per step where every metric reported, in step order; then, when
+    every metric has a final-only report, the weighted sum of the last ones (step None)."""
+    curves = [dict(curve(series.get(name, ()))) for name, _ in weights]
+    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    out: list[tuple[int | None, float]] = [
+        (step, math.fsum(w * c[step] for (_, w), c in zip(weights, curves, strict=True)))
+        for step in steps
+    ]
+    finals = [_finite([v for s, v in series.get(name, ()) if s is None]) for name, _ in weights]
+    if finals and all(finals):
+        out.append((None, math.fsum(w * f[-1] for (_, w), f in zip(weights, finals, strict=True))))
+    return out
+
+
+def _best_point(
+    points: Sequence[tuple[int | None, float]], direction: str
+) -> tuple[int | None, float] | None:
+    best: tuple[int | None, float] | None = None
+    for point in points:  # the first of equal values wins, as Optuna's best trial does
+        if best is None or (point[1] > best[1] if direction == "maximize" else point[1] < best[1]):
+            best = point
+    return best
+
+
 def combine(
     series: Mapping[str, Series], objective: Objective
 ) -> tuple[float | None, list[tuple[int, float]]]:
     """(the trial's objective value, its intermediate (step, value) curve).
 
-    The value is None when a metric of the objective has no finite report.
+    The value is None when a metric of the objective has no finite report (with weighted
+    metrics and `best`/`avg`: when the metrics never reported at a common step).
     """
     how, direction = objective.reduce, objective.direction
     if objective.metric:
@@ -80,17 +119,54 @@ def combine(
         return _reduce_metric(points, how, direction), curve(points)
     if not objective.metrics:
         return None, []
-    curves = [dict(curve(series.get(name, ()))) for name, _ in objective.metrics]
-    steps = sorted(set.intersection(*(set(c) for c in curves)))
-    weights = [weight for _, weight in objective.metrics]
-    combined = [
-        (step, math.fsum(w * c[step] for w, c in zip(weights, curves, strict=True)))
-        for step in steps
-    ]
+    weighted = weighted_series(series, objective.metrics)
+    stepped = [(s, v) for s, v in weighted if s is not None]
+    if how == "best":
+        best = _best_point(weighted, direction)
+        return (best[1] if best else None), stepped
+    if how == "avg":
+        values = [v for _, v in weighted]
+        return (math.fsum(values) / len(values) if values else None), stepped
+    if weighted:
+        return weighted[-1][1], stepped
+    # No common step (say one metric stepped, another final-only): each metric's final.
     total = 0.0
     for name, weight in objective.metrics:
-        value = _reduce_metric(series.get(name, ()), how, direction)
+        value = _final(series.get(name, ()))
         if value is None:
-            return None, combined
+            return None, stepped
         total += weight * value
-    return total, combined
+    return total, stepped
+
+
+def metric_values(series: Mapping[str, Series], objective: Objective) -> dict[str, float]:
+    """One value per reported metric, for the trial record and `show`.
+
+    Each metric is reduced by `reduce`, toward its own good side (a metric of negative
+    weight is minimised when the objective is maximised). With weighted metrics and
+    `best`, the objective's metrics show their values at the step the best came from.
+    """
+    weights = dict(objective.metrics)
+    at: dict[str, float] = {}
+    if objective.metrics and objective.reduce == "best":
+        best = _best_point(weighted_series(series, objective.metrics), objective.direction)
+        if best is not None:
+            step = best[0]
+            for name in weights:
+                points = series.get(name, ())
+                if step is None:
+                    at[name] = _finite([v for s, v in points if s is None])[-1]
+                else:
+                    at[name] = dict(curve(points))[step]
+    out: dict[str, float] = {}
+    for name, points in series.items():
+        if name in at:
+            out[name] = at[name]
+            continue
+        direction = objective.direction
+        if weights.get(name, 1.0) < 0:
+            direction = "minimize" if direction == "maximize" else "maximize"
+        value = _reduce_metric(points, objective.reduce, direction)
+        if value is not None:
+            out[name] = value
+    return out

@@ -15,6 +15,7 @@ The search engine (Optuna) is rebuilt from the state, never the other way round.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +27,11 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from tunectl.config.model import Experiment
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.hosts import elsewhere, this_host
-from tunectl.engine.metrics import MetricsParser, Sample, parse_json_lines
+from tunectl.engine.metrics import JsonLinesParser, MetricsParser, Sample
 from tunectl.engine.models import Generation, ModelStore, delete_stored, kept_trials
-from tunectl.engine.objective import combine, reduce_series
+from tunectl.engine.objective import combine, metric_values
 from tunectl.engine.stopping import REASON_TEXT, Progress, final_status, stop_reason
-from tunectl.engine.trials import Placeholders, build_request, task_key, trial_id
+from tunectl.engine.trials import Placeholders, build_request, metrics_files, task_key, trial_id
 from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState, TaskStatus
 from tunectl.states import ExperimentRecord, MetricRecord, State, TaskRecord, TrialRecord
 
@@ -45,6 +46,11 @@ SUBMIT_BACKOFF_MAX = 60.0
 SUBMIT_ROUNDS = 6  # then the trial fails (about two minutes of backoff in all)
 # Stop reasons after which trials still running are cancelled (the experiment is over).
 CANCEL_ON = ("goal", "max_duration", "max_failed_trials")
+# A task that ended is read to the end of its output before it is judged; this bounds the
+# reads (each bounded by the provider) in case something it left behind keeps writing.
+DRAIN_READS = 10_000
+# Skipped-line warnings shown per task attempt; `tunectl logs` marks every skipped line.
+WARNINGS_SHOWN = 5
 
 Event = Callable[[str, str, str], None]  # (kind, experiment, message)
 
@@ -59,6 +65,9 @@ class Active:
     parser: MetricsParser
     series: dict[str, list[tuple[int | None, float]]] = field(default_factory=dict)
     reported_step: int = -1
+    # The task's metrics files (resolved for this trial), each with its own parser.
+    files: dict[str, JsonLinesParser] = field(default_factory=dict)
+    warned: int = 0  # skipped-line warnings shown so far
 
 
 class Runner:
@@ -167,6 +176,14 @@ class Runner:
         task = self.exp.trial.tasks[task_index]
         return MetricsParser(task.metrics, self.exp.objective.metric_names)
 
+    def _active(self, trial: TrialRecord, task: TaskRecord, handle: TaskHandle) -> Active:
+        active = Active(trial, task, handle, self._parser(task.task_index))
+        spec = self.exp.trial.tasks[task.task_index]
+        if self.provider.capabilities.read_files and any(m.kind == "json" for m in spec.metrics):
+            for path in metrics_files(spec, self._placeholders(trial)):
+                active.files[path] = JsonLinesParser()
+        return active
+
     def _resume(self, trial: TrialRecord) -> None:
         tasks = [
             t
@@ -188,17 +205,15 @@ class Runner:
                 "forgets it without stopping it.",
             )
             return
-        active = Active(
-            trial,
-            task,
-            TaskHandle(task.key, task.handle_id or task.key),
-            self._parser(task.task_index),
-        )
+        active = self._active(trial, task, TaskHandle(task.key, task.handle_id or task.key))
         active.series = self._series(trial.number)
         # Pattern matches number their steps by count: continue the count.
-        for name, points in active.series.items():
-            steps = [s for s, _ in points if s is not None]
-            active.parser._counts[name] = max(steps, default=0)
+        active.parser.continue_steps(
+            {
+                name: max((s for s, _ in points if s is not None), default=0)
+                for name, points in active.series.items()
+            }
+        )
         if active.series:
             _, curve = combine(active.series, self.exp.objective)
             active.reported_step = curve[-1][0] if curve else -1
@@ -253,10 +268,12 @@ class Runner:
             statuses = self._poll()
             for number in sorted(self.active):
                 active = self.active[number]
-                self._read_metrics(active)
-                if number not in self.active:
-                    continue  # pruned while reading
                 status = statuses.get(active.handle.id)
+                # A task that ended is read to the end before it is judged (a metric may
+                # follow any amount of output); a running one a bounded chunk per pass.
+                self._read_metrics(active, to_end=status is not None and status.state.terminal)
+                if number not in self.active:
+                    continue  # pruned or failed while reading
                 if status is not None and status.state.terminal:
                     self._task_ended(active, status)
                 elif (
@@ -332,25 +349,54 @@ class Runner:
             self.event("warn", self.exp.name, f"could not poll tasks: {exc}")
             return {}
 
-    def _read_metrics(self, active: Active) -> None:
-        samples: list[Sample] = []
+    def _read_metrics(self, active: Active, to_end: bool = False) -> None:
+        """Take in what the task reported since the last read: one bounded read of its
+        output and of each metrics file, or with `to_end` reads until nothing is left.
+
+        Each read is recorded (samples and cursors, in one transaction) before the next,
+        so memory stays bounded however much the task printed.
+        """
+        for _ in range(DRAIN_READS if to_end else 1):
+            if not self._read_once(active) or active.trial.number not in self.active:
+                return
+        if to_end:
+            self.event(
+                "warn",
+                self.exp.name,
+                f"trial {active.trial.number}: its output still grows after its task ended; "
+                f"stopped reading after {DRAIN_READS} reads",
+            )
+
+    def _read_once(self, active: Active) -> bool:
+        """One read; True when it moved a cursor (there may be more to read)."""
+        task = active.task
+        cursors = dict(task.file_cursors)
         try:
-            chunk = self.provider.read_log(active.handle, active.task.log_cursor)
-            samples = active.parser.feed(chunk.lines)
-            cursors = dict(active.task.file_cursors)
-            for src in self.exp.trial.tasks[active.task.task_index].metrics:
-                if src.kind == "json" and self.provider.capabilities.read_files:
-                    path = str(src.get("path"))
-                    fchunk = self.provider.read_file(active.handle, path, cursors.get(path, 0))
-                    samples.extend(parse_json_lines(fchunk.lines))
-                    cursors[path] = fchunk.cursor
+            # Every read first, then parsing: a failed read must not feed a parser twice.
+            chunk = self.provider.read_log(active.handle, task.log_cursor)
+            files = [
+                (path, self.provider.read_file(active.handle, path, cursors.get(path, 0)))
+                for path in active.files
+            ]
         except ProviderError as exc:
             self.event(
                 "warn", self.exp.name, f"trial {active.trial.number}: cannot read output: {exc}"
             )
-            return
-        if chunk.cursor == active.task.log_cursor and not samples:
-            return
+            return False
+        samples = active.parser.feed(chunk.lines, chunk.partial)
+        warnings = active.parser.take_warnings()
+        for path, fchunk in files:
+            parser = active.files[path]
+            samples.extend(parser.feed(fchunk.lines, fchunk.partial))
+            warnings.extend(f"{path}: {w}" for w in parser.take_warnings())
+            cursors[path] = fchunk.cursor
+        self._warn_skipped(active, warnings)
+        moved = chunk.cursor != task.log_cursor or cursors != task.file_cursors
+        if not moved and not samples:
+            return False
+        bad = next((s for s in samples if not math.isfinite(s.value)), None)
+        if bad is not None:
+            samples = samples[: samples.index(bad)]
         now = self.clock()
         records = [
             MetricRecord(
@@ -361,14 +407,32 @@ class Runner:
         with self.state.transaction():
             if records:
                 self.state.add_metrics(records)
-            self.state.update_task(active.task.key, log_cursor=chunk.cursor, file_cursors=cursors)
-        active.task.log_cursor = chunk.cursor
-        active.task.file_cursors = cursors
+            self.state.update_task(task.key, log_cursor=chunk.cursor, file_cursors=cursors)
+        task.log_cursor = chunk.cursor
+        task.file_cursors = cursors
         self.changes += 1
         for s in samples:
             active.series.setdefault(s.name, []).append((s.step, s.value))
+        if bad is not None:
+            self._end_trial(active, "failed", message=_non_finite(bad), cancel=True)
+            return False
         if samples:
             self._maybe_prune(active)
+        return moved
+
+    def _warn_skipped(self, active: Active, warnings: Sequence[str]) -> None:
+        number = active.trial.number
+        for text in warnings:
+            active.warned += 1
+            if active.warned <= WARNINGS_SHOWN:
+                self.event("warn", self.exp.name, f"trial {number}: {text}")
+            elif active.warned == WARNINGS_SHOWN + 1:
+                self.event(
+                    "warn",
+                    self.exp.name,
+                    f"trial {number}: more malformed lines skipped; `tunectl logs "
+                    f"experiment.{self.exp.name}.trial[{number}]` marks each skipped report line",
+                )
 
     def _maybe_prune(self, active: Active) -> None:
         if self.exp.early_stopping.name == "none":
@@ -407,10 +471,7 @@ class Runner:
                 return
             value, _ = combine(active.series, self.exp.objective)
             if value is None:
-                names = ", ".join(self.exp.objective.metric_names)
-                self._end_trial(
-                    active, "failed", message=f"the trial reported no value for {names}"
-                )
+                self._end_trial(active, "failed", message=self._no_value(active))
             else:
                 self._end_trial(active, "complete", value=value)
             return
@@ -438,6 +499,18 @@ class Runner:
             return
         self._end_trial(active, "failed", message=what)
 
+    def _no_value(self, active: Active) -> str:
+        objective = self.exp.objective
+        names = ", ".join(objective.metric_names)
+        if objective.metrics and objective.reduce != "final" and all(
+            name in active.series for name in names.split(", ")
+        ):
+            return (
+                f"the trial never reported {names} at the same step; a weighted objective "
+                f'with reduce = "{objective.reduce}" combines the metrics step by step'
+            )
+        return f"the trial reported no value for {names}"
+
     def _end_trial(
         self,
         active: Active,
@@ -449,12 +522,7 @@ class Runner:
     ) -> None:
         trial = active.trial
         now = self.clock()
-        finals = {
-            name: reduce_series(
-                [v for _, v in points], self.exp.objective.reduce, self.exp.objective.direction
-            )
-            for name, points in active.series.items()
-        }
+        finals = metric_values(active.series, self.exp.objective)
         model_uri = None
         stored: list[tuple[str, int]] = []
         try:
@@ -578,7 +646,7 @@ class Runner:
         trial.status = "running"
         trial.started_at = trial.started_at or now
         task.handle_id, task.status = handle.id, "pending"
-        active = Active(trial, task, handle, self._parser(trial.task_index))
+        active = self._active(trial, task, handle)
         if series:
             active.series = series
         self.active[trial.number] = active
@@ -588,11 +656,19 @@ class Runner:
             )
         return True
 
-    def _call_submit(self, trial: TrialRecord, task_index: int, key: str) -> TaskHandle | None:
+    def _model_dir(self, trial: TrialRecord) -> str:
         if self.provider.capabilities.local_model_dir:
-            model_dir = self.models.staging_dir(self.place, trial.number)
-        else:  # the trial runs elsewhere and writes straight to the store (or nowhere)
-            model_dir = self.models.remote_dir(self.place, trial.number) or ""
+            return str(self.models.staging_dir(self.place, trial.number))
+        # The trial runs elsewhere and writes straight to the store (or nowhere).
+        return self.models.remote_dir(self.place, trial.number) or ""
+
+    def _placeholders(self, trial: TrialRecord) -> Placeholders:
+        return Placeholders(
+            self.exp, self.generation, trial.number, trial.params, self._model_dir(trial)
+        )
+
+    def _call_submit(self, trial: TrialRecord, task_index: int, key: str) -> TaskHandle | None:
+        model_dir = self._model_dir(trial)
         placeholders = Placeholders(
             self.exp, self.generation, trial.number, trial.params, model_dir
         )
@@ -704,6 +780,15 @@ class Runner:
         self.state.put_experiment(self.record)
         self.finished = True
         self.event("finish", self.exp.name, f"{status}: {REASON_TEXT[reason]}")
+
+
+def _non_finite(sample: Sample) -> str:
+    """Why a trial that reported NaN or an infinity failed (Optuna fails it too)."""
+    value = "NaN" if math.isnan(sample.value) else "an infinite value"
+    at = f" at step {sample.step}" if sample.step is not None else ""
+    return (
+        f'metric "{sample.name}" reported {value}{at}; a NaN or infinite value fails the trial'
+    )
 
 
 def _params_text(params: Mapping[str, Any]) -> str:

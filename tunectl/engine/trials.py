@@ -155,6 +155,16 @@ class Placeholders:
         )
 
 
+def metrics_files(task: TaskSpec, placeholders: Placeholders) -> tuple[str, ...]:
+    """The paths of a task's `metrics "json"` files for one trial, as written (a relative
+    path is relative to the task's working directory)."""
+    return tuple(
+        placeholders.render(src.deferred_get("path"))
+        for src in task.metrics
+        if src.kind == "json" and src.get("path")
+    )
+
+
 def build_request(
     exp: Experiment,
     task: TaskSpec,
@@ -189,6 +199,7 @@ def build_request(
         timeout=task.timeout,
         model_dir=model_dir,
         settings=settings,
+        metrics_files=metrics_files(task, placeholders),
         tags={
             "tunectl-experiment": exp.name,
             "tunectl-trial": str(trial_number),

@@ -97,6 +97,10 @@ class TaskRequest:
     # "settings.NAME". The task gets them; no file or log line the provider writes may hold
     # them. (`env` values are always treated so.)
     sensitive: frozenset[str] = frozenset()
+    # Files `read_file` will be asked for (metrics "json"), relative to `workdir`. What
+    # such a file held before the task started is never handed out (another attempt's or
+    # another run's lines); a provider with `read_files` records it at submission.
+    metrics_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,9 @@ class LogChunk:
 
     lines: list[str]
     cursor: int
+    # The last line is unfinished: a line longer than one read is handed out in pieces
+    # (reads stay bounded), and its rest starts the next chunk.
+    partial: bool = False
 
 
 class ProviderError(Exception):

@@ -563,6 +563,7 @@ class LocalProvider(Provider):
                 private_files.make_dirs(Path(request.model_dir))
             env = self._env(request, d, gpus)
             self._write_spec(request, d, gpus, spawned=True)
+            self._note_files_before(request, d, workdir)
             # 0600 before the task writes its first byte.
             outfd = private_files.open_private(
                 d / "out.log", os.O_WRONLY | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
@@ -843,9 +844,46 @@ class LocalProvider(Provider):
         key = handle.id
         with _os_errors(f"cannot read {path} of task {key}"):
             workdir = self._spec(key).get("workdir") or str(self._dir(key))
-            return self._read_lines(key, Path(workdir) / path, cursor)
+            target = Path(workdir) / path
+            return self._read_lines(key, target, self._past_old_lines(key, path, target, cursor))
+
+    @staticmethod
+    def _note_files_before(request: TaskRequest, d: Path, workdir: Path) -> None:
+        """Record which metrics files exist before the task starts, and their size, so
+        `read_file` never hands out what was there before (see `_past_old_lines`)."""
+        before = {}
+        for path in request.metrics_files:
+            try:
+                st = os.stat(workdir / path)
+            except OSError:
+                continue
+            before[path] = [st.st_dev, st.st_ino, st.st_size]
+        if before:
+            _write_atomic(d / "files_before.json", json.dumps(before))
+
+    def _past_old_lines(self, key: str, path: str, target: Path, cursor: int) -> int:
+        """Where the first read of a metrics file starts: past what the same file held
+        when the task started (a retry's or an earlier run's lines), at 0 otherwise.
+
+        A file replaced since (another inode) or already shorter (rewritten in place) is
+        read from its start.
+        """
+        if cursor != 0:
+            return cursor
+        try:
+            before = json.loads(_read_text(self._dir(key) / "files_before.json") or "{}")
+            dev, ino, size = before[path]
+            st = os.stat(target)
+        except (OSError, ValueError, KeyError, TypeError):
+            return cursor
+        if (st.st_dev, st.st_ino) == (dev, ino) and st.st_size >= size:
+            return int(size)
+        return cursor
 
     def _read_lines(self, key: str, path: Path, cursor: int) -> LogChunk:
+        """Complete lines after `cursor`, at most `_MAX_READ` bytes of them. A line longer
+        than that comes in `partial` pieces, so a read never holds more than the bound."""
+
         def read() -> bytes:
             try:
                 with open(path, "rb") as f:
@@ -856,6 +894,7 @@ class LocalProvider(Provider):
 
         data = read()
         end = data.rfind(b"\n") + 1
+        partial = False
         if end < len(data) and len(data) < _MAX_READ:
             # An unterminated last line: complete only once the task has ended. Re-read
             # after checking, so nothing written in between is split off.
@@ -863,14 +902,14 @@ class LocalProvider(Provider):
                 data = read()
                 end = len(data)
         elif end == 0 and data:
-            end = len(data)  # one line longer than a read: hand it out in pieces
+            end, partial = len(data), True  # a line longer than a read: hand it out in pieces
         if end == 0:
             return LogChunk([], cursor)
         text = data[:end].decode("utf-8", errors="replace")
         lines = text.split("\n")
         if text.endswith("\n"):
             lines.pop()
-        return LogChunk(lines, cursor + end)
+        return LogChunk(lines, cursor + end, partial)
 
     # -- stopping and forgetting ---------------------------------------------------------
 
