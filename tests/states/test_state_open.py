@@ -238,7 +238,7 @@ def test_failing_migration_leaves_state_as_it_was(
         State.open(db_path, create=False)
     summary, detail = only_error(exc)
     assert summary == "Failed to upgrade state"
-    assert "schema-v1.backup" in detail
+    assert f"schema-v{base}.backup" in detail
     db = sqlite_utils.Database(db_path)
     assert "notes" not in db.table_names()
     assert db.table("meta").get("schema_version")["value"] == base

@@ -102,7 +102,15 @@ def _v0_to_v1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_v0_to_v1]
+def _add_experiment_clock(conn: sqlite3.Connection) -> None:
+    """`max_duration` counted across applies (SPEC 6 "Budgets")."""
+    conn.execute("ALTER TABLE experiments ADD COLUMN elapsed REAL NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE experiments ADD COLUMN clock_since REAL")
+    # An experiment that was running has used its time since it last (re)started.
+    conn.execute("UPDATE experiments SET clock_since = started_at WHERE status = 'running'")
+
+
+MIGRATIONS: list[Migration] = [_v0_to_v1, _add_experiment_clock]
 
 # Tables a state of the current version must have, to tell our files from others.
 TABLES = frozenset({"meta", "experiments", "trials", "tasks", "metrics", "outputs"})
