@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from tunectl.config.expr import Scope, evaluate
-from tunectl.config.load import load_config
-from tunectl.config.model import Config, Experiment
+from tunectl.config.load import load_backend, load_config
+from tunectl.config.model import BackendConfig, Config, Experiment
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.models import LocalModelStore, ModelStore
-from tunectl.engine.stopping import Progress
+from tunectl.engine.stopping import Progress, time_used
 from tunectl.plans.change import Action, Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, canonical, make_plan
 from tunectl.providers import registry
@@ -54,6 +54,7 @@ class Workspace:
     _providers: dict[str, Provider] = field(default_factory=dict)
     _remote: S3Backend | None = None
     _pulled: bool = False
+    _backend: BackendConfig | None = None  # set by `load_for_init` alone
 
     # -- configuration ------------------------------------------------------------------
 
@@ -63,9 +64,30 @@ class Workspace:
             self._config = load_config(self.directory, self.cli_vars, self.var_files)
         return self._config
 
+    @property
+    def backend(self) -> BackendConfig:
+        return self._backend if self._backend is not None else self.config.backend
+
+    def load_for_init(self) -> list[str]:
+        """Load what `init` needs; return the names of the providers the configuration uses.
+
+        As Terraform's init, it needs no variable values unless the backend uses them: when
+        the configuration lacks only such values, just the backend is evaluated.
+        """
+        try:
+            config = self.config
+        except DiagnosticError as exc:
+            if any(d.summary != "No value for required variable" for d in exc.diags.errors()):
+                raise
+            self._backend, names = load_backend(self.directory, self.cli_vars, self.var_files)
+            return names
+        return sorted(
+            {e.trial.provider for e in config.experiments.values()} | set(config.providers)
+        )
+
     def state_path(self) -> Path:
         """The SQLite file commands work on (for an S3 backend: the working copy)."""
-        backend = self.config.backend
+        backend = self.backend
         if backend.kind == "s3":
             return working_copy(self.directory, backend.settings)
         path = Path(str(backend.settings.get("path", "state/tunectl.db")))
@@ -73,7 +95,7 @@ class Workspace:
 
     def remote(self) -> S3Backend | None:
         """The S3 backend, or None for a local state."""
-        backend = self.config.backend
+        backend = self.backend
         if backend.kind != "s3":
             return None
         if self._remote is None:
@@ -209,7 +231,6 @@ class Workspace:
             counts = state.trial_counts(record.name)
             best = state.best_trial(record.name, _direction(record.config))
             since_best = state.count_ended_after(record.name, best.number) if best else 0
-            started = record.started_at or time.time()
             progress = Progress(
                 complete=counts.get("complete", 0),
                 pruned=counts.get("pruned", 0),
@@ -217,8 +238,7 @@ class Workspace:
                 running=counts.get("running", 0) + counts.get("pending", 0),
                 best_value=best.value if best else None,
                 since_best=since_best,
-                # A finished experiment restarts its clock when an update resumes it.
-                elapsed=(time.time() - started) if record.status == "running" else 0.0,
+                elapsed=time_used(record.elapsed, record.clock_since, time.time()),
                 asked=sum(counts.values()),
             )
             stored, size = _storage_call(lambda name=record.name: models.usage(name))
@@ -230,6 +250,7 @@ class Workspace:
                 models=stored,
                 model_bytes=size,
                 running_trials=progress.running,
+                stop_reason=record.stop_reason,
             )
         return views
 
@@ -264,12 +285,27 @@ class Workspace:
                     f"--target {target}: no experiment with that address in the configuration "
                     "or the state."
                 )
+        self._bound_by_capacity(plan)
         self._estimate_costs(plan)
         plan.lineage, plan.serial, plan.config_digest = state.lineage, state.serial, config.digest
         plan.variables = {
             k: v for k, v in config.values.items() if not config.variables[k].sensitive
         }
         return plan
+
+    def _bound_by_capacity(self, plan: Plan) -> None:
+        """Trials run at once: `max_concurrent`, bounded by the provider's capacity (local
+        `slots`), as apply bounds them (SPEC "Budget")."""
+        for change in plan.changes:
+            exp = self.config.experiments.get(change.name)
+            if change.intent is None or exp is None:
+                continue
+            try:
+                limit = self.provider(exp.trial.provider).capacity()
+            except (DiagnosticError, registry.ProviderLoadError):
+                continue
+            if limit is not None and limit < change.intent.max_concurrent:
+                change.intent = dataclasses.replace(change.intent, max_concurrent=limit)
 
     def _estimate_costs(self, plan: Plan) -> None:
         """Where the provider knows prices: what the trials still to run may cost, at most.

@@ -25,8 +25,11 @@ class LocalModelStore:
         return self.root / experiment / f"{gen}trials" / str(number)
 
     def staging_dir(self, experiment: str, generation: int, number: int) -> str:
-        """Where the trial writes its model (for local storage: the final place)."""
-        return str(self.trial_dir(experiment, generation, number).resolve())
+        """Where the trial writes its model (for local storage: the final place); it
+        exists before the trial starts (SPEC 6)."""
+        path = self.trial_dir(experiment, generation, number)
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path.resolve())
 
     def finish(self, experiment: str, generation: int, number: int) -> str | None:
         """Make the trial's model durable; returns its URI, None when it wrote nothing."""

@@ -68,6 +68,9 @@ class Capabilities:
     price: bool = False  # `estimate_price` returns a figure
     read_files: bool = False  # `read_file` works (metrics "json" on the task's files)
     local_model_dir: bool = False  # ${trial.model_dir} is a local path tunectl can read
+    # Tasks see this machine's files: their default workdir is the configuration directory
+    # (SPEC 6); elsewhere (a container) it is the task's own default.
+    local_files: bool = False
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,7 @@ class LocalProvider(Provider):
         follow_logs=True,
         read_files=True,
         local_model_dir=True,
+        local_files=True,
     )
     config_schema = (
         AttrSpec(
