@@ -103,16 +103,17 @@ class Runner:
     def prepare(self) -> None:
         """Load the history and adopt every trial left running by an earlier apply."""
         now = self.clock()
-        if self.record.status in ("pending", "succeeded", "failed", "stopped"):
+        restart = self.record.status in ("pending", "succeeded", "failed", "stopped")
+        if restart:
             # (Re)starting: an update may have lifted a stop condition.
             self.record.status = "running"
             self.record.started_at = self.record.started_at or now
             self.record.finished_at = None
             self.record.stop_reason = ""
-        if self.record.clock_since is None:
+        if restart or self.record.clock_since is None:
             # max_duration's clock resumes where the last apply paused it (not from zero).
-            self.record.clock_since = now
-        self.state.put_experiment(self.record)
+            self.record.clock_since = self.record.clock_since or now
+            self.state.put_experiment(self.record)
         trials = self.state.list_trials(self.exp.name)
         self.asked = len(trials)
         self.ended = [t for t in trials if t.status in ENDED]

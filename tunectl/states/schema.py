@@ -106,7 +106,13 @@ def _add_experiment_clock(conn: sqlite3.Connection) -> None:
     """`max_duration` counted across applies (SPEC 6 "Budgets")."""
     conn.execute("ALTER TABLE experiments ADD COLUMN elapsed REAL NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE experiments ADD COLUMN clock_since REAL")
-    # An experiment that was running has used its time since it last (re)started.
+    # Until now the clock ran from the last (re)start: a finished experiment used the time
+    # from then to its end (so one stopped by max_duration stays stopped), and a running
+    # one has used its time since then.
+    conn.execute(
+        "UPDATE experiments SET elapsed = max(0, finished_at - started_at) "
+        "WHERE status != 'running' AND finished_at IS NOT NULL AND started_at IS NOT NULL"
+    )
     conn.execute("UPDATE experiments SET clock_since = started_at WHERE status = 'running'")
 
 
