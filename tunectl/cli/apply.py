@@ -132,6 +132,10 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.count:
+            # After an interrupt the process is on its way out: a second Ctrl-C arriving
+            # now still means "exit at once" (130), not a KeyboardInterrupt traceback.
+            return
         signal.signal(signal.SIGINT, self._old)
         signal.signal(signal.SIGTERM, self._old_term)
 
