@@ -20,12 +20,12 @@ from typing import Any
 from tunectl import private_files
 from tunectl.config import sensitive
 from tunectl.config.expr import Scope, evaluate
-from tunectl.config.load import load_config
-from tunectl.config.model import Config, Experiment
+from tunectl.config.load import load_backend, load_config
+from tunectl.config.model import BackendConfig, Config, Experiment
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.hosts import elsewhere
 from tunectl.engine.models import LocalModelStore, ModelStore, delete_stored, stored_usage
-from tunectl.engine.stopping import Progress
+from tunectl.engine.stopping import Progress, time_used
 from tunectl.plans.change import Action, Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, canonical, make_plan
 from tunectl.providers import registry
@@ -57,6 +57,7 @@ class Workspace:
     _providers: dict[str, Provider] = field(default_factory=dict)
     _remote: S3Backend | None = None
     _pulled: bool = False
+    _backend: BackendConfig | None = None  # set by `load_for_init` alone
 
     # -- configuration ------------------------------------------------------------------
 
@@ -66,9 +67,30 @@ class Workspace:
             self._config = load_config(self.directory, self.cli_vars, self.var_files)
         return self._config
 
+    @property
+    def backend(self) -> BackendConfig:
+        return self._backend if self._backend is not None else self.config.backend
+
+    def load_for_init(self) -> list[str]:
+        """Load what `init` needs; return the names of the providers the configuration uses.
+
+        As Terraform's init, it needs no variable values unless the backend uses them: when
+        the configuration lacks only such values, just the backend is evaluated.
+        """
+        try:
+            config = self.config
+        except DiagnosticError as exc:
+            if any(d.summary != "No value for required variable" for d in exc.diags.errors()):
+                raise
+            self._backend, names = load_backend(self.directory, self.cli_vars, self.var_files)
+            return names
+        return sorted(
+            {e.trial.provider for e in config.experiments.values()} | set(config.providers)
+        )
+
     def state_path(self) -> Path:
         """The SQLite file commands work on (for an S3 backend: the working copy)."""
-        backend = self.config.backend
+        backend = self.backend
         if backend.kind == "s3":
             return working_copy(self.directory, backend.settings)
         path = Path(str(backend.settings.get("path", "state/tunectl.db")))
@@ -76,7 +98,7 @@ class Workspace:
 
     def remote(self) -> S3Backend | None:
         """The S3 backend, or None for a local state."""
-        backend = self.config.backend
+        backend = self.backend
         if backend.kind != "s3":
             return None
         if self._remote is None:
@@ -227,7 +249,6 @@ class Workspace:
             counts = state.trial_counts(record.name)
             best = state.best_trial(record.name, _direction(record.config))
             since_best = state.count_ended_after(record.name, best.number) if best else 0
-            started = record.started_at or time.time()
             progress = Progress(
                 complete=counts.get("complete", 0),
                 pruned=counts.get("pruned", 0),
@@ -235,8 +256,7 @@ class Workspace:
                 running=counts.get("running", 0) + counts.get("pending", 0),
                 best_value=best.value if best else None,
                 since_best=since_best,
-                # A finished experiment restarts its clock when an update resumes it.
-                elapsed=(time.time() - started) if record.status == "running" else 0.0,
+                elapsed=time_used(record.elapsed, record.clock_since, time.time()),
                 asked=sum(counts.values()),
             )
             stored, size = _storage_call(
@@ -250,6 +270,7 @@ class Workspace:
                 models=stored,
                 model_bytes=size,
                 running_trials=progress.running,
+                stop_reason=record.stop_reason,
             )
         return views
 
@@ -285,6 +306,7 @@ class Workspace:
                     f"--target {target}: no experiment with that address in the configuration "
                     "or the state."
                 )
+        self._bound_by_capacity(plan)
         self._estimate_costs(plan)
         plan.lineage, plan.serial = state.lineage, state.serial
         plan.config_digest = self.digest(state)
@@ -303,6 +325,20 @@ class Workspace:
         if not secret:
             return self.config.digest
         return self.config.digest + "+" + sensitive.digest(secret, state.salt)
+
+    def _bound_by_capacity(self, plan: Plan) -> None:
+        """Trials run at once: `max_concurrent`, bounded by the provider's capacity (local
+        `slots`), as apply bounds them (SPEC "Budget")."""
+        for change in plan.changes:
+            exp = self.config.experiments.get(change.name)
+            if change.intent is None or exp is None:
+                continue
+            try:
+                limit = self.provider(exp.trial.provider).capacity()
+            except (DiagnosticError, registry.ProviderLoadError):
+                continue
+            if limit is not None and limit < change.intent.max_concurrent:
+                change.intent = dataclasses.replace(change.intent, max_concurrent=limit)
 
     def _estimate_costs(self, plan: Plan) -> None:
         """Where the provider knows prices: what the trials still to run may cost, at most.

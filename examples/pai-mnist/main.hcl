@@ -25,6 +25,12 @@ variable "epochs" {
   }
 }
 
+variable "dry_run" {
+  type        = bool
+  default     = false
+  description = "Simulate the training (no PyTorch, no MNIST download), to try the workflow."
+}
+
 provider "local" {
   slots = 4
 }
@@ -100,7 +106,7 @@ experiment "mnist" {
     }
 
     task "train" {
-      command = "python train.py --data ${trial.model_dir}/data --lr ${param.lr} --batch-size ${param.batch_size} --optimizer ${param.optimizer} --momentum ${param.momentum} --dropout ${param.dropout} --layers ${param.layers} --epochs ${var.epochs} --out ${trial.model_dir}"
+      command = "python train.py --data ${trial.model_dir}/data --lr ${param.lr} --batch-size ${param.batch_size} --optimizer ${param.optimizer} --momentum ${param.momentum} --dropout ${param.dropout} --layers ${param.layers} --epochs ${var.epochs} --dry-run ${var.dry_run} --out ${trial.model_dir}"
 
       metrics "stdout" {
         pattern = "val_acc=(?P<val_acc>[0-9.]+) val_f1=(?P<val_f1>[0-9.]+)"

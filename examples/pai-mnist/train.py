@@ -65,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data-loader worker processes")
     p.add_argument("--out", type=Path, help="directory to save model.pt in")
+    p.add_argument(
+        "--dry-run",
+        type=lambda text: text.strip().lower() in ("1", "true", "yes"),
+        default=False,
+        help="true: simulate the training (no PyTorch, no download), to try the workflow",
+    )
     args = p.parse_args(argv)
     if args.lr <= 0 or args.batch_size < 1 or args.epochs < 1 or not 0 <= args.dropout < 1:
         p.error("need --lr > 0, --batch-size >= 1, --epochs >= 1 and 0 <= --dropout < 1")
@@ -175,6 +181,25 @@ def report(epoch: int, val_acc: float, val_f1: float, seconds: float) -> None:
         tunectl.report(step=epoch, val_acc=val_acc, val_f1=val_f1)
 
 
+def dry_run(args: argparse.Namespace) -> int:
+    """A stand-in for training, for CI and for trying the workflow without PyTorch: the
+    same output lines and model file, from a smooth made-up score that is best near
+    lr = 0.01, with little dropout and more convolution blocks, and grows with the epochs."""
+    import math
+
+    distance = (math.log10(args.lr) + 2) ** 2 + (args.dropout - 0.1) ** 2 + 0.01 * (3 - args.layers)
+    for epoch in range(1, args.epochs + 1):
+        val_acc = max(0.1, 0.99 - 0.2 * distance - 0.3 / (epoch + 1))
+        report(epoch, val_acc, val_acc - 0.002, 0.0)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "model.json").write_text(
+            json.dumps({"dry_run": True, "args": {k: str(v) for k, v in vars(args).items()}}),
+            encoding="utf-8",
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     manifest_path = args.data / "manifest.json"
@@ -182,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         sys.exit(f"train.py: cannot read {manifest_path} ({exc}); run prepare.py first.")
+    if args.dry_run:
+        return dry_run(args)
     torch, torchvision = require_torch()
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -181,7 +181,8 @@ def test_max_failed_trials(tmp_path: Path) -> None:
         config(max_trials=10, concurrent=1, extra="max_failed_trials = 2", args="fail=1"),
     )
     result = apply(directory)
-    assert result.code == 0, result.text
+    # The experiment ends failed: apply exits 1 naming it (SPEC 6 "Exit codes").
+    assert result.code == 1 and "Error: experiment.demo failed" in result.err, result.text
     exp = show(directory)["experiments"]["demo"]
     assert exp["stop_reason"] == "max_failed_trials" and exp["status"] == "failed"
     # max_failed_trials = 2 tolerates two failures; the third ends the experiment.
@@ -194,7 +195,7 @@ def test_retries_relaunch_a_failed_trial(tmp_path: Path) -> None:
         tmp_path,
         config(max_trials=1, concurrent=1, args="fail=1", trial_extra="retries = 2"),
     )
-    assert apply(directory).code == 0
+    assert apply(directory).code == 1  # no trial complete: the experiment failed
     (trial,) = trials(directory)
     assert trial["status"] == "failed" and trial["attempt"] == 2
     assert len(launches(directory)) == 3  # the first attempt and two retries

@@ -22,8 +22,9 @@ from tunectl.cli.common import (
     load,
     workspace,
 )
+from tunectl.diags import Diagnostic, DiagnosticError, error
 from tunectl.plans import planfile
-from tunectl.plans.change import Plan
+from tunectl.plans.change import Action, Plan
 from tunectl.plans.differ import DiffOptions
 from tunectl.workspace import Workspace
 
@@ -105,7 +106,9 @@ def plan(
                 f"\nSaved the plan to: {out}\n\nTo perform exactly these actions, run:\n    "
                 f'tunectl apply "{out}"'
             )
-    if detailed_exitcode and result.has_changes:
+    # Terraform's 2 means "apply would do something": here that includes trials still to
+    # run or to follow, so `plan --detailed-exitcode || apply` works from cron.
+    if detailed_exitcode and (result.has_changes or result.pending_work):
         raise typer.Exit(2)
 
 
@@ -122,6 +125,10 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.count:
+            # After an interrupt the process is on its way out: a second Ctrl-C arriving
+            # now still means "exit at once" (130), not a KeyboardInterrupt traceback.
+            return
         signal.signal(signal.SIGINT, self._old)
         signal.signal(signal.SIGTERM, self._old_term)
 
@@ -208,6 +215,9 @@ def _run(
             if result.errors:
                 raise typer.Exit(1)
             if not result.has_changes and not result.pending_work:
+                if destroy:
+                    _destroyed(0)
+                    return
                 _finish(ws, state, view, run=False)
                 return
             if saved is None and not auto_approve:
@@ -218,15 +228,50 @@ def _run(
                 )
                 _confirm(question)
             experiments = ws.apply_changes(state, result, view.say)
+            if destroy:
+                ws.record_outputs(state)
+                _destroyed(sum(c.action is Action.DESTROY for c in result.changes))
+                return
             if experiments:
                 _loop(ws, state, experiments, view, once, interrupts)
-            _finish(ws, state, view, run=bool(experiments))
+            failed = [e.name for e in experiments if _status(state, e.name) == "failed"]
+            _finish(ws, state, view, run=bool(experiments), failed=bool(failed))
+            if failed:
+                raise DiagnosticError([_failed(state, name) for name in failed])
         finally:
             try:
                 ws.save(state)  # also after an interrupt or an error: the state is consistent
             finally:
                 state.close()
                 ws.close()
+
+
+def _status(state, name: str) -> str | None:
+    record = state.get_experiment(name)
+    return record.status if record is not None else None
+
+
+def _failed(state, name: str) -> Diagnostic:
+    """Terraform exits 1 when it cannot reach the desired state; so does apply when an
+    experiment ends failed (SPEC 6 "Exit codes")."""
+    from tunectl.engine.stopping import REASON_TEXT
+
+    record = state.get_experiment(name)
+    reason = REASON_TEXT.get(record.stop_reason, record.stop_reason) if record else ""
+    counts = state.trial_counts(name)
+    return error(
+        f"experiment.{name} failed",
+        f"The experiment ended failed ({reason}; {counts['complete']} complete, "
+        f"{counts['failed']} failed trials). See the failed trials' messages with "
+        f"`tunectl show experiment.{name}` and their output with `tunectl logs "
+        f"experiment.{name} --trial N`; fix the cause, then raise the limit or replace the "
+        "experiment and apply again.",
+    )
+
+
+def _destroyed(count: int) -> None:
+    noun = "experiment" if count == 1 else "experiments"
+    echo(f"\nDestroy complete! {count} {noun} destroyed.")
 
 
 def _var_text(value: Any) -> str:
@@ -272,10 +317,10 @@ def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Inter
         view.say(f"One pass done (--once); {running} trial(s) running, adopted by the next apply.")
 
 
-def _finish(ws: Workspace, state, view, run: bool) -> None:
+def _finish(ws: Workspace, state, view, run: bool, failed: bool = False) -> None:
     outputs = ws.record_outputs(state)
     if run:
-        view.summary(ws.exported(state))
+        view.summary(ws.exported(state), "Apply failed." if failed else "Apply complete.")
     else:
         echo("\nNo changes. Your experiments match the configuration.")
     if outputs:

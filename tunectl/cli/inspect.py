@@ -12,7 +12,7 @@ import typer
 from tunectl.addrs import check_trial_option, parse_address
 from tunectl.cli.common import color_enabled, echo, load, workspace
 from tunectl.diags import DiagnosticError, error
-from tunectl.names import check_name, is_valid_name, shown
+from tunectl.names import check_name, is_valid_name
 
 
 def _is_file(path: str) -> bool:

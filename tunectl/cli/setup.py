@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Annotated, Any
@@ -26,14 +27,27 @@ def init(
 ) -> None:
     """Check that the configuration's providers are installed and create the state."""
     ws = workspace(ctx, var, var_file)
-    config = load(ws)
+    # `load` keeps the sources to quote in diagnostics; whether a failure to load matters
+    # to init (missing variable values may not) is `load_for_init`'s to say.
+    with contextlib.suppress(DiagnosticError):
+        load(ws)
+    names = ws.load_for_init()
     echo("Initializing providers...")
     from tunectl.providers import registry
 
-    for name in sorted(
-        {e.trial.provider for e in config.experiments.values()} | set(config.providers)
-    ):
-        entry = registry.entries()[name]
+    installed = registry.entries()
+    missing = [name for name in names if name not in installed]
+    if missing:
+        raise DiagnosticError(
+            error(
+                "Provider not installed",
+                f"The configuration uses the {', '.join(missing)} provider, which is not "
+                f"installed. Install it (e.g. pip install ./providers/{missing[0]}), then run "
+                "tunectl init again.",
+            )
+        )
+    for name in names:
+        entry = installed[name]
         echo(f"- {name}: {entry.distribution} v{entry.version}")
     if migrate_state:
         _migrate(ws)

@@ -6,6 +6,8 @@ reported together (as Terraform does), not only the first.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunectl.config import variables as variables_mod
-from tunectl.config.expr import Scope, Template, references
+from tunectl.config.expr import Scope, Template, evaluate, references
 from tunectl.config.model import (
     ALGORITHMS,
     EARLY_STOPPING,
@@ -361,6 +363,54 @@ def _check_names(root: Body, diags: Diagnostics) -> None:
                 diags.append(diag)
 
 
+def load_backend(
+    directory: Path,
+    cli_vars: Sequence[str] = (),
+    var_files: Sequence[Path] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[BackendConfig, list[str]]:
+    """What `init` needs when the configuration cannot be fully evaluated for want of
+    variable values: the backend, and the providers the configuration names. Only the
+    variables the backend uses need values (SPEC 6 "Terraform's lifecycle")."""
+    environ = os.environ if environ is None else environ
+    diags = Diagnostics()
+    root = Body(range=SourceRange("main.hcl", 1))
+    for path in config_files(directory):
+        root.blocks.extend(parse(path.read_text(encoding="utf-8"), path.name).blocks)
+    backends = [b for t in root.blocks_of("tunectl") for b in t.body.blocks_of("backend")]
+    used = {
+        str(ref[1])
+        for block in backends
+        for attr in block.body.attributes.values()
+        for ref, _ in references(attr.expr)
+        if ref[0] == "var" and len(ref) > 1
+    }
+    declared = variables_mod.declare(root.blocks_of("variable"), diags)
+    found = Diagnostics()
+    values = variables_mod.resolve(declared, cli_vars, var_files, environ, found)
+    for diag in found:
+        name = (diag.context or "").removeprefix('in variable "').removesuffix('"')
+        if diag.summary != "No value for required variable":
+            diags.append(diag)
+        elif name in used:
+            detail = diag.detail + " init needs it: the backend uses it."
+            diags.append(dataclasses.replace(diag, detail=detail))
+    diags.raise_if_errors()
+    scope = Scope(variables=values, locals={})
+    backend = BackendConfig(*_backend_or_storage(root, "backend", scope, diags))
+    diags.raise_if_errors()
+    names = {b.labels[0] for b in root.blocks_of("provider") if len(b.labels) == 1}
+    for block in root.blocks_of("experiment"):
+        for trial in block.body.blocks_of("trial"):
+            attr = trial.body.attributes.get("provider")
+            if attr is None:
+                names.add("local")  # the trial's default provider
+                continue
+            with contextlib.suppress(DiagnosticError):
+                names.add(str(evaluate(attr.expr, scope)))
+    return backend, sorted(names)
+
+
 def _check_unique(root: Body, types: Sequence[str], diags: Diagnostics) -> None:
     for type_ in types:
         seen: dict[str, SourceRange] = {}
@@ -536,7 +586,28 @@ def _providers(root: Body, scope: Scope, diags: Diagnostics) -> dict[str, Provid
                 )
             )
         out[name] = ProviderConfig(name, settings, block.range)
+        diags.extend(_validate_provider(cls, settings, block, context))
     return out
+
+
+def _validate_provider(cls: Any, settings: dict[str, Any], block: Block, context: str) -> list:
+    """The provider's own checks of its block (`Provider.validate_config`), each pointed at
+    the attribute its detail names in double quotes, else at the block."""
+    try:
+        found = cls(settings, Path(".")).validate_config()
+    except Exception as exc:  # a provider bug must not hide the user's other errors
+        found = [error("Invalid provider settings", f"The {cls.name} provider failed: {exc}")]
+    located = []
+    for diag in found:
+        if diag.subject is None:
+            where = block.range
+            for attr_name, attr in block.body.attributes.items():
+                if f'"{attr_name}"' in diag.detail:
+                    where = attr.range
+                    break
+            diag = dataclasses.replace(diag, subject=where, context=diag.context or context)
+        located.append(diag)
+    return located
 
 
 def _backend_or_storage(
@@ -960,7 +1031,7 @@ def _metrics(
     scope: Scope,
     context: str,
     diags: Diagnostics,
-    params: set[str],
+    params: Mapping[str, ParamSpec],
     workdir: Any,
 ) -> tuple[MetricsSource, ...]:
     out = []
@@ -1038,7 +1109,9 @@ def _per_trial(value: Any) -> bool:
     return isinstance(value, Template) and any(r in _PER_TRIAL for r in value.references())
 
 
-def _check_metrics_file(path: Any, workdir: Any, params: set[str], attr, reader: Reader) -> None:
+def _check_metrics_file(
+    path: Any, workdir: Any, params: Mapping[str, ParamSpec], attr, reader: Reader
+) -> None:
     """A metrics file must be one trial's alone: a shared file holds other trials' lines."""
     _check_placeholders(path, params, attr, reader)
     relative = not str(path).startswith("/")

@@ -67,8 +67,11 @@ class LocalModelStore:
         return self.root.joinpath(*gen.parts(number))
 
     def staging_dir(self, gen: Generation, number: int) -> str:
-        """Where the trial writes its model (for local storage: the final place)."""
-        return str(self.trial_dir(gen, number).resolve())
+        """Where the trial writes its model (for local storage: the final place); it
+        exists before the trial starts (SPEC 6)."""
+        path = self.trial_dir(gen, number)
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path.resolve())
 
     def remote_dir(self, gen: Generation, number: int) -> str | None:
         """Where a trial running elsewhere writes its model; None: it cannot (local disk)."""

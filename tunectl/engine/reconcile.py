@@ -30,7 +30,7 @@ from tunectl.engine.hosts import elsewhere, this_host
 from tunectl.engine.metrics import JsonLinesParser, MetricsParser, Sample
 from tunectl.engine.models import Generation, ModelStore, delete_stored, kept_trials
 from tunectl.engine.objective import combine, metric_values
-from tunectl.engine.stopping import REASON_TEXT, Progress, final_status, stop_reason
+from tunectl.engine.stopping import REASON_TEXT, Progress, final_status, stop_reason, time_used
 from tunectl.engine.trials import Placeholders, build_request, metrics_files, task_key, trial_id
 from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState, TaskStatus
 from tunectl.states import ExperimentRecord, MetricRecord, State, TaskRecord, TrialRecord
@@ -117,13 +117,16 @@ class Runner:
     def prepare(self) -> None:
         """Load the history and adopt every trial left running by an earlier apply."""
         now = self.clock()
-        if self.record.status in ("pending", "succeeded", "failed", "stopped"):
-            # (Re)starting: an update may have lifted a stop condition; max_duration
-            # counts from this start.
+        restart = self.record.status in ("pending", "succeeded", "failed", "stopped")
+        if restart:
+            # (Re)starting: an update may have lifted a stop condition.
             self.record.status = "running"
-            self.record.started_at = now
+            self.record.started_at = self.record.started_at or now
             self.record.finished_at = None
             self.record.stop_reason = ""
+        if restart or self.record.clock_since is None:
+            # max_duration's clock resumes where the last apply paused it (not from zero).
+            self.record.clock_since = self.record.clock_since or now
             self.state.put_experiment(self.record)
         trials = self.state.list_trials(self.exp.name)
         self.asked = len(trials)
@@ -242,7 +245,6 @@ class Runner:
                 and (best_value is None or self._better(t.value, best_value))
             ):
                 best_value, best_index = t.value, i
-        started = self.record.started_at or self.clock()
         return Progress(
             complete=counts["complete"],
             pruned=counts["pruned"],
@@ -250,7 +252,7 @@ class Runner:
             running=len(self.active) + len(self.waiting) + len(self.elsewhere),
             best_value=best_value,
             since_best=len(self.ended) - 1 - best_index if best_index >= 0 else 0,
-            elapsed=self.clock() - started,
+            elapsed=time_used(self.record.elapsed, self.record.clock_since, self.clock()),
             asked=self.asked,
         )
 
@@ -680,6 +682,7 @@ class Runner:
             config_dir=self.config_dir,
             model_dir=model_dir,
             trial_number=trial.number,
+            local_files=self.provider.capabilities.local_files,
         )
         try:
             # Safe to repeat: submission is idempotent on the key.
@@ -777,9 +780,25 @@ class Runner:
         self.record.status = status
         self.record.stop_reason = reason
         self.record.finished_at = self.clock()
+        self._stop_clock()
         self.state.put_experiment(self.record)
         self.finished = True
         self.event("finish", self.exp.name, f"{status}: {REASON_TEXT[reason]}")
+
+
+    def pause(self) -> None:
+        """Called when apply leaves the experiment: with nothing of it running, its clock
+        pauses until the next apply; with trials running (`--once`, an interrupt), their
+        time keeps counting toward max_duration."""
+        if self.finished or self.active or self.waiting or self.record.clock_since is None:
+            return
+        self._stop_clock()
+        self.state.put_experiment(self.record)
+
+    def _stop_clock(self) -> None:
+        now = self.clock()
+        self.record.elapsed = time_used(self.record.elapsed, self.record.clock_since, now)
+        self.record.clock_since = None
 
 
 def _non_finite(sample: Sample) -> str:
@@ -823,6 +842,13 @@ class Reconciler:
     def run(self) -> None:
         for runner in self.runners:
             runner.prepare()
+        try:
+            self._loop()
+        finally:
+            for runner in self.runners:
+                runner.pause()
+
+    def _loop(self) -> None:
         while True:
             before = sum(r.changes for r in self.runners)
             stopping = self.should_stop()

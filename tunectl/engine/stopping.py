@@ -4,6 +4,14 @@ Budget semantics (SPEC "Budget"): `max_trials` counts every trial that has ended
 complete, pruned or failed. `max_failed_trials = N` tolerates N failed trials; the
 experiment fails when one more fails. Relaunches after infrastructure failures are the same
 trial. No optuna import here: `plan` must stay fast.
+
+`max_duration` is a budget of the experiment's own time, kept in the state across
+applies (SPEC 6 "Budgets"), as NNI counts an experiment's duration without its paused
+time. The experiment's clock runs from the moment an apply starts (or resumes) it while
+apply works on it and while any of its trials is running, including between the passes
+of `apply --once` and after an interrupted apply; it pauses when an apply leaves the
+experiment with nothing running, and stops when the experiment ends. Raising
+`max_duration` above the time used lets a stopped experiment continue.
 """
 
 from __future__ import annotations
@@ -42,12 +50,20 @@ class Progress:
     running: int = 0  # pending or running
     best_value: float | None = None
     since_best: int = 0  # ended trials numbered after the best trial
-    elapsed: float = 0.0  # seconds since the experiment first started
+    elapsed: float = 0.0  # seconds of the experiment's clock used, across applies
     asked: int = 0  # trials created (any status)
 
     @property
     def done(self) -> int:
         return self.complete + self.pruned + self.failed
+
+
+def time_used(elapsed: float, clock_since: float | None, now: float) -> float:
+    """Seconds of an experiment's clock used: closed segments (`elapsed`) plus the open
+    one, which started at `clock_since` (None: the clock is paused)."""
+    if clock_since is None:
+        return elapsed
+    return elapsed + max(0.0, now - clock_since)
 
 
 def goal_reached(exp: Experiment, best: float | None) -> bool:

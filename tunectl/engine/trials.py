@@ -174,7 +174,11 @@ def build_request(
     config_dir: Path,
     model_dir: str,
     trial_number: int,
+    local_files: bool = True,
 ) -> TaskRequest:
+    """The request for one task. A relative `workdir` is relative to the configuration
+    directory; without one, a task that sees this machine's files (`local_files`) runs in
+    the configuration directory, as NNI's trialCodeDirectory defaults to `.`."""
     command: str | list[str]
     if isinstance(task.command, list):
         command = [placeholders.render(part) for part in task.command]
@@ -184,6 +188,8 @@ def build_request(
     if task.workdir is not None:
         path = Path(placeholders.render_path(task.workdir))
         workdir = str(path if path.is_absolute() else (config_dir / path).resolve())
+    elif local_files:
+        workdir = str(config_dir.resolve())
     env = {name: placeholders.render(value) for name, value in task.env}
     settings = {
         k: placeholders.render(v) if isinstance(v, Template) else v for k, v in task.settings

@@ -192,6 +192,7 @@ class StateView:
     models: int = 0  # stored model objects (files)
     model_bytes: int = 0
     running_trials: int = 0
+    stop_reason: str = ""  # why a finished experiment stopped (engine/stopping.py)
 
 
 @dataclass
@@ -287,10 +288,12 @@ def make_plan(
                 before=view.config,
                 consequences=_consequences(view, storage_name),
             )
+            # Read from the configuration, as Terraform does: removing prevent_destroy
+            # (or the whole block) is how a user allows the destroy.
             if (
-                view.config.get("lifecycle", {}).get("prevent_destroy")
-                and config is not None
+                config is not None
                 and name in config.experiments
+                and config.experiments[name].lifecycle.prevent_destroy
             ):
                 plan.errors.append(
                     f"{address} has lifecycle.prevent_destroy set, but the plan calls for it to be "
@@ -335,14 +338,29 @@ def make_plan(
             plan.changes.append(change)
             continue
         action = Action.UPDATE if attrs else Action.NOOP
-        plan.changes.append(
-            Change(
-                address,
-                action,
-                before=view.config,
-                after=after,
-                attrs=attrs,
-                intent=intent(exp, view.progress, view.status, size),
-            )
+        change = Change(
+            address,
+            action,
+            before=view.config,
+            after=after,
+            attrs=attrs,
+            intent=intent(exp, view.progress, view.status, size),
         )
+        if action is Action.UPDATE and change.intent and change.intent.to_run:
+            change.reasons.extend(_resumes(exp, view))
+        plan.changes.append(change)
     return plan
+
+
+def _resumes(exp: Experiment, view: StateView) -> list[str]:
+    """Why an update continues a finished experiment, in the user's terms."""
+    if view.status not in ("succeeded", "failed", "stopped"):
+        return []
+    if view.stop_reason == "max_duration" and exp.max_duration is not None:
+        seconds = round(view.progress.elapsed)
+        used = format_duration(seconds) if seconds else "0s"
+        return [
+            f"max_duration is now {format_duration(exp.max_duration)} and {used} of it is "
+            f"used: the {view.status} experiment continues"
+        ]
+    return [f"the new settings let the {view.status} experiment continue"]

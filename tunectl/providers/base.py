@@ -71,6 +71,9 @@ class Capabilities:
     # Only the machine that submitted a task can poll, read or stop it (local processes):
     # tasks are recorded with their host, and other hosts leave them alone.
     host_local: bool = False
+    # Tasks see this machine's files: their default workdir is the configuration directory
+    # (SPEC 6); elsewhere (a container) it is the task's own default.
+    local_files: bool = False
 
 
 @dataclass(frozen=True)

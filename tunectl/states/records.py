@@ -42,6 +42,10 @@ class ExperimentRecord(_Record):
     created_at: float = 0
     started_at: float | None = None
     finished_at: float | None = None
+    # The `max_duration` clock, across applies: seconds used in closed segments, and when
+    # the open segment started (None while the clock is paused). See engine/stopping.py.
+    elapsed: float = 0.0
+    clock_since: float | None = None
 
 
 @dataclass

@@ -138,7 +138,22 @@ def _run(script: str) -> Migration:
     return migration
 
 
-MIGRATIONS: list[Migration] = [_v0_to_v1, _run(_V2)]
+
+def _add_experiment_clock(conn: sqlite3.Connection) -> None:
+    """`max_duration` counted across applies (SPEC 6 "Budgets")."""
+    conn.execute("ALTER TABLE experiments ADD COLUMN elapsed REAL NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE experiments ADD COLUMN clock_since REAL")
+    # Until now the clock ran from the last (re)start: a finished experiment used the time
+    # from then to its end (so one stopped by max_duration stays stopped), and a running
+    # one has used its time since then.
+    conn.execute(
+        "UPDATE experiments SET elapsed = max(0, finished_at - started_at) "
+        "WHERE status != 'running' AND finished_at IS NOT NULL AND started_at IS NOT NULL"
+    )
+    conn.execute("UPDATE experiments SET clock_since = started_at WHERE status = 'running'")
+
+
+MIGRATIONS: list[Migration] = [_v0_to_v1, _run(_V2), _add_experiment_clock]
 
 # Tables a state of the current version must have, to tell our files from others.
 TABLES = frozenset(

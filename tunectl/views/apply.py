@@ -81,8 +81,8 @@ class ApplyView:
             )
         return table
 
-    def summary(self, exported: Mapping[str, Any]) -> None:
-        print("\nApply complete.\n")
+    def summary(self, exported: Mapping[str, Any], title: str = "Apply complete.") -> None:
+        print(f"\n{title}\n")
         for name, data in sorted(exported.items()):
             trials = data["trials"]
             line = (

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from tunectl.diags import Diagnostic, error
 from tunectl.durations import parse_duration
 from tunectl.providers.base import (
     AttrSpec,
@@ -44,6 +45,9 @@ from tunectl.providers.base import (
 )
 
 T = TypeVar("T")
+
+# Region ids: cn-hangzhou, ap-southeast-1, cn-shanghai-finance-1, ...
+_REGION = re.compile(r"[a-z]{2}-[a-z0-9]+(-[a-z0-9]+)*")
 
 ATTEMPTS = 6
 PAGE = 100
@@ -153,6 +157,48 @@ class DlcProvider(Provider):
 
     # -- validation (no network) ------------------------------------------------------
 
+    def validate_config(self) -> list[Diagnostic]:
+        out: list[Diagnostic] = []
+        region = str(self.config.get("region") or "")
+        if not _REGION.fullmatch(region):
+            out.append(
+                error(
+                    "Invalid region",
+                    f'"region" must be an Alibaba Cloud region id such as cn-hangzhou, not '
+                    f"{region!r}.",
+                )
+            )
+        endpoint = self.config.get("endpoint")
+        if endpoint is not None and (not str(endpoint).strip() or " " in str(endpoint)):
+            out.append(
+                error("Invalid endpoint", f'"endpoint" must be a host name, not {endpoint!r}.')
+            )
+        interval = self.config.get("log_interval")
+        if interval is not None and (
+            isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0
+        ):
+            out.append(
+                error(
+                    "Invalid log_interval",
+                    f'"log_interval" must be a number of seconds, 0 or more, not {interval!r}.',
+                )
+            )
+        prices = self.config.get("prices")
+        if prices is not None and (
+            not isinstance(prices, Mapping)
+            or any(
+                isinstance(v, bool) or not isinstance(v, int | float) or v < 0
+                for v in prices.values()
+            )
+        ):
+            out.append(
+                error(
+                    "Invalid prices",
+                    '"prices" must be a map of ecs_spec = price per hour (a number, 0 or more).',
+                )
+            )
+        return out
+
     def validate_task(self, settings: Mapping[str, Any]) -> list[str]:
         problems: list[str] = []
         if not str(settings.get("image") or "").strip():
@@ -181,9 +227,6 @@ class DlcProvider(Provider):
         code = settings.get("code_source")
         if code is not None and (not isinstance(code, Mapping) or not code.get("id")):
             problems.append('code_source must be { id = "code-...", branch = "main" }')
-        prices = self.config.get("prices")
-        if prices is not None and not isinstance(prices, Mapping):
-            problems.append("prices must be a map of ecs_spec = price per hour")
         return problems
 
     # -- the SDK ------------------------------------------------------------------------

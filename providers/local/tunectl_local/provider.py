@@ -211,6 +211,7 @@ class LocalProvider(Provider):
         read_files=True,
         local_model_dir=True,
         host_local=True,
+        local_files=True,
     )
     config_schema = (
         AttrSpec(
