@@ -330,32 +330,42 @@ def _locals(
                     )
                 )
             pending[name] = attr
+    # One topological pass (Kahn's algorithm): each local's references are read once and
+    # each is evaluated once, so n chained locals cost O(n), whatever order they are
+    # written in. What is never ready is in a cycle or depends on one.
+    waiting_on: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    for name, attr in pending.items():
+        deps = {
+            str(path[1])
+            for path, _ in references(attr.expr)
+            if path[0] == "local" and len(path) > 1 and path[1] in pending
+        }
+        waiting_on[name] = len(deps)
+        for dep in deps:
+            dependents.setdefault(dep, []).append(name)
+    ready = [name for name, count in waiting_on.items() if count == 0]
     out: dict[str, Any] = {}
-    # Evaluate in dependency order; what is left after no progress is a cycle.
-    while pending:
-        progressed = False
-        for name, attr in list(pending.items()):
-            deps = {
-                path[1] for path, _ in references(attr.expr) if path[0] == "local" and len(path) > 1
-            }
-            if deps & set(pending) - {name} or name in deps:
-                continue
-            try:
-                out[name] = _evaluate(attr.expr, Scope(variables=values, locals=out))
-            except DiagnosticError as exc:
-                diags.extend(exc.diags)
-            del pending[name]
-            progressed = True
-        if not progressed:
-            for name, attr in pending.items():
-                diags.append(
-                    error(
-                        "Cycle in local values",
-                        f"local.{name} depends on itself through other local values.",
-                        attr.range,
-                    )
-                )
-            break
+    scope = Scope(variables=values, locals=out)  # `out` fills in as locals are evaluated
+    while ready:
+        name = ready.pop()
+        try:
+            out[name] = _evaluate(pending[name].expr, scope)
+        except DiagnosticError as exc:
+            diags.extend(exc.diags)
+        for dependent in dependents.get(name, ()):
+            waiting_on[dependent] -= 1
+            if waiting_on[dependent] == 0:
+                ready.append(dependent)
+        del waiting_on[name]
+    for name in waiting_on:
+        diags.append(
+            error(
+                "Cycle in local values",
+                f"local.{name} depends on itself through other local values.",
+                pending[name].range,
+            )
+        )
     return out
 
 
