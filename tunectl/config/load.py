@@ -43,7 +43,7 @@ from tunectl.config.schema import (
     check_body,
     convert,
 )
-from tunectl.config.syntax import Block, Body, parse
+from tunectl.config.syntax import Block, Body, check_size, parse
 from tunectl.diags import (
     DiagnosticError,
     Diagnostics,
@@ -228,7 +228,11 @@ def load_config(
     for path in files:
         name = path.name
         try:
+            check_size(path.stat().st_size, name)  # before reading a huge file at all
             text = path.read_text(encoding="utf-8")
+        except DiagnosticError as exc:
+            diags.extend(exc.diags)
+            continue
         except (OSError, UnicodeDecodeError) as exc:
             diags.append(error("Failed to read file", f"{path}: {exc}."))
             continue
