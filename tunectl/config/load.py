@@ -52,6 +52,7 @@ from tunectl.diags import (
     did_you_mean,
     error,
 )
+from tunectl.durations import parse_duration
 from tunectl.providers import registry
 from tunectl.providers.base import AttrSpec
 
@@ -180,6 +181,7 @@ BACKEND_SCHEMAS = {
         "region": "string",
         "profile": "string",
         "force_path_style": "bool",
+        "retry_window": "string",
     },
 }
 STORAGE_SCHEMAS = {
@@ -192,6 +194,7 @@ STORAGE_SCHEMAS = {
         "profile": "string",
         "force_path_style": "bool",
         "keep": "any",
+        "retry_window": "string",
     },
 }
 REQUIRED_SETTINGS = {("backend", "s3"): ("bucket", "key"), ("storage", "s3"): ("bucket",)}
@@ -526,9 +529,44 @@ def _backend_or_storage(
                 "Invalid value",
                 'keep must be "all", "best" or a positive number of best trials.',
             )
+    _check_s3_settings(block, settings, reader)
     if kind == "storage":
         settings.setdefault("keep", "all")
     return label, settings, block.range
+
+
+def _check_s3_settings(block: Block, settings: Mapping[str, Any], reader: Reader) -> None:
+    """An endpoint must be an http(s) URL with a host (botocore's own check fails late,
+    without a location); a retry window is a positive duration."""
+    from urllib.parse import urlsplit
+
+    endpoint = settings.get("endpoint")
+    if isinstance(endpoint, str) and endpoint:
+        try:
+            parts = urlsplit(endpoint)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # e.g. a port that is not a number
+            ok = False
+        if not ok:
+            reader.fail(
+                block.body.attributes["endpoint"],
+                "Invalid endpoint",
+                f"{endpoint!r} is not an endpoint URL: write the scheme and host, such as "
+                '"https://oss-cn-hangzhou.aliyuncs.com" or "http://127.0.0.1:9000".',
+            )
+    window = settings.get("retry_window")
+    if isinstance(window, str):
+        try:
+            seconds = parse_duration(window)
+        except ValueError as exc:
+            reader.fail(block.body.attributes["retry_window"], "Invalid retry_window", str(exc))
+            return
+        if seconds <= 0:
+            reader.fail(
+                block.body.attributes["retry_window"],
+                "Invalid retry_window",
+                'retry_window must be longer than 0, such as "30s" or "10m" (the default).',
+            )
 
 
 def _experiment(
