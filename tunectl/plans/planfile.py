@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tunectl.diags import DiagnosticError, error
 from tunectl.plans.change import FORMAT_VERSION, Plan
@@ -19,10 +19,67 @@ KIND = "tunectl-plan"
 
 
 def write(plan: Plan, path: Path) -> None:
+    """Write the plan file atomically; a path that cannot hold it is a diagnostic."""
     data = {"kind": KIND, "format_version": FORMAT_VERSION, "plan": plan.to_json()}
+    if path.is_dir():
+        _write_failed(
+            path, f"{path} is a directory; give a file name, such as {path / 'tunectl.plan'}"
+        )
+    if not path.parent.is_dir():
+        _write_failed(path, f"the directory {path.parent} does not exist; create it first")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        _write_failed(path, f"{exc.strerror or exc}; nothing was written")
+
+
+def _write_failed(path: Path, reason: str) -> NoReturn:
+    raise DiagnosticError(
+        error("Failed to write plan file", f"The plan could not be saved to {path}: {reason}.")
+    )
+
+
+# What each top-level field of a saved plan must be; anything else is a damaged file.
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "lineage": str,
+    "serial": int,
+    "config_digest": str,
+    "destroy": bool,
+    "variables": dict,
+    "targets": list,
+    "replace": list,
+    "changes": list,
+    "drift": list,
+    "errors": list,
+}
+
+
+def _check_shape(plan: dict[str, Any], path: Path) -> None:
+    for name, kind in _SHAPE.items():
+        value = plan.get(name)
+        wrong = value is None or not isinstance(value, kind)
+        if not wrong and isinstance(value, list) and name in ("targets", "replace", "errors"):
+            wrong = not all(isinstance(item, str) for item in value)
+        if not wrong and isinstance(value, list) and name in ("changes", "drift"):
+            wrong = not all(isinstance(item, dict) for item in value)
+        if not wrong and isinstance(value, list) and name == "changes":
+            wrong = not all(
+                isinstance(c.get("address"), str)
+                and isinstance(c.get("action"), str)
+                and isinstance(c.get("attributes", []), list)
+                for c in value
+            )
+        if wrong:
+            raise DiagnosticError(
+                error(
+                    "Failed to read plan file",
+                    f"{path} is damaged: its {name!r} field is missing or of the wrong type. "
+                    "Run tunectl plan --out again.",
+                )
+            )
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -58,6 +115,7 @@ def read(path: Path) -> dict[str, Any]:
                 f"reads format {FORMAT_VERSION}. Run tunectl plan again.",
             )
         )
+    _check_shape(data["plan"], path)
     return data["plan"]
 
 
