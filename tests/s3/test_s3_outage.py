@@ -10,6 +10,7 @@ trials go on launching during the outage and everything is saved once S3 answers
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -203,3 +204,56 @@ def test_retry_window_and_endpoint_are_checked(tmp_path: Path) -> None:
             assert result.code == 1, (endpoint, result.text)
             assert "Error: Invalid endpoint" in result.err, (endpoint, result.text)
             assert "Traceback" not in result.text and "internal error" not in result.text
+
+
+def lock_object(who: str, pid: int) -> bytes:
+    info = {
+        "id": str(uuid.uuid4()),
+        "operation": "OperationTypeApply",
+        "who": who,
+        "version": "0.1.0",
+        "created": "2026-11-30T00:00:00.000000Z",
+        "path": f"s3://bucket/{STATE_KEY}",
+        "pid": pid,
+    }
+    return json.dumps(info).encode()
+
+
+def test_a_lock_left_by_a_dead_process_on_this_host_is_taken_over(
+    tmp_path: Path, server: S3Server, bucket: str
+) -> None:
+    import socket
+
+    directory = write(tmp_path / "cfg", {"main.hcl": config(1, None), "trial.py": TRIAL})
+    env = cli_env(**S3_ENV, TUNECTL_VAR_endpoint=server.url, TUNECTL_VAR_bucket=bucket)
+    here = f"someone@{socket.gethostname()}"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs (reaped)
+    client = server.client()
+    lock_key = f"{STATE_KEY}.lock"
+
+    # Alive on this host (this very test), or on another host: refused, named.
+    for who, pid in ((here, os.getpid()), ("someone@elsewhere.example", dead.pid)):
+        client.put_object(Bucket=bucket, Key=lock_key, Body=lock_object(who, pid))
+        result = run_cli(directory, "plan", env=env)
+        assert result.code == 1, result.text
+        assert "Error acquiring the state lock" in result.err and who in result.err
+        assert lock_key in keys(server, bucket)
+
+    # Dead, on this host: taken over with a message, and released at the end.
+    client.put_object(Bucket=bucket, Key=lock_key, Body=lock_object(here, dead.pid))
+    result = run_cli(directory, "plan", env=env)
+    assert result.code == 0, result.text
+    assert f"held by process {dead.pid} on this host" in result.err
+    assert "taking it over" in result.err
+    assert lock_key not in keys(server, bucket)
+
+
+def test_force_unlock_of_an_unknown_id_on_s3(
+    tmp_path: Path, server: S3Server, bucket: str
+) -> None:
+    directory = write(tmp_path / "cfg", {"main.hcl": config(1, None), "trial.py": TRIAL})
+    env = cli_env(**S3_ENV, TUNECTL_VAR_endpoint=server.url, TUNECTL_VAR_bucket=bucket)
+    result = run_cli(directory, "force-unlock", "no-such-id", env=env)
+    assert result.code == 1 and "Error: Failed to unlock state" in result.err, result.text
+    assert "is not locked" in result.err and "Traceback" not in result.text
