@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="250,500,1000,2000,4000")
     parser.add_argument("--baseline-max", type=int, default=1000)
-    parser.add_argument("--kib", default="128,256,512,1024")
+    parser.add_argument("--kib", default="125,250,500,1000")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
