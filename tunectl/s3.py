@@ -6,6 +6,10 @@ dropped connections are retried with tenacity (exponential backoff with jitter, 
 there is one policy, not two multiplied. Other errors (access denied, no such bucket) are
 raised at once as `StorageError` with a sentence the user can act on.
 
+An outage (every try of a call transient) raises `StorageUnavailable`; callers that can
+wait longer (the state backend's pushes, see `tunectl.states.remote`) keep trying, with
+backoff, for the block's `retry_window` (default `DEFAULT_RETRY_WINDOW`, 10 minutes).
+
 Credentials come from boto3's standard chain only (environment, shared config and
 credentials files with `profile`, instance roles); nothing here reads or logs them.
 
@@ -25,12 +29,16 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential_jitter,
 )
+
+from tunectl.durations import parse_duration
 
 T = TypeVar("T")
 
 ATTEMPTS = 8
+DEFAULT_RETRY_WINDOW = 600.0  # seconds; `retry_window` in `backend "s3"` / `storage "s3"`
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 _RETRY_CODES = {
     "SlowDown",
@@ -51,6 +59,10 @@ _RETRY_CODES = {
 
 class StorageError(Exception):
     """An S3 call failed for good (after retries, or at once when retrying cannot help)."""
+
+
+class StorageUnavailable(StorageError):
+    """Every try failed transiently (an outage): trying again later may succeed."""
 
 
 class PreconditionFailed(StorageError):
@@ -81,6 +93,16 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | HTTPClientError)
 
 
+def _brief(exc: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code"))
+        return f"{code} ({error.get('Message') or code})"
+    return str(exc)
+
+
 class S3:
     """A bucket client with tunectl's retry policy. Thread-safe (boto3 clients are)."""
 
@@ -102,18 +124,31 @@ class S3:
             read_timeout=30,
         )
         endpoint = settings.get("endpoint") or None
-        self.client = session.client("s3", endpoint_url=endpoint, config=config)
+        try:
+            self.client = session.client("s3", endpoint_url=endpoint, config=config)
+        except ValueError as exc:  # botocore: "Invalid endpoint: ..."
+            raise StorageError(
+                f"{what}: the endpoint {endpoint!r} is not usable ({exc}); write a URL such "
+                'as "https://oss-cn-hangzhou.aliyuncs.com"'
+            ) from None
+        window = settings.get("retry_window")
+        self.retry_window = parse_duration(str(window)) if window else DEFAULT_RETRY_WINDOW
         self._sleep: Callable[[float], None] | None = None
 
     # -- the retry policy ---------------------------------------------------------------
 
-    def call(self, action: str, fn: Callable[..., T], **kwargs: Any) -> T:
-        """`fn(**kwargs)` with retries; StorageError (or PreconditionFailed) when it fails."""
+    def call(
+        self, action: str, fn: Callable[..., T], *, within: float | None = None, **kwargs: Any
+    ) -> T:
+        """`fn(**kwargs)` with retries; StorageError (or PreconditionFailed) when it fails.
+
+        Transient errors are retried `ATTEMPTS` times, or, given `within`, for that many
+        seconds (at least once); when they persist, `StorageUnavailable` is raised."""
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         retrying = Retrying(
-            stop=stop_after_attempt(ATTEMPTS),
+            stop=stop_after_attempt(ATTEMPTS) if within is None else stop_after_delay(within),
             wait=wait_exponential_jitter(multiplier=0.1, max=8.0),
             retry=retry_if_exception(_transient),
             reraise=True,
@@ -128,20 +163,22 @@ class S3:
                 "AWS_SECRET_ACCESS_KEY, or a profile, as for any AWS tool."
             ) from None
         except ClientError as exc:
+            if _transient(exc):
+                raise StorageUnavailable(f"{self.what}: {action} failed: {_brief(exc)}") from None
             error = exc.response.get("Error", {})
             code = str(error.get("Code"))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
                 raise PreconditionFailed(f"{action}: precondition failed") from None
-            message = error.get("Message") or code
-            raise StorageError(f"{self.what}: {action} failed: {code} ({message})") from None
+            raise StorageError(f"{self.what}: {action} failed: {_brief(exc)}") from None
         except (BotoCoreError, Boto3Error) as exc:
-            raise StorageError(f"{self.what}: {action} failed: {exc}") from None
+            kind = StorageUnavailable if _transient(exc) else StorageError
+            raise kind(f"{self.what}: {action} failed: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- objects ------------------------------------------------------------------------
 
-    def get(self, key: str) -> tuple[bytes, str] | None:
+    def get(self, key: str, *, within: float | None = None) -> tuple[bytes, str] | None:
         """(body, ETag) of an object, or None when it does not exist."""
         from botocore.exceptions import ClientError
 
@@ -154,7 +191,7 @@ class S3:
                 raise
             return response["Body"].read(), response["ETag"]
 
-        return self.call(f"reading s3://{self.bucket}/{key}", fetch)
+        return self.call(f"reading s3://{self.bucket}/{key}", fetch, within=within)
 
     def put(
         self,
@@ -163,6 +200,7 @@ class S3:
         *,
         if_match: str | None = None,
         if_none_match: bool = False,
+        within: float | None = None,
     ) -> str:
         """Write an object, conditionally; returns its new ETag."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body}
@@ -170,13 +208,16 @@ class S3:
             kwargs["IfMatch"] = if_match
         if if_none_match:
             kwargs["IfNoneMatch"] = "*"
-        response = self.call(f"writing s3://{self.bucket}/{key}", self.client.put_object, **kwargs)
+        response = self.call(
+            f"writing s3://{self.bucket}/{key}", self.client.put_object, within=within, **kwargs
+        )
         return str(response["ETag"])
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, *, within: float | None = None) -> None:
         self.call(
             f"deleting s3://{self.bucket}/{key}",
             self.client.delete_object,
+            within=within,
             Bucket=self.bucket,
             Key=key,
         )

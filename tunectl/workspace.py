@@ -434,19 +434,26 @@ class Workspace:
                     "Nothing was stopped or deleted.",
                 )
             )
+        # All of a provider's tasks at once, so their grace periods run side by side.
+        by_provider: dict[str, list[Any]] = {}
         for task in state.active_tasks(name):
-            provider = self.provider(task.provider)
-            try:
-                provider.cancel(TaskHandle(task.key, task.handle_id or task.key))
-            except ProviderError as exc:
+            by_provider.setdefault(task.provider, []).append(task)
+        for provider_name, tasks in by_provider.items():
+            handles = {task.handle_id or task.key: task for task in tasks}
+            errors = self.provider(provider_name).cancel_all(
+                [TaskHandle(task.key, handle_id) for handle_id, task in handles.items()]
+            )
+            for handle_id, task in handles.items():
+                if handle_id not in errors:
+                    state.update_task(task.key, status="cancelled", finished_at=time.time())
+            for handle_id, exc in errors.items():
                 raise DiagnosticError(
                     error(
                         "Failed to stop a task",
-                        f"Task {task.key} of experiment.{name} could not be stopped: {exc}. "
-                        "Nothing was deleted; run the command again.",
+                        f"Task {handles[handle_id].key} of experiment.{name} could not be "
+                        f"stopped: {exc}. Nothing was deleted; run the command again.",
                     )
                 ) from exc
-            state.update_task(task.key, status="cancelled", finished_at=time.time())
         for task in state.all_tasks(name):
             with contextlib.suppress(Exception):
                 self.provider(task.provider).cleanup(

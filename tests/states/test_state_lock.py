@@ -205,11 +205,15 @@ def test_force_unlock_of_a_free_lock_removes_stale_info(
     assert (db_path.parent / "tunectl.db.lock.info").exists()
     force_unlock(db_path, stale_id)
     assert not (db_path.parent / "tunectl.db.lock.info").exists()
-    force_unlock(db_path, "anything")  # free and clean: nothing to do
+    with pytest.raises(DiagnosticError) as exc:  # free and clean: no such lock
+        force_unlock(db_path, stale_id)
+    assert exc.value.diags[0].summary == "Failed to unlock state"
 
 
 def test_force_unlock_without_any_lock_file(tmp_path: Path) -> None:
-    force_unlock(tmp_path / "tunectl.db", "some-id")
+    with pytest.raises(DiagnosticError) as exc:
+        force_unlock(tmp_path / "tunectl.db", "some-id")
+    assert "is not locked: no lock has ID 'some-id'" in exc.value.diags[0].detail
 
 
 def test_force_unlock_of_a_live_holder_is_refused(

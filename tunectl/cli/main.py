@@ -79,6 +79,33 @@ inspect_cmds.register(app)
 state_cmds.register(app)
 
 
+def _machine_fault(exc: BaseException) -> DiagnosticError | None:
+    """A full disk, a quota or a read-only file system met anywhere (state, plan file, logs,
+    task files) is the machine's fault, not a bug: say so, with the file when known."""
+    import errno
+    import sqlite3
+
+    from tunectl.diags import error
+
+    if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+        exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return None
+    where = f" writing {exc.filename}" if exc.filename else ""
+    if exc.errno == errno.EROFS:
+        summary, remedy = "Read-only file system", "Run tunectl where it can write"
+    else:
+        summary, remedy = "No space left on device", "Free some space (or raise the quota)"
+    return DiagnosticError(
+        error(
+            summary,
+            f"tunectl stopped{where}: {exc.strerror or exc}. {remedy}, then run the command "
+            "again: every step before this one was saved, and nothing was half-written "
+            "over a good file.",
+        )
+    )
+
+
 def run() -> None:
     """Console-script entry point."""
     try:
@@ -106,6 +133,10 @@ def run() -> None:
             sys.exit(1)
         if os.environ.get("TUNECTL_DEBUG", "") not in ("", "0"):
             traceback.print_exc()
+        fault = _machine_fault(exc)
+        if fault is not None:
+            emit_diagnostics(fault.diags)
+            sys.exit(1)
         typer.echo(
             f"Error: internal error: {type(exc).__name__}: {exc}\n\n"
             "This is a bug in tunectl. Set TUNECTL_DEBUG=1 to see the traceback, and report it.",

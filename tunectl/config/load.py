@@ -47,7 +47,7 @@ from tunectl.config.schema import (
     convert,
 )
 from tunectl.config.sensitive import Redactor, object_keys, refers_to
-from tunectl.config.syntax import Block, Body, parse
+from tunectl.config.syntax import Block, Body, check_size, parse
 from tunectl.diags import (
     DiagnosticError,
     Diagnostics,
@@ -56,6 +56,7 @@ from tunectl.diags import (
     did_you_mean,
     error,
 )
+from tunectl.durations import parse_duration
 from tunectl.names import check_name, is_valid_name
 from tunectl.providers import registry
 from tunectl.providers.base import AttrSpec
@@ -185,6 +186,7 @@ BACKEND_SCHEMAS = {
         "region": "string",
         "profile": "string",
         "force_path_style": "bool",
+        "retry_window": "string",
     },
 }
 STORAGE_SCHEMAS = {
@@ -197,6 +199,7 @@ STORAGE_SCHEMAS = {
         "profile": "string",
         "force_path_style": "bool",
         "keep": "any",
+        "retry_window": "string",
     },
 }
 REQUIRED_SETTINGS = {("backend", "s3"): ("bucket", "key"), ("storage", "s3"): ("bucket",)}
@@ -233,7 +236,11 @@ def load_config(
     for path in files:
         name = path.name
         try:
+            check_size(path.stat().st_size, name)  # before reading a huge file at all
             text = path.read_text(encoding="utf-8")
+        except DiagnosticError as exc:
+            diags.extend(exc.diags)
+            continue
         except (OSError, UnicodeDecodeError) as exc:
             diags.append(error("Failed to read file", f"{path}: {exc}."))
             continue
@@ -451,35 +458,47 @@ def _locals(
                     )
                 )
             pending[name] = attr
+    # One topological pass (Kahn's algorithm): each local's references are read once and
+    # each is evaluated once, so n chained locals cost O(n), whatever order they are
+    # written in. What is never ready is in a cycle or depends on one.
+    waiting_on: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    for name, attr in pending.items():
+        deps = {
+            str(path[1])
+            for path, _ in references(attr.expr)
+            if path[0] == "local" and len(path) > 1 and path[1] in pending
+        }
+        waiting_on[name] = len(deps)
+        for dep in deps:
+            dependents.setdefault(dep, []).append(name)
+    ready = [name for name, count in waiting_on.items() if count == 0]
     out: dict[str, Any] = {}
+    scope = Scope(variables=values, locals=out)  # `out` fills in as locals are evaluated
     tainted: set[str] = set()
-    # Evaluate in dependency order; what is left after no progress is a cycle.
-    while pending:
-        progressed = False
-        for name, attr in list(pending.items()):
-            deps = {
-                path[1] for path, _ in references(attr.expr) if path[0] == "local" and len(path) > 1
-            }
-            if deps & set(pending) - {name} or name in deps:
-                continue
-            if refers_to(attr.expr, hidden | {("local", n) for n in tainted}):
-                tainted.add(name)
-            try:
-                out[name] = _evaluate(attr.expr, Scope(variables=values, locals=out))
-            except DiagnosticError as exc:
-                diags.extend(exc.diags)
-            del pending[name]
-            progressed = True
-        if not progressed:
-            for name, attr in pending.items():
-                diags.append(
-                    error(
-                        "Cycle in local values",
-                        f"local.{name} depends on itself through other local values.",
-                        attr.range,
-                    )
-                )
-            break
+    secret = set(hidden)  # references whose value is sensitive: grows with tainted locals
+    while ready:
+        name = ready.pop()
+        if refers_to(pending[name].expr, secret):
+            tainted.add(name)
+            secret.add(("local", name))
+        try:
+            out[name] = _evaluate(pending[name].expr, scope)
+        except DiagnosticError as exc:
+            diags.extend(exc.diags)
+        for dependent in dependents.get(name, ()):
+            waiting_on[dependent] -= 1
+            if waiting_on[dependent] == 0:
+                ready.append(dependent)
+        del waiting_on[name]
+    for name in waiting_on:
+        diags.append(
+            error(
+                "Cycle in local values",
+                f"local.{name} depends on itself through other local values.",
+                pending[name].range,
+            )
+        )
     return out, tainted
 
 
@@ -657,9 +676,44 @@ def _backend_or_storage(
                 "Invalid value",
                 'keep must be "all", "best" or a positive number of best trials.',
             )
+    _check_s3_settings(block, settings, reader)
     if kind == "storage":
         settings.setdefault("keep", "all")
     return label, settings, block.range
+
+
+def _check_s3_settings(block: Block, settings: Mapping[str, Any], reader: Reader) -> None:
+    """An endpoint must be an http(s) URL with a host (botocore's own check fails late,
+    without a location); a retry window is a positive duration."""
+    from urllib.parse import urlsplit
+
+    endpoint = settings.get("endpoint")
+    if isinstance(endpoint, str) and endpoint:
+        try:
+            parts = urlsplit(endpoint)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # e.g. a port that is not a number
+            ok = False
+        if not ok:
+            reader.fail(
+                block.body.attributes["endpoint"],
+                "Invalid endpoint",
+                f"{endpoint!r} is not an endpoint URL: write the scheme and host, such as "
+                '"https://oss-cn-hangzhou.aliyuncs.com" or "http://127.0.0.1:9000".',
+            )
+    window = settings.get("retry_window")
+    if isinstance(window, str):
+        try:
+            seconds = parse_duration(window)
+        except ValueError as exc:
+            reader.fail(block.body.attributes["retry_window"], "Invalid retry_window", str(exc))
+            return
+        if seconds <= 0:
+            reader.fail(
+                block.body.attributes["retry_window"],
+                "Invalid retry_window",
+                'retry_window must be longer than 0, such as "30s" or "10m" (the default).',
+            )
 
 
 def _experiment(

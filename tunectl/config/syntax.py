@@ -137,6 +137,11 @@ class Body:
 # Parsing, with a cache of parsed texts
 # ---------------------------------------------------------------------------
 
+# Parsing costs about 5 s per MiB of HCL (python-hcl2's lark parser; linear, but slow), so a
+# file larger than this is refused before parsing, with a diagnostic, instead of taking
+# minutes. Hand-written configurations are a few KiB.
+MAX_FILE_BYTES = 1 << 20
+
 _CACHE_FORMAT = "1"
 _CACHE_ENTRIES = 256  # pruned down to this many, oldest first
 
@@ -148,8 +153,10 @@ def parse(text: str, filename: str) -> Body:
     else `$XDG_CACHE_HOME/tunectl`, else `~/.cache/tunectl`; `TUNECTL_CACHE_DIR=off`
     disables it), keyed by the text, the file name and the parser's own source files, so
     a changed file or a changed tunectl never reads a stale tree. Any trouble with the
-    cache falls back to parsing.
+    cache falls back to parsing. A text over `MAX_FILE_BYTES` is refused (see
+    `check_size`).
     """
+    check_size(len(text.encode("utf-8", "surrogatepass")), filename)
     if text.startswith("\ufeff"):
         text = text[1:]  # a byte-order mark some editors write
     cache = _cache_file(text, filename)
@@ -163,6 +170,23 @@ def parse(text: str, filename: str) -> Body:
     if cache is not None:
         _cache_write(cache, body)
     return body
+
+
+def check_size(size: int, filename: str) -> None:
+    """Raise a `DiagnosticError` when a file of `size` bytes is too large to parse."""
+    if size <= MAX_FILE_BYTES:
+        return
+    from tunectl.diags import DiagnosticError, error
+
+    raise DiagnosticError(
+        error(
+            "Configuration file too large",
+            f"{filename} is {size / (1 << 20):.1f} MiB; tunectl reads configuration and "
+            f"variable files of at most {MAX_FILE_BYTES >> 20} MiB (parsing costs seconds "
+            "per MiB). Split the file, or keep large data in a file the trial reads.",
+            SourceRange(filename, 1),
+        )
+    )
 
 
 def _cache_dir() -> Path | None:

@@ -26,7 +26,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tunectl import private_files
 from tunectl.diags import DiagnosticError, error
@@ -52,6 +52,52 @@ class SavedPlan:
     signature: str
 
 
+def _write_failed(path: Path, reason: str) -> NoReturn:
+    raise DiagnosticError(
+        error("Failed to write plan file", f"The plan could not be saved to {path}: {reason}.")
+    )
+
+
+# What each top-level field of a saved plan must be; anything else is a damaged file.
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "lineage": str,
+    "serial": int,
+    "config_digest": str,
+    "destroy": bool,
+    "variables": dict,
+    "targets": list,
+    "replace": list,
+    "changes": list,
+    "drift": list,
+    "errors": list,
+}
+
+
+def _check_shape(plan: dict[str, Any], path: Path) -> None:
+    for name, kind in _SHAPE.items():
+        value = plan.get(name)
+        wrong = value is None or not isinstance(value, kind)
+        if not wrong and isinstance(value, list) and name in ("targets", "replace", "errors"):
+            wrong = not all(isinstance(item, str) for item in value)
+        if not wrong and isinstance(value, list) and name in ("changes", "drift"):
+            wrong = not all(isinstance(item, dict) for item in value)
+        if not wrong and isinstance(value, list) and name == "changes":
+            wrong = not all(
+                isinstance(c.get("address"), str)
+                and isinstance(c.get("action"), str)
+                and isinstance(c.get("attributes", []), list)
+                for c in value
+            )
+        if wrong:
+            raise DiagnosticError(
+                error(
+                    "Failed to read plan file",
+                    f"{path} is damaged: its {name!r} field is missing or of the wrong type. "
+                    "Run tunectl plan --out again.",
+                )
+            )
+
+
 def write(plan: Plan, path: Path, key: bytes) -> None:
     """Write `plan` to `path` (0600, replaced atomically), sealed with the state's `key`."""
     # Through JSON first, so the seals cover exactly what a reader will parse.
@@ -62,16 +108,16 @@ def write(plan: Plan, path: Path, key: bytes) -> None:
     )
     sealed = _canonical(body)
     data = dict(body, digest=_digest(sealed), signature=_sign(sealed, key))
+    if path.is_dir():
+        _write_failed(
+            path, f"{path} is a directory; give a file name, such as {path / 'tunectl.plan'}"
+        )
+    if not path.parent.is_dir():
+        _write_failed(path, f"the directory {path.parent} does not exist; create it first")
     try:
         private_files.write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     except OSError as exc:
-        raise DiagnosticError(
-            error(
-                "Failed to write plan file",
-                f"The plan could not be saved to {path}: {exc.strerror or exc}. Check that "
-                "its directory exists and is writable, and that it is not a directory.",
-            )
-        ) from None
+        _write_failed(path, f"{exc.strerror or exc}; nothing was written")
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -130,6 +176,7 @@ def read_sealed(path: Path) -> SavedPlan:
                 f"reads format {FORMAT_VERSION}. Run tunectl plan again.",
             )
         )
+    _check_shape(data["plan"], path)
     return SavedPlan(path, data["plan"], sealed, signature)
 
 

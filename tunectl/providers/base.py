@@ -210,6 +210,17 @@ class Provider(abc.ABC):
     def cancel(self, handle: TaskHandle) -> None:
         """Stop the task (and everything it started). Idempotent."""
 
+    def cancel_all(self, handles: Sequence[TaskHandle]) -> dict[str, ProviderError]:
+        """Stop every task as `cancel` does; return the failures by handle id. Providers
+        whose stop waits (a grace period) override this to wait for all at once."""
+        errors: dict[str, ProviderError] = {}
+        for handle in handles:
+            try:
+                self.cancel(handle)
+            except ProviderError as exc:
+                errors[handle.id] = exc
+        return errors
+
     def cleanup(self, handle: TaskHandle) -> None:
         """Forget a finished task's bookkeeping (called on destroy)."""
         return None

@@ -127,22 +127,26 @@ class StateLock:
 def force_unlock(db_path: Path, lock_id: str) -> None:
     """Remove a lock left behind, as `tunectl force-unlock ID` does.
 
-    A free lock with a stale info file is cleaned up. A held lock is never taken: the
+    A free lock whose stale info file has this ID is cleaned up. An ID that names no lock
+    is an error (a typo must not look like success). A held lock is never taken: the
     operating system holds it for a live process, which must be stopped instead.
     """
     db_path = Path(db_path)
     path = lock_path(db_path)
-    if not path.exists():
-        info_path(db_path).unlink(missing_ok=True)
+    free = True
+    if path.exists():
+        fd = os.open(path, os.O_RDWR)
+        try:
+            free = _try_flock(fd)
+            if free:
+                _drop_stale_info(db_path, lock_id)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    else:
+        _drop_stale_info(db_path, lock_id)
+    if free:
         return
-    fd = os.open(path, os.O_RDWR)
-    try:
-        if _try_flock(fd):
-            info_path(db_path).unlink(missing_ok=True)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return
-    finally:
-        os.close(fd)
     info, problem = read_info(db_path)
     if info is None:
         raise DiagnosticError(
@@ -172,6 +176,23 @@ def force_unlock(db_path: Path, lock_id: str) -> None:
     )
 
 
+def _drop_stale_info(db_path: Path, lock_id: str) -> None:
+    """The lock is free: remove the info a dead holder left, if it has `lock_id`; else
+    there is no lock with that ID, which is an error."""
+    info, _ = read_info(db_path)
+    if info is not None and info.id == lock_id:
+        info_path(db_path).unlink(missing_ok=True)
+        return
+    raise DiagnosticError(
+        error(
+            "Failed to unlock state",
+            f"The state {db_path} is not locked: no lock has ID {lock_id!r}. Nothing was "
+            "changed. (A local lock is released by the operating system when its holder "
+            "exits; check the ID in the error that reported the lock.)",
+        )
+    )
+
+
 def read_info(db_path: Path) -> tuple[LockInfo | None, str]:
     """The holder's `LockInfo`, or None and why it could not be read."""
     path = info_path(db_path)
@@ -192,7 +213,11 @@ def _try_flock(fd: int) -> bool:
 
 
 def _write_info(db_path: Path, info: LockInfo) -> None:
-    private_files.write_atomic(info_path(db_path), json.dumps(info.to_dict(), indent=2) + "\n")
+    path = info_path(db_path)
+    try:
+        private_files.write_atomic(path, json.dumps(info.to_dict(), indent=2) + "\n")
+    except OSError as exc:  # e.g. a full disk: write_atomic leaves nothing half-written
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def _who() -> str:

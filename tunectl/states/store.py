@@ -84,6 +84,10 @@ def _reports_damage(cls: type[State]) -> type[State]:
                 if type(exc) is not sqlite3.DatabaseError:
                     raise
                 raise files.load_failed(self.path, f"SQLite reports {str(exc)!r}") from None
+            except json.JSONDecodeError as exc:
+                # A JSON column edited by hand or damaged: the state, not tunectl, is wrong.
+                reason = f"a row holds invalid JSON ({exc.msg} at character {exc.pos})"
+                raise files.load_failed(self.path, reason) from None
 
         return guarded
 

@@ -1,15 +1,19 @@
-"""`LocalProvider`: tasks as process groups on this machine, adoptable after a crash.
+"""`LocalProvider`: tasks as process trees on this machine, adoptable after a crash.
+
+Each task runs under its own runner process (`runner.py`): a session leader and child
+subreaper, so everything the task starts, even through `setsid`, is found and ended with it.
 
 Layout of one task, `<state_dir>/tasks/<key>/`:
 
     spec.json   what was started (env *names* only, never values), deadline, GPUs
     lock        flock'ed (LOCK_EX) by the parent before spawning; the fd is inherited by
-                the wrapper and the parent's copy closed, so it is held exactly as long as
-                the wrapper (or anything it started that kept the fd) lives
-    pid         the wrapper's pid (= its process group and session id)
+                the runner and the parent's copy closed, so it is held exactly as long as
+                the runner (or anything it started that kept the fd) lives
+    pid         the runner's pid (= its process group and session id)
     out.log     stdout and stderr merged, written directly by the task
-    started     touched by the wrapper before it runs the command
-    exit        the command's exit status ("N\n", one write; incomplete content is ignored)
+    started     touched by the runner before it runs the command
+    exit        the command's exit status ("N\n", one write; incomplete content is ignored),
+                written once every process the command started has ended
     cancelled   written by `cancel`
     timedout    written by `poll` when the deadline passed (JSON: timeout, time)
     queued      the task waits in this process for free GPUs
@@ -35,6 +39,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -53,29 +58,16 @@ from tunectl.providers.base import (
     TaskState,
     TaskStatus,
 )
+from tunectl_local.runner import descendants, signal_all
 
 __all__ = ["LocalProvider"]
 
 _KEY = re.compile(r"[a-z0-9-]{1,64}")
-# $1 = task dir, the rest = argv to run. `"$@"` runs the argv without any shell parsing of
-# its values; the shell form arrives here as `/bin/sh -c COMMAND`. The exit status is
-# written with one write(2) of "N\n", and readers accept the file only once it holds a
-# complete newline-terminated number: as safe as write-then-rename, without paying for an
-# exec of mv(1) per task (about 1-2 ms, a third of the whole per-task overhead). $2 is the
-# user's umask, restored for the command; the markers are made under 077 (builtins only).
-_WRAPPER = (
-    'd=$1; u=$2; shift 2; umask 077; : >"$d/started"; umask "$u"; "$@"; s=$?; umask 077; '
-    'echo "$s" >"$d/exit"'
-)
-# argv[0] values that `"$@"` would run as a builtin of the wrapper shell (dash's list):
-# `exit`, `read d`, ... would act on the wrapper, `echo` would not be /bin/echo. These run
-# through env(1) instead, as an exec form should.
-_SH_BUILTINS = frozenset(
-    ". : [ alias bg break cd chdir command continue echo eval exec exit export false fc fg "
-    "getopts hash jobs kill local printf pwd read readonly return set shift test times trap "
-    "true type ulimit umask unalias unset wait".split()
-)
-_ENV = shutil.which("env", path=os.defpath) or "/usr/bin/env"
+# Each task runs under `runner.py` (a subreaper that ends every descendant, see there),
+# started by the interpreter running tunectl without site-packages (-I -S) to keep its
+# start-up to a few milliseconds; its argv is [task dir, grace, command argv...], so
+# argument values never pass through a shell.
+_RUNNER = str(Path(__file__).with_name("runner.py"))
 # Written in spec.json in place of a command, workdir or setting derived from a sensitive
 # variable (TaskRequest.sensitive): the task gets the value, no file does.
 SENSITIVE = "(sensitive value)"
@@ -85,7 +77,7 @@ _MAX_READ = 4 << 20  # bytes read_log returns at most per call
 _STRAY_RECHECK = 0.25  # poll interval when a task cannot be watched through a pidfd
 _LOCK_RETRY = 0.2  # how long submit retries a lock a status check may hold briefly
 
-# Popen objects of the wrappers this process started, shared by every instance so a new
+# Popen objects of the runners this process started, shared by every instance so a new
 # instance (a simulated restart) still reaps them: pid -> Popen.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -97,20 +89,6 @@ def _reap() -> None:
 
 
 @functools.cache
-def _user_umask() -> str:
-    """This process's umask in octal, for the wrapper to hand to the command."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return line.split()[1]
-    except (OSError, IndexError):
-        pass
-    mask = os.umask(0o077)  # no other way to read it; restored at once
-    os.umask(mask)
-    return f"{mask:04o}"
-
-
 @functools.cache
 def _tunectl_root() -> str | None:
     """The directory holding the `tunectl` package (what goes on a task's PYTHONPATH)."""
@@ -147,6 +125,16 @@ def _lock_held(path: Path) -> bool:
     finally:
         os.close(fd)  # also drops our shared lock
     return False
+
+
+def _is_runner(pid: int) -> bool:
+    """True if `pid` is a task runner leading its own process group (not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        return os.getpgid(pid) == pid and _RUNNER.encode() in argv
+    except (OSError, ProcessLookupError):
+        return False
 
 
 def _group_alive(pgid: int | None) -> bool:
@@ -532,7 +520,7 @@ class LocalProvider(Provider):
         return env
 
     def _spawn(self, request: TaskRequest, lockfd: int, gpus: list[str], queued: bool) -> None:
-        """Start the wrapper holding `lockfd` (always closed here)."""
+        """Start the runner holding `lockfd` (always closed here)."""
         key = request.key
         d = self._dir(key)
         outfd = -1
@@ -542,8 +530,6 @@ class LocalProvider(Provider):
                 argv = ["/bin/sh", "-c", request.command]
             else:
                 argv = [str(a) for a in request.command]
-                if argv and argv[0] in _SH_BUILTINS:
-                    argv.insert(0, _ENV)
             # The configuration's faults, not the machine's: the task fails (a
             # ProviderError would make the engine submit it again and again).
             problem = (
@@ -571,7 +557,7 @@ class LocalProvider(Provider):
             )
             _unlink(d / "queued")
             proc = subprocess.Popen(
-                ["/bin/sh", "-c", _WRAPPER, "tunectl-task", str(d), _user_umask(), *argv],
+                [sys.executable, "-I", "-S", _RUNNER, str(d), str(GRACE), *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=outfd,
                 stderr=subprocess.STDOUT,
@@ -766,7 +752,7 @@ class LocalProvider(Provider):
             for fd in watch:
                 poller.register(fd, select.POLLIN)
             # A pidfd that is already readable while the task still runs means the
-            # wrapper died and something else holds the lock: watch that one by polling.
+            # runner died and something else holds the lock: watch that one by polling.
             for fd, _ in poller.poll(0):
                 key = watch[fd]
                 _reap()
@@ -797,7 +783,7 @@ class LocalProvider(Provider):
                     return
 
     def _pidfd(self, key: str) -> int | None:
-        """A cached pidfd for the task's wrapper, or None when it cannot be watched."""
+        """A cached pidfd for the task's runner, or None when it cannot be watched."""
         if not self._pidfd_ok:
             return None
         pid = self._pid(key)
@@ -820,7 +806,7 @@ class LocalProvider(Provider):
                 return None
             raise
         try:
-            same = os.getpgid(pid) == pid  # the wrapper leads its group; a reused pid won't
+            same = os.getpgid(pid) == pid  # the runner leads its group; a reused pid won't
         except ProcessLookupError:
             same = True  # exited since pidfd_open: the fd is readable, which is right
         if not same:
@@ -915,38 +901,88 @@ class LocalProvider(Provider):
     # -- stopping and forgetting ---------------------------------------------------------
 
     def cancel(self, handle: TaskHandle) -> None:
-        key = handle.id
+        errors = self.cancel_all([handle])
+        if handle.id in errors:
+            raise errors[handle.id]
+
+    def cancel_all(self, handles: Sequence[TaskHandle]) -> dict[str, ProviderError]:
+        """Stop the tasks together: SIGTERM to each, one shared grace period, then SIGKILL
+        to those still running; n tasks that ignore SIGTERM take GRACE, not n x GRACE."""
+        errors: dict[str, ProviderError] = {}
+        stopping: list[str] = []
+        for handle in handles:
+            try:
+                with _os_errors(f"cannot cancel task {handle.id}"):
+                    if self._begin_cancel(handle.id):
+                        stopping.append(handle.id)
+            except ProviderError as exc:
+                errors[handle.id] = exc
+        for sig, seconds in ((signal.SIGTERM, GRACE), (signal.SIGKILL, 1.0)):
+            give_up = time.monotonic() + seconds
+            left = []
+            for key in stopping:
+                try:
+                    with _os_errors(f"cannot cancel task {key}"):
+                        if not self._wait_lock_free(key, give_up - time.monotonic()):
+                            left.append(key)
+                except ProviderError as exc:
+                    errors[key] = exc
+            if sig == signal.SIGKILL or not left:
+                break
+            stopping = []
+            for key in left:
+                try:
+                    with _os_errors(f"cannot cancel task {key}"):
+                        self._signal(key, signal.SIGKILL)
+                        stopping.append(key)
+                except ProviderError as exc:
+                    errors[key] = exc
+        for handle in handles:
+            self._forget_pidfd(handle.id)
+        return errors
+
+    def _begin_cancel(self, key: str) -> bool:
+        """Mark the task cancelled and send it SIGTERM; False when there is nothing to
+        wait for."""
         d = self._dir(key)
-        with _os_errors(f"cannot cancel task {key}"):
-            if not d.is_dir():
-                return
-            queued = self._queue.pop(key, None)
-            if queued is not None:
-                _write_atomic(d / "cancelled", f"{time.time()}\n")
-                os.close(queued[1])
-                return
-            _reap()
-            if self._status(key).state.terminal:
-                return
+        if not d.is_dir():
+            return False
+        queued = self._queue.pop(key, None)
+        if queued is not None:
             _write_atomic(d / "cancelled", f"{time.time()}\n")
-            if (d / "queued").exists() and self._pid(key) is None:
-                return  # waits for a GPU in another tunectl process, which drops it
-            if self._pid(key) is None and _lock_held(d / "lock"):
-                # Spawned by a process that died before recording the pid (a tiny window).
-                if not self._wait_lock_free(key, 1.0):
-                    raise ProviderError(f"task {key} runs but its process id is unknown")
-            self._signal(key, signal.SIGTERM)
-            if not self._wait_lock_free(key, GRACE):
-                self._signal(key, signal.SIGKILL)
-                self._wait_lock_free(key, 1.0)
-            self._forget_pidfd(key)
+            os.close(queued[1])
+            return False
+        _reap()
+        if self._status(key).state.terminal:
+            return False
+        _write_atomic(d / "cancelled", f"{time.time()}\n")
+        if (d / "queued").exists() and self._pid(key) is None:
+            return False  # waits for a GPU in another tunectl process, which drops it
+        if self._pid(key) is None and _lock_held(d / "lock"):
+            # Spawned by a process that died before recording the pid (a tiny window).
+            if not self._wait_lock_free(key, 1.0):
+                raise ProviderError(f"task {key} runs but its process id is unknown")
+        self._signal(key, signal.SIGTERM)
+        return True
 
     def _signal(self, key: str, sig: int) -> None:
+        """SIGTERM goes to the runner alone, which hands it once to every process of the
+        task; SIGKILL goes to every descendant first, then to the runner's group (a
+        descendant outliving the runner would be reparented out of reach)."""
         pid = self._pid(key)
         if pid is None:
             return
         try:
-            os.killpg(pid, sig)
+            if sig == signal.SIGKILL:
+                give_up = time.monotonic() + 1.0
+                while (rest := descendants(pid)) and time.monotonic() < give_up:
+                    signal_all(rest, sig)
+                    time.sleep(0.005)
+                os.killpg(pid, sig)
+            elif _is_runner(pid):
+                os.kill(pid, sig)
+            else:
+                os.killpg(pid, sig)  # started by a tunectl before the runner existed
         except ProcessLookupError:
             pass
         except PermissionError as exc:
