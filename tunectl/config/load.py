@@ -1009,8 +1009,8 @@ def _check_placeholders(
     """Refuse placeholders that name nothing, and values that cannot be placed safely.
 
     `position` is "command" (a string command runs through a shell: each placeholder must
-    sit where its value can be quoted), "workdir" (each value must be one path
-    component) or "env" (any text without NUL).
+    sit where its value can be quoted), "workdir" (no value may add or climb a level:
+    see `path_component_problem`) or "env" (any text without NUL).
     """
     from tunectl.engine.shell import placeholder_slots
     from tunectl.engine.trials import format_value, path_component_problem

@@ -129,9 +129,10 @@ class Placeholders:
             ) from None
 
     def render_path(self, value: Any) -> str:
-        """A path (`workdir`, a metrics `path`): each value must be one path component.
+        """A path (`workdir`, a metrics `path`) that no value makes climb out.
 
-        `${trial.model_dir}` is the exception: it is a whole path tunectl chose.
+        Each value must pass `path_component_problem`; `${trial.model_dir}` is the
+        exception: it is a whole path, chosen by tunectl.
         """
         if not isinstance(value, Template):
             return str(value)
