@@ -9,6 +9,7 @@ work is the engine's (`tunectl.engine.reconcile`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import os
 import time
@@ -279,6 +280,7 @@ class Workspace:
 
         config = self.config
         models = self.models()
+        self._scrub(state)
         views = self.state_views(state, models)
 
         def replace_keys(provider: str) -> tuple[str, ...]:
@@ -314,6 +316,22 @@ class Workspace:
             k: v for k, v in config.values.items() if not config.variables[k].sensitive
         }
         return plan
+
+    def _scrub(self, state: State) -> None:
+        """Replace sensitive values the state holds in clear by their markers.
+
+        A state written by an older tunectl, or before a variable was declared sensitive,
+        has them in its copy of the experiment. Hidden as if stored that way, an unchanged
+        secret is no change, and no plan shows the old value."""
+        salt = state.salt
+        for record in state.list_experiments():
+            exp = self.config.experiments.get(record.name)
+            if exp is None or not exp.sensitive:
+                continue
+            hidden = sensitive.hide_paths(copy.deepcopy(record.config), exp.sensitive, salt)
+            if hidden != record.config:
+                record.config, record.config_hash = hidden, _hash(hidden)
+                state.put_experiment(record)
 
     def digest(self, state: State) -> str:
         """What a saved plan records of the configuration and the variable values: the plain

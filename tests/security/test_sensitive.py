@@ -444,3 +444,21 @@ def test_secret_in_one_task_of_an_exec_form_trial(tmp_path: Path) -> None:
     for path in _walk(cfg):
         _assert_absent(token, str(path.relative_to(tmp_path)), path.read_bytes())
     _assert_absent(token, "apply's output", applied.text)
+
+
+def test_a_value_stored_in_clear_is_hidden_once_declared_sensitive(tmp_path: Path) -> None:
+    # A state written before the variable was declared sensitive (or by an older tunectl)
+    # holds the value in clear: the next plan hides it in the state and shows no change.
+    token = _token()
+    clear = ROTATE.replace("  sensitive = true\n", "")
+    cfg = write(tmp_path / "cfg", {"main.hcl": clear, "trial.py": TRIAL})
+    env = cli_env(TUNECTL_VAR_token=token)
+    _run(cfg, "apply", "--auto-approve", env=env)
+    assert token.encode() in (cfg / "state" / "tunectl.db").read_bytes()
+
+    write(cfg, {"main.hcl": ROTATE})
+    out = _run(cfg, "plan", env=env).out
+    assert "No changes." in out, out
+    _assert_absent(token, "plan", out)
+    stored = json.loads(_run(cfg, "state", "show", "experiment.demo", env=env).out)
+    assert stored["config"]["trial"]["task"]["main"]["env"]["AUTH"].startswith("(sensitive value)")

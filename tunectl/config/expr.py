@@ -218,7 +218,8 @@ class Scope:
     objects: Mapping[str, Any] = field(default_factory=dict)  # other root names
     deferred: frozenset[str] = frozenset()  # roots kept as Template placeholders
     iteration: Mapping[str, Any] = field(default_factory=dict)  # for-expression variables
-    # ("var", NAME) and ("local", NAME) whose values are sensitive (config.sensitive).
+    # ("var", NAME) and ("local", NAME) whose values are sensitive: what refers to them is
+    # sensitive too (tunectl.config.sensitive). Evaluation itself does not look at it.
     sensitive: frozenset[tuple[str, str]] = frozenset()
 
 
