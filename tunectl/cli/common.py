@@ -7,11 +7,13 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from tunectl.diags import Diagnostic, DiagnosticError, SourceFiles, error, render
+from tunectl.diags import Diagnostic, DiagnosticError, SourceFiles, did_you_mean, error, render
 from tunectl.workspace import Workspace
 
 
@@ -23,6 +25,76 @@ class Context:
 
 
 _CURRENT: dict[str, SourceFiles] = {}
+
+
+class Group(TyperGroup):
+    """A command group (tunectl, tunectl state) that behaves the same on every pinned click.
+
+    Without a subcommand it prints its help and exits 1, as Terraform does (click 8.1 exits
+    0 there, click 8.2+ raises a usage error). A usage error found while parsing its own
+    options carries its context, so that `run` can print the usage line.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and not ctx.resilient_parsing:
+            text = ctx.get_help()  # typer's rich help prints itself and returns ""
+            if text:
+                echo(text)
+            ctx.exit(1)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.ctx = exc.ctx or ctx
+            raise
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # One message on every version: typer and click 8.4+ each add their own "Did you
+        # mean", twice over; click 8.1 adds none.
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            hint = did_you_mean(name, self.list_commands(ctx))
+            raise click.UsageError(f'No such command "{name}".{hint}', ctx)
+        return super().resolve_command(ctx, args)
+
+
+class Command(TyperCommand):
+    """A command whose usage errors always carry its context.
+
+    click's option parser raises some usage errors (an option missing its value) without
+    a context; with one, `run` can print the command's usage line with the error.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.ctx = exc.ctx or ctx
+            raise
+
+
+class App(typer.Typer):
+    """A typer app whose groups and commands use `Group` and `Command`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        super().__init__(**kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["cls"] = kwargs.get("cls") or Command
+        return super().command(*args, **kwargs)
+
+
+def usage_error(exc: click.UsageError) -> Diagnostic:
+    """A usage error as a diagnostic: click's message, then the usage line and where help is."""
+    ctx = exc.ctx
+    if ctx is None:
+        return error(exc.format_message())
+    usage = ctx.get_usage()
+    help_names = ctx.help_option_names
+    hint = f"Try '{ctx.command_path} {help_names[0]}' for help." if help_names else ""
+    return error(exc.format_message(), f"{usage}\n{hint}".rstrip())
 
 
 def color_enabled(stream=None) -> bool:

@@ -1,8 +1,13 @@
 """The `tunectl` command: a thin typer layer over the workspace, engine and views.
 
-Every command turns `DiagnosticError` into rendered diagnostics and exit code 1; any other
-exception is a bug and is shown as one line (with the traceback only when
-TUNECTL_DEBUG=1).
+Every command turns `DiagnosticError` into rendered diagnostics and exit code 1; a usage
+error (unknown flag or command, missing argument, bad option value) is rendered the same
+way with the command's usage line, exit 1; any other exception is a bug and is shown as one
+line (with the traceback only when TUNECTL_DEBUG=1).
+
+typer and click are pinned in pyproject.toml and this layer uses only their public API
+(`click.UsageError`, `typer.core.TyperGroup`; see `common.App`): typer 0.26+ vendors click
+under a private name, whose exceptions `import click` cannot catch.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from tunectl import __version__
@@ -20,13 +26,12 @@ from tunectl.cli import apply as apply_cmds
 from tunectl.cli import inspect as inspect_cmds
 from tunectl.cli import setup as setup_cmds
 from tunectl.cli import state as state_cmds
-from tunectl.cli.common import Context, emit_diagnostics
+from tunectl.cli.common import App, Context, emit_diagnostics, usage_error
 from tunectl.diags import DiagnosticError, error
 
-app = typer.Typer(
+app = App(
     name="tunectl",
     help="Hyperparameter-tuning experiments as code: plan, apply, destroy.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -110,7 +115,8 @@ def run() -> None:
     """Console-script entry point."""
     try:
         # Without standalone mode, click returns (not raises) the code of typer.Exit.
-        code = app(standalone_mode=False)
+        # prog_name: usage lines say `tunectl`, also when run as `python -m tunectl`.
+        code = app(standalone_mode=False, prog_name="tunectl")
     except DiagnosticError as exc:
         emit_diagnostics(exc.diags)
         sys.exit(1)
@@ -119,18 +125,17 @@ def run() -> None:
     except typer.Abort:
         typer.echo("Aborted.", err=True)
         sys.exit(1)
+    except click.UsageError as exc:
+        # Terraform exits 1 on a usage error; click's own handling would exit 2.
+        emit_diagnostics([usage_error(exc)])
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("\nInterrupted.", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and bugs
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            sys.exit(1)
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(1)
+    except Exception as exc:  # bugs
         if os.environ.get("TUNECTL_DEBUG", "") not in ("", "0"):
             traceback.print_exc()
         fault = _machine_fault(exc)
