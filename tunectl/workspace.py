@@ -464,7 +464,8 @@ class Workspace:
             for handle_id, task in handles.items():
                 if handle_id not in errors:
                     state.update_task(task.key, status="cancelled", finished_at=time.time())
-            for handle_id, exc in errors.items():
+            if errors:
+                handle_id, exc = next(iter(errors.items()))
                 raise DiagnosticError(
                     error(
                         "Failed to stop a task",
