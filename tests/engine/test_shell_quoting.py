@@ -45,6 +45,7 @@ HOSTILE = [
     "\\'",
     "-n",
     "~root",
+    "root",  # after a `~`: a user's home directory, unless quoted
     "$'\\x41'",
 ]
 # Text without NUL (which no argument can hold) and without lone surrogates, rich in the
@@ -53,7 +54,7 @@ VALUES = st.lists(
     st.one_of(
         st.sampled_from(
             ["$", "$(", "${", "$((", "`", "'", '"', "\\", "\n", ")", "}", "*", " ", ";"]
-            + ["#", "~", "a", "HOME", "1", "-", "=", "'\\''", "!", "&", "|", "<", ">"]
+            + ["#", "~", "a", "HOME", "root", "1", "-", "=", "'\\''", "!", "&", "|", "<", ">"]
         ),
         st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0")),
     ),
