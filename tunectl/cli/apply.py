@@ -203,9 +203,7 @@ def _run(
         state = ws.open_state(create=True)
         try:
             if saved is not None:
-                planfile.check(
-                    saved, state.lineage, state.serial, config.digest, state.plan_key()
-                )
+                planfile.check(saved, state.lineage, state.serial, config.digest, state.plan_key)
             state.backup()
             result = _make_plan(
                 ws, state, DiffOptions(destroy=destroy, targets=target, replace=replace)
