@@ -202,7 +202,7 @@ def _run(
         try:
             if saved is not None:
                 planfile.check(
-                    saved, state.lineage, state.serial, ws.digest(state), state.plan_key()
+                    saved, state.lineage, state.serial, ws.digest(state), state.plan_key
                 )
             state.backup()
             result = _make_plan(

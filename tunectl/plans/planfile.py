@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -180,9 +181,12 @@ def read_sealed(path: Path) -> SavedPlan:
     return SavedPlan(path, data["plan"], sealed, signature)
 
 
-def check(saved: SavedPlan, lineage: str, serial: int, digest: str, key: bytes) -> None:
+def check(
+    saved: SavedPlan, lineage: str, serial: int, digest: str, key: Callable[[], bytes]
+) -> None:
     """Refuse a plan made for another state, not signed by this one, made for an older
-    state, or for another configuration."""
+    state, or for another configuration. `key` gives the state's plan key; it is asked
+    for only once the lineage matched (so a foreign plan adds no key to a state)."""
     plan, path = saved.plan, saved.path
     if plan.get("lineage") != lineage:
         raise DiagnosticError(
@@ -193,7 +197,7 @@ def check(saved: SavedPlan, lineage: str, serial: int, digest: str, key: bytes) 
                 "A plan can only be applied to the state it was made from: run tunectl plan again.",
             )
         )
-    if not hmac.compare_digest(saved.signature, _sign(saved.sealed, key)):
+    if not hmac.compare_digest(saved.signature, _sign(saved.sealed, key())):
         raise corrupt(
             path,
             "its signature does not match this state's key, so it was changed after tunectl "
