@@ -57,7 +57,7 @@ def parse_address(text: str, *, flag: str | None = None, trials: bool = True) ->
     if not text.startswith(_PREFIX):
         if is_valid_name(text):
             raise fail(
-                "an address starts with the kind of object it names.",
+                'an address starts with "experiment.".',
                 f"Did you mean experiment.{text}?",
             )
         raise fail("this is not an address.")

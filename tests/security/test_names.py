@@ -150,7 +150,7 @@ identifier = st.one_of(names, st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,70}", ful
 # Each example runs the CLI (about a second): no shrinking, whose hundreds of runs would
 # take minutes; a failure shows the example as drawn.
 SLOW = settings(
-    max_examples=20,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -167,7 +167,7 @@ def test_every_label_position_follows_the_name_rule(drawn: dict[str, str]) -> No
     assert_verdicts(drawn, validate(drawn))
 
 
-@settings(SLOW, max_examples=8)
+@settings(SLOW, max_examples=12)
 @given(st.fixed_dictionaries({p: names for p in KINDS}))
 def test_valid_names_validate(drawn: dict[str, str]) -> None:
     assert_verdicts(drawn, validate(drawn))

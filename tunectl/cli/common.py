@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from tunectl.diags import Diagnostic, DiagnosticError, SourceFiles, did_you_mean, error, render
+from tunectl.names import shown
 from tunectl.workspace import Workspace
 
 
@@ -55,7 +56,7 @@ class Group(TyperGroup):
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
             hint = did_you_mean(name, self.list_commands(ctx))
-            raise click.UsageError(f'No such command "{name}".{hint}', ctx)
+            raise click.UsageError(f"No such command {shown(name)}.{hint}", ctx)
         return super().resolve_command(ctx, args)
 
 
