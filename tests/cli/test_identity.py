@@ -107,6 +107,31 @@ def test_names_with_one_slug_get_their_own_trials(tmp_path: Path) -> None:
             assert path.read_text() == value
 
 
+def test_longest_names_keep_distinct_provider_safe_keys(tmp_path: Path) -> None:
+    # Two 64-character names (the longest allowed) that differ only at the end, and in
+    # case: their slugs are cut to one prefix, the digest of the exact name tells them apart.
+    long_a = "Tune_" + "x" * 58 + "a"
+    long_b = "tune-" + "x" * 58 + "A"
+    directory = write(
+        tmp_path / "cfg",
+        {
+            "main.hcl": experiment(long_a, value_file="one.txt", trials=1)
+            + experiment(long_b, value_file="two.txt", trials=1),
+            "trial.py": TRIAL,
+            "one.txt": "0.25",
+            "two.txt": "0.75",
+        },
+    )
+    result = run_cli(directory, "apply", "--auto-approve")
+    assert result.code == 0, result.text
+    assert [t["value"] for t in shown(directory, long_a)] == [0.25]
+    assert [t["value"] for t in shown(directory, long_b)] == [0.75]
+    with db(directory) as conn:
+        keys = [k for (k,) in conn.execute("SELECT key FROM tasks")]
+    assert len(set(keys)) == 2
+    assert all(re.fullmatch(r"tk-[a-z0-9-]{1,61}", k) for k in keys), keys
+
+
 @pytest.mark.parametrize("forget", ["destroy", "state rm"])
 def test_recreated_experiment_never_adopts_old_results_local(tmp_path: Path, forget: str) -> None:
     directory = write(

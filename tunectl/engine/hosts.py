@@ -6,7 +6,7 @@ state (an S3 backend), an apply on another machine then leaves those tasks alone
 where they run, instead of finding no such process and launching the trial again.
 
 The identity is the host name and a digest of the machine id (`/etc/machine-id`, else
-systemd's `/var/lib/dbus/machine-id`, else the boot id): two working directories on one
+D-Bus's `/var/lib/dbus/machine-id`, else the boot id): two working directories on one
 machine are one host, two machines (or two containers) are not. `TUNECTL_HOST_ID`
 overrides it, for machines whose id is not stable, and for tests acting as a second host.
 """
