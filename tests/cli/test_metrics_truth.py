@@ -427,6 +427,24 @@ def test_a_file_present_before_the_trial_started_is_never_read(tmp_path: Path) -
     assert "metrics-demo-g1-t0.jsonl: skipped a malformed JSON line: not valid JSON" in result.out
 
 
+def test_a_metrics_file_is_read_to_its_end(tmp_path: Path) -> None:
+    # 6 MB of lines without a metric (labels only), then the value: more than one read.
+    directory = setup(
+        tmp_path,
+        """
+        with open(f"metrics-{tid}.jsonl", "w") as f:
+            pad = json.dumps({"note": "x" * 200}) + "\\n"
+            f.write(pad * (6 * (1 << 20) // len(pad)))
+            f.write(json.dumps({"step": 1, "acc": 0.8125}) + "\\n")
+        """,
+        trial_extra=_json_metrics("metrics-${trial.id}.jsonl"),
+    )
+    result = apply(directory)
+    assert result.code == 0, result.text
+    [trial] = trials(directory)
+    assert (trial["status"], trial["value"]) == ("complete", 0.8125), trial
+
+
 def test_a_relaunched_trial_reads_only_its_own_lines(tmp_path: Path) -> None:
     # Attempt 1 writes two steps then fails; attempt 2 appends its own and succeeds. The
     # first attempt's lines are read once (by its task), never again by the second.
