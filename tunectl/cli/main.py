@@ -105,8 +105,8 @@ def _machine_fault(exc: BaseException) -> DiagnosticError | None:
         error(
             summary,
             f"tunectl stopped{where}: {exc.strerror or exc}. {remedy}, then run the command "
-            "again: every step before this one was saved, and nothing was half-written "
-            "over a good file.",
+            "again: the state is as the last completed step left it (every write to it is "
+            "a transaction).",
         )
     )
 

@@ -65,7 +65,8 @@ __all__ = ["LocalProvider"]
 _KEY = re.compile(r"[a-z0-9-]{1,64}")
 # Each task runs under `runner.py` (a subreaper that ends every descendant, see there),
 # started by the interpreter running tunectl, isolated and without site-packages (-I -S):
-# one interpreter start per task (~10 ms idle; the /bin/sh wrapper it replaced cost ~2.5).
+# one interpreter start per task (at best 11.6 ms per `true` task on the shared test
+# machine, against 2.3 ms for the /bin/sh wrapper it replaced; docs/operations.md, Faults).
 # Its argv is [task dir, grace, command argv...]: argument values never pass through a
 # shell, and no shell builtin can shadow an exec-form command.
 _RUNNER = str(Path(__file__).with_name("runner.py"))

@@ -22,8 +22,10 @@ does, through `descendants`), or they would be reparented away from the task.
 
 from __future__ import annotations
 
-import os
-import signal
+# `posix` and `_signal` rather than `os` and `signal`: the latter import enum, functools and
+# collections, which doubled the runner's start-up.
+import _signal
+import posix
 import sys
 import time
 
@@ -36,7 +38,7 @@ def descendants(pid: int) -> list[int]:
     Read from /proc/*/stat (the `children` files need a kernel option that is often off);
     processes that end meanwhile are skipped."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
+    for entry in posix.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
@@ -60,7 +62,7 @@ def descendants(pid: int) -> list[int]:
 def signal_all(pids: list[int], sig: int) -> None:
     for pid in pids:
         try:
-            os.kill(pid, sig)
+            posix.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -76,7 +78,7 @@ def _subreaper() -> None:
             _restype_ = None
 
         class Library:
-            _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
+            _handle = _ctypes.dlopen(None, posix.RTLD_NOW)  # type: ignore[arg-type]
 
         Function(("prctl", Library()))(  # type: ignore[arg-type]
             PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0
@@ -93,7 +95,7 @@ class _Runner:
     def on_term(self, signum: int, frame: object) -> None:
         if self.stopped_at is None:
             self.stopped_at = time.monotonic()
-            signal_all(descendants(os.getpid()), signal.SIGTERM)
+            signal_all(descendants(posix.getpid()), _signal.SIGTERM)
 
     def reap(self, block: bool) -> tuple[list[tuple[int, int]], bool]:
         """Collect ended children (the command, and orphans handed to us); also say
@@ -101,7 +103,7 @@ class _Runner:
         out: list[tuple[int, int]] = []
         while True:
             try:
-                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+                pid, status = posix.waitpid(-1, 0 if block else posix.WNOHANG)
             except ChildProcessError:
                 return out, False
             if pid == 0:
@@ -110,25 +112,25 @@ class _Runner:
             block = False
 
     def run(self, task_dir: str, argv: list[str]) -> int | None:
-        signal.signal(signal.SIGTERM, self.on_term)
+        _signal.signal(_signal.SIGTERM, self.on_term)
         _subreaper()
-        os.close(os.open(os.path.join(task_dir, "started"), os.O_WRONLY | os.O_CREAT, 0o600))
+        posix.close(posix.open(f"{task_dir}/started", posix.O_WRONLY | posix.O_CREAT, 0o600))
         code: int | None = None
         try:
             # Python ignores SIGPIPE and SIGXFSZ; the command must get the defaults.
-            child = os.posix_spawnp(
-                argv[0], argv, os.environ, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
+            child = posix.posix_spawnp(
+                argv[0], argv, posix.environ, setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ)
             )
         except OSError as exc:
             sys.stderr.write(f"tunectl: cannot run {argv[0]}: {exc.strerror}\n")
             code = 127 if isinstance(exc, FileNotFoundError) else 126
         else:
             if self.stopped_at is not None:
-                signal_all([child], signal.SIGTERM)
+                signal_all([child], _signal.SIGTERM)
             while code is None:
                 for pid, status in self.reap(block=True)[0]:
                     if pid == child:
-                        code = os.waitstatus_to_exitcode(status)
+                        code = posix.waitstatus_to_exitcode(status)
                         code = 128 - code if code < 0 else code
         self.end_rest()
         return None if self.stopped_at is not None else code
@@ -137,31 +139,31 @@ class _Runner:
         """Stop whatever the command left behind: SIGTERM, then SIGKILL after the grace."""
         if not self.reap(block=False)[1]:
             return  # the common case, without reading /proc
-        rest = descendants(os.getpid())
+        rest = descendants(posix.getpid())
         if self.stopped_at is None:
             self.stopped_at = time.monotonic()
-            signal_all(rest, signal.SIGTERM)
+            signal_all(rest, _signal.SIGTERM)
         delay = 0.002
         while rest and time.monotonic() < self.stopped_at + self.grace:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
             self.reap(block=False)
-            rest = descendants(os.getpid())
+            rest = descendants(posix.getpid())
         while rest:
-            signal_all(rest, signal.SIGKILL)
+            signal_all(rest, _signal.SIGKILL)
             time.sleep(0.01)
             self.reap(block=False)
-            rest = descendants(os.getpid())
+            rest = descendants(posix.getpid())
 
 
 def main(argv: list[str]) -> None:
     task_dir, grace, command = argv[1], float(argv[2]), argv[3:]
     code = _Runner(grace).run(task_dir, command)
     if code is not None:
-        fd = os.open(os.path.join(task_dir, "exit"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.write(fd, b"%d\n" % code)
+        flags = posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC
+        posix.write(posix.open(f"{task_dir}/exit", flags, 0o600), b"%d\n" % code)
     # At once, skipping the interpreter's teardown: whoever reads `exit` may reap us next.
-    os._exit(0)
+    posix._exit(0)
 
 
 if __name__ == "__main__":
