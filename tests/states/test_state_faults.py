@@ -183,7 +183,14 @@ def test_damaged_plan_files(tmp_path: Path) -> None:
         for args in (("apply", name), ("show", name)):
             result = run_cli(directory, *args)
             clean(result)
-            assert "Error: Failed to read plan file" in result.err, (name, result.text)
+            # Valid JSON with a seal that no longer matches is corrupt; anything else is not
+            # a plan file at all.
+            expected = (
+                "Error: Saved plan is corrupt"
+                if name in ("types.plan", "targets.plan", "changes.plan")
+                else "Error: Failed to read plan file"
+            )
+            assert expected in result.err, (name, result.text)
 
 
 def test_plan_out_into_a_missing_or_existing_directory(tmp_path: Path) -> None:

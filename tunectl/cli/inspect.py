@@ -12,7 +12,7 @@ import typer
 from tunectl.addrs import check_trial_option, parse_address
 from tunectl.cli.common import color_enabled, echo, load, workspace
 from tunectl.diags import DiagnosticError, error
-from tunectl.names import check_name, is_valid_name
+from tunectl.names import check_name, is_valid_name, shown
 
 
 def _is_file(path: str) -> bool:
@@ -43,9 +43,9 @@ def show(
 
         saved = planfile.read(Path(target))
         if json_:
-            from tunectl.config.sensitive import shown
+            from tunectl.config.sensitive import shown as redacted
 
-            echo(json.dumps(shown(saved), indent=2, sort_keys=True))
+            echo(json.dumps(redacted(saved), indent=2, sort_keys=True))
         else:
             from tunectl.views.plan_human import render_plan
 

@@ -70,7 +70,7 @@ class LocalModelStore:
         """Where the trial writes its model (for local storage: the final place); it
         exists before the trial starts (SPEC 6)."""
         path = self.trial_dir(gen, number)
-        path.mkdir(parents=True, exist_ok=True)
+        private_files.make_dirs(path)
         return str(path.resolve())
 
     def remote_dir(self, gen: Generation, number: int) -> str | None:

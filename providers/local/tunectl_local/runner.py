@@ -87,6 +87,13 @@ def _subreaper() -> None:
         pass  # not Linux: the process group is the fallback
 
 
+def _open_private(path: str, flags: int) -> int:
+    """Open a marker file 0600 whatever the umask (the task keeps the user's umask)."""
+    fd = posix.open(path, flags, 0o600)
+    posix.fchmod(fd, 0o600)
+    return fd
+
+
 class _Runner:
     def __init__(self, grace: float) -> None:
         self.grace = grace
@@ -114,7 +121,7 @@ class _Runner:
     def run(self, task_dir: str, argv: list[str]) -> int | None:
         _signal.signal(_signal.SIGTERM, self.on_term)
         _subreaper()
-        posix.close(posix.open(f"{task_dir}/started", posix.O_WRONLY | posix.O_CREAT, 0o600))
+        posix.close(_open_private(f"{task_dir}/started", posix.O_WRONLY | posix.O_CREAT))
         code: int | None = None
         try:
             # Python ignores SIGPIPE and SIGXFSZ; the command must get the defaults.
@@ -161,7 +168,7 @@ def main(argv: list[str]) -> None:
     code = _Runner(grace).run(task_dir, command)
     if code is not None:
         flags = posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC
-        posix.write(posix.open(f"{task_dir}/exit", flags, 0o600), b"%d\n" % code)
+        posix.write(_open_private(f"{task_dir}/exit", flags), b"%d\n" % code)
     # At once, skipping the interpreter's teardown: whoever reads `exit` may reap us next.
     posix._exit(0)
 
