@@ -203,7 +203,7 @@ class Workspace:
         drift: list[Drift] = []
         by_provider: dict[str, list[Any]] = {}
         for task in state.active_tasks():
-            if elsewhere(task.host):
+            if elsewhere(task.host, self.state_path().parent):
                 continue  # only its own host can see it; apply says so
             by_provider.setdefault(task.provider, []).append(task)
         for name, tasks in by_provider.items():
@@ -260,9 +260,7 @@ class Workspace:
                 elapsed=time_used(record.elapsed, record.clock_since, time.time()),
                 asked=sum(counts.values()),
             )
-            stored, size = _storage_call(
-                lambda name=record.name: stored_usage(state, models, name)
-            )
+            stored, size = _storage_call(lambda name=record.name: stored_usage(state, models, name))
             views[record.name] = StateView(
                 name=record.name,
                 config=record.config,
@@ -439,7 +437,8 @@ class Workspace:
         return to_run
 
     def destroy_experiment(self, state: State, models: ModelStore, name: str) -> None:
-        foreign = [t for t in state.active_tasks(name) if elsewhere(t.host)]
+        here = self.state_path().parent
+        foreign = [t for t in state.active_tasks(name) if elsewhere(t.host, here)]
         if foreign:
             hosts = ", ".join(sorted({str(t.host) for t in foreign}))
             trials = ", ".join(str(n) for n in sorted({t.trial_number for t in foreign}))

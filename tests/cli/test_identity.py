@@ -342,32 +342,39 @@ tunectl {{
 """
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("laptop", "ci-runner"), ("box", "box")],
+    ids=["two-machines", "two-directories-on-one-machine"],
+)
 def test_second_host_never_relaunches_the_first_hosts_trials(
-    tmp_path: Path, s3_server
+    tmp_path: Path, s3_server, first: str, second: str
 ) -> None:
+    """A local task is reachable only from the machine *and* working directory that started
+    it (its home): another machine, or another clone on the same machine, leaves it be."""
     bucket = f"b-{uuid.uuid4().hex[:12]}"
     s3_server.create_bucket(bucket)
     text = shared_state(s3_server.url, bucket) + experiment(
         "exp", value_file="v.txt", trials=2, sleep=4
     )
     files = {"main.hcl": text, "trial.py": TRIAL, "v.txt": "0.5"}
-    # Two clones of one repository, on two machines.
+    # Two clones of one repository, on two machines (or both on one).
     laptop = write(tmp_path / "laptop" / "exp", files)
     ci = write(tmp_path / "ci" / "exp", files)
-    laptop_env = cli_env(**S3_ENV, TUNECTL_HOST_ID="laptop")
-    ci_env = cli_env(**S3_ENV, TUNECTL_HOST_ID="ci-runner")
+    laptop_env = cli_env(**S3_ENV, TUNECTL_HOST_ID=first)
+    ci_env = cli_env(**S3_ENV, TUNECTL_HOST_ID=second)
 
     result = run_cli(laptop, "apply", "--auto-approve", "--once", env=laptop_env)
     assert result.code == 0, result.text
     assert "2 trial(s) running" in result.out, result.out
 
     started = time.monotonic()
-    second = run_cli(ci, "apply", "--auto-approve", env=ci_env)
-    assert second.code == 0, second.text
+    later = run_cli(ci, "apply", "--auto-approve", env=ci_env)
+    assert later.code == 0, later.text
     assert time.monotonic() - started < 4  # it did not wait for trials it cannot see
     for number in (0, 1):
-        assert f"trial {number} runs on host laptop" in second.out, second.out
-    assert "lost" not in second.out and "relaunch" not in second.out
+        assert f"trial {number} runs on host {first}:{laptop / 'state'}" in later.out, later.out
+    assert "lost" not in later.out and "relaunch" not in later.out
     # Nothing ran on the second host: no task directory, no new task in the state.
     assert not list((ci / "state").rglob("spec.json"))
     plan = run_cli(ci, "plan", env=ci_env)
@@ -386,7 +393,9 @@ def test_second_host_never_relaunches_the_first_hosts_trials(
     assert [t["status"] for t in trials] == ["complete", "complete"]
     with sqlite3.connect(next((laptop / "state" / "remote").glob("*.db"))) as conn:
         hosts = [r[0] for r in conn.execute("SELECT host FROM tasks")]
-    assert hosts == ["laptop", "laptop"]  # exactly two tasks: none launched twice
+    # Exactly two tasks (none launched twice), both at home in the first clone's state dir.
+    assert len(hosts) == 2 and hosts[0] == hosts[1], hosts
+    assert hosts[0].startswith(f"{first}:{(laptop / 'state').resolve()}"), hosts
 
 
 def test_host_identity_defaults_to_the_machine(tmp_path: Path) -> None:

@@ -46,7 +46,12 @@ def _machine() -> str:
     return name
 
 
-def elsewhere(host: str | None) -> bool:
-    """Whether a task recorded with `host` runs on another machine than this one."""
-    return host is not None and host != this_host()
+def home(state_dir: Path) -> str:
+    """Where a host-local task started from `state_dir` can be reached: `HOST:DIRECTORY`."""
+    return f"{this_host()}:{Path(state_dir).resolve()}"
 
+
+def elsewhere(host: str | None, state_dir: Path) -> bool:
+    """Whether a task recorded with home `host` lives elsewhere than `state_dir` on this host
+    (another machine, or another working directory on this one)."""
+    return host is not None and host != home(state_dir)

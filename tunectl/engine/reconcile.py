@@ -26,7 +26,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from tunectl.config.model import Experiment
 from tunectl.diags import DiagnosticError, error
-from tunectl.engine.hosts import elsewhere, this_host
+from tunectl.engine.hosts import elsewhere, home
 from tunectl.engine.metrics import JsonLinesParser, MetricsParser, Sample
 from tunectl.engine.models import Generation, ModelStore, delete_stored, kept_trials
 from tunectl.engine.objective import combine, metric_values
@@ -137,7 +137,7 @@ class Runner:
                     # Another host's task is stopped by that host's apply, which sees the
                     # trial ended.
                     if task.status in ("submitting", "pending", "running") and not elsewhere(
-                        task.host
+                        task.host, self.provider.state_dir
                     ):
                         self._cancel_task(task)
             else:
@@ -197,15 +197,16 @@ class Runner:
             self._submit(trial)
             return
         task = tasks[-1]
-        if task.host is not None and elsewhere(task.host):
+        if elsewhere(task.host, self.provider.state_dir):
+            assert task.host is not None
             self.elsewhere[trial.number] = task.host
             self.event(
                 "elsewhere",
                 self.exp.name,
-                f"Warning: trial {trial.number} runs on host {task.host}, not on this one "
-                f"({this_host()}): run `tunectl apply` there to follow it, or `tunectl "
-                f"destroy` there to stop it; `tunectl state rm experiment.{self.exp.name}` "
-                "forgets it without stopping it.",
+                f"Warning: trial {trial.number} runs on host {task.host}, not here "
+                f"({home(self.provider.state_dir)}): run `tunectl apply` there (that host, "
+                "that directory) to follow it, or `tunectl destroy` there to stop it; "
+                f"`tunectl state rm experiment.{self.exp.name}` forgets it without stopping it.",
             )
             return
         active = self._active(trial, task, TaskHandle(task.key, task.handle_id or task.key))
@@ -504,8 +505,10 @@ class Runner:
     def _no_value(self, active: Active) -> str:
         objective = self.exp.objective
         names = ", ".join(objective.metric_names)
-        if objective.metrics and objective.reduce != "final" and all(
-            name in active.series for name in names.split(", ")
+        if (
+            objective.metrics
+            and objective.reduce != "final"
+            and all(name in active.series for name in names.split(", "))
         ):
             return (
                 f"the trial never reported {names} at the same step; a weighted objective "
@@ -610,13 +613,17 @@ class Runner:
             for t in self.state.tasks_for_trial(self.exp.name, trial.number)
             if t.task_index == trial.task_index and t.attempt == trial.attempt
         ]
-        key = recorded[-1] if recorded else task_key(
-            self.state.lineage,
-            self.exp.name,
-            self.generation,
-            trial.number,
-            trial.task_index,
-            trial.attempt,
+        key = (
+            recorded[-1]
+            if recorded
+            else task_key(
+                self.state.lineage,
+                self.exp.name,
+                self.generation,
+                trial.number,
+                trial.task_index,
+                trial.attempt,
+            )
         )
         task_spec = self.exp.trial.tasks[trial.task_index]
         task = TaskRecord(
@@ -630,7 +637,7 @@ class Runner:
             status="submitting",
             submitted_at=self.clock(),
             generation=self.generation,
-            host=this_host() if self.provider.capabilities.host_local else None,
+            host=home(self.provider.state_dir) if self.provider.capabilities.host_local else None,
         )
         if self.state.get_task(key) is None:
             self.state.add_task(task)
@@ -785,7 +792,6 @@ class Runner:
         self.finished = True
         self.event("finish", self.exp.name, f"{status}: {REASON_TEXT[reason]}")
 
-
     def pause(self) -> None:
         """Called when apply leaves the experiment: with nothing of it running, its clock
         pauses until the next apply; with trials running (`--once`, an interrupt), their
@@ -805,9 +811,7 @@ def _non_finite(sample: Sample) -> str:
     """Why a trial that reported NaN or an infinity failed (Optuna fails it too)."""
     value = "NaN" if math.isnan(sample.value) else "an infinite value"
     at = f" at step {sample.step}" if sample.step is not None else ""
-    return (
-        f'metric "{sample.name}" reported {value}{at}; a NaN or infinite value fails the trial'
-    )
+    return f'metric "{sample.name}" reported {value}{at}; a NaN or infinite value fails the trial'
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
@@ -861,11 +865,7 @@ class Reconciler:
                 launched = runner.launch(cap)
                 if cap is not None:
                     capacity[id(runner.provider)] = cap - launched
-            if (
-                stopping
-                or self.options.once
-                or all(r.finished or r.stranded for r in self.runners)
-            ):
+            if stopping or self.options.once or all(r.finished or r.stranded for r in self.runners):
                 return
             if sum(r.changes for r in self.runners) != before:
                 self._interval = self.options.poll_min
