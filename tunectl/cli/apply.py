@@ -285,6 +285,8 @@ def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Inter
     from tunectl.engine.space import space_size
 
     models = ws.models()
+    # A shared state learns of a local task before it starts (see Runner).
+    shared = ws.remote() is not None
     runners = [
         Runner(
             exp,
@@ -294,6 +296,7 @@ def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Inter
             ws.directory,
             space_size(exp.algorithm, exp.params),
             view.event,
+            before_launch=(lambda: ws.save(state)) if shared else None,
         )
         for exp in experiments
     ]

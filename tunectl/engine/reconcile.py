@@ -83,8 +83,14 @@ class Runner:
         space_size: int | None,
         event: Event,
         clock: Callable[[], float] = time.time,
+        before_launch: Callable[[], None] | None = None,
     ) -> None:
+        """`before_launch` is called after a host-local task is recorded and before it is
+        launched: with a shared (S3) state it saves the record there first, so an apply in
+        another working directory or on another machine never launches the trial again
+        after this one is killed (write-ahead; other providers find their tasks by key)."""
         self.exp = exp
+        self.before_launch = before_launch
         self.state = state
         self.provider = provider
         self.models = models
@@ -641,6 +647,8 @@ class Runner:
         )
         if self.state.get_task(key) is None:
             self.state.add_task(task)
+        if self.before_launch is not None and self.provider.capabilities.host_local:
+            self.before_launch()
         handle = self._call_submit(trial, trial.task_index, key)
         if handle is None:
             self._wait_to_submit(trial, series)

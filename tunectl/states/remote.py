@@ -14,8 +14,11 @@ Protocol (every step safe against a second writer, and against a crash):
   overwritten, and tunectl says so.
 * **Cadence**: apply pushes at least every `PUSH_INTERVAL` seconds while it runs, after an
   interrupt, and when it ends; plan and destroy push when they end. A killed apply loses
-  at most the last few seconds of bookkeeping in the object; the next apply (after
-  `force-unlock`) adopts the running tasks by their keys, as with a local state.
+  at most the last few seconds of bookkeeping in the object; the next apply adopts the
+  running tasks by their keys, as with a local state. Tasks of a host-local provider
+  (local processes) are the exception: only the working directory that started one can
+  find it by its key, so apply pushes the state *before* launching each of them
+  (write-ahead), and an apply elsewhere never launches that trial again.
 * **Outages**: a periodic push that finds the store unreachable does not stop apply: it
   warns once, and tries again after 1, 2, 4, ... seconds (at most `_MAX_BACKOFF`) while
   trials go on, until the store answers or `retry_window` (default 10 minutes) has passed
