@@ -64,3 +64,26 @@ def write(directory: Path, files: dict[str, str]) -> Path:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One moto S3 server on 127.0.0.1 for the whole run; tests use their own buckets."""
+    from tunectl.testing.s3 import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def server(s3_server):
+    return s3_server
+
+
+@pytest.fixture
+def bucket(s3_server) -> str:
+    import uuid
+
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    s3_server.create_bucket(name)
+    return name

@@ -130,15 +130,17 @@ class Workspace:
             self._make_state_dir(path.parent)
         return State.open(path, create=create, config_id=config_id(self.directory))
 
-    def save(self, state: State, *, force: bool = True) -> None:
-        """Push the state to the S3 backend (when `force` is false: only if due). Local: no-op."""
+    def save(self, state: State, *, force: bool = True, ahead: bool = False) -> None:
+        """Push the state to the S3 backend. `force`: now, riding out an outage for the
+        retry window; else only if due (`ahead`: now, unless the store is out). Local:
+        no-op."""
         remote = self.remote()
         if remote is None:
             return
         if force:
             _storage_call(lambda: remote.push(state))
         else:
-            _storage_call(lambda: remote.push_if_due(state))
+            _storage_call(lambda: remote.push_if_due(state, ahead=ahead))
 
     def _make_state_dir(self, directory: Path) -> None:
         """Create the state's directory 0700. tunectl's own `state/` tree in the

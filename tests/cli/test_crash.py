@@ -94,7 +94,7 @@ def test_sigkill_with_a_shared_s3_state_and_two_working_directories(tmp_path: Pa
     again, and together they end with exactly the trials one apply would have run."""
     import uuid
 
-    from tunectl.testing.s3 import S3Server
+    from tunectl.testing.s3 import S3_ENV, S3Server
 
     seed = int(os.environ.get("TUNECTL_CRASH_SEED", random.randrange(1 << 30)))
     print(f"TUNECTL_CRASH_SEED={seed}")
@@ -120,11 +120,7 @@ def test_sigkill_with_a_shared_s3_state_and_two_working_directories(tmp_path: Pa
             "trial.py": TRIAL,
         }
         clones = [write(tmp_path / name / "cfg", files) for name in ("a", "b")]
-        env = cli_env(
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-        )
+        env = cli_env(**S3_ENV)
 
         killed = 0
         for _ in range(kills() * 4):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli_env, run_cli, write
+from tunectl.testing.s3 import S3_ENV
 
 # Reads the value it reports from a file next to the configuration, so a test can tell
 # which apply produced a result; writes that value as its model.
@@ -312,20 +313,6 @@ def test_recreated_experiment_never_adopts_old_jobs_dlc(
 
 # -- two hosts, one S3 state ----------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator:
-    from tunectl.testing.s3 import S3Server
-
-    with S3Server() as server:
-        yield server
-
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 def shared_state(endpoint: str, bucket: str) -> str:

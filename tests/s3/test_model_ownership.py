@@ -5,14 +5,10 @@ see only what their own state recorded. Real CLI, moto's S3 server."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import cli_env, run_cli, write
-from tunectl.testing.s3 import S3Server
+from tunectl.testing.s3 import S3_ENV, S3Server
 
 # Writes its x as its model; with fail=1 it writes a partial model, then fails.
 TRIAL = """\
@@ -26,12 +22,6 @@ if args.get("fail") == "1" and args["n"] == "0":
     sys.exit(3)
 print(f"acc={float(args['x']):.6f}", flush=True)
 """
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 COMMAND_ARGS = "x=${param.x} n=${trial.number} out=${trial.model_dir}"
@@ -76,19 +66,6 @@ experiment "demo" {{
   }}
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[S3Server]:
-    with S3Server() as s:
-        yield s
-
-
-@pytest.fixture
-def bucket(server: S3Server) -> str:
-    name = f"own-{uuid.uuid4().hex[:12]}"
-    server.create_bucket(name)
-    return name
 
 
 def tunectl(directory: Path, *args: str, server: S3Server, bucket: str):

@@ -12,14 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import cli_env, run_cli, write
-from tunectl.testing.s3 import FaultProxy, S3Server
+from tunectl.testing.s3 import S3_ENV, FaultProxy, S3Server
 
 # The trial writes its model (and, with big=1, a 9 MiB file: a multipart upload).
 TRIAL = """\
@@ -37,12 +35,6 @@ print(f"acc={1 - (x - 0.3) ** 2:.6f}", flush=True)
 """
 
 LINEAGE = "[0-9a-f-]{36}"
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 def hcl(
@@ -106,19 +98,6 @@ output "model" {{
 """
     )
     return "".join(parts)
-
-
-@pytest.fixture(scope="session")
-def server() -> Iterator[S3Server]:
-    with S3Server() as s:
-        yield s
-
-
-@pytest.fixture
-def bucket(server: S3Server) -> str:
-    name = f"b-{uuid.uuid4().hex[:12]}"
-    server.create_bucket(name)
-    return name
 
 
 def cli(directory: Path, *args: str, endpoint: str, bucket: str, timeout: float = 120):

@@ -15,13 +15,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import cli_env, run_cli, write
-from tunectl.testing.s3 import FaultProxy, S3Server
+from tunectl.testing.s3 import S3_ENV, FaultProxy, S3Server
 
 OUTAGE = 45.0
 STATE_KEY = "team/tunectl.db"
@@ -33,12 +30,6 @@ with open("launches.log", "a") as f:
 time.sleep(1.5)
 print(f"acc={float(sys.argv[1]):.6f}", flush=True)
 """
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 def config(trials: int, retry_window: str | None) -> str:
@@ -86,19 +77,6 @@ experiment "demo" {{
   }}
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[S3Server]:
-    with S3Server() as s:
-        yield s
-
-
-@pytest.fixture
-def bucket(server: S3Server) -> str:
-    name = f"o-{uuid.uuid4().hex[:12]}"
-    server.create_bucket(name)
-    return name
 
 
 def keys(server: S3Server, bucket: str) -> set[str]:

@@ -14,13 +14,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import cli_env, write
-from tunectl.testing.s3 import S3Server
+from tunectl.testing.s3 import S3_ENV, S3Server
 
 # Reports how its stdout (out.log) was opened and which umask it runs with, writes a model,
 # and, given gate=PATH, waits for that file so the test can look at a running apply.
@@ -41,12 +38,6 @@ with open(os.path.join(args["out"], "model.txt"), "w") as f:
     f.write("model")
 print("acc=0.5", flush=True)
 """
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 BACKEND_S3 = """\
 variable "endpoint" {
@@ -272,12 +263,6 @@ def test_a_backend_directory_outside_state_keeps_its_mode(tmp_path: Path) -> Non
 
 
 # -- the S3 backend's working copy ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[S3Server]:
-    with S3Server() as s:
-        yield s
 
 
 def test_s3_backend_working_copy_is_private_under_umask_000(

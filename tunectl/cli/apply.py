@@ -296,7 +296,7 @@ def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Inter
             ws.directory,
             space_size(exp.algorithm, exp.params),
             view.event,
-            before_launch=(lambda: ws.save(state)) if shared else None,
+            before_launch=(lambda: ws.save(state, force=False, ahead=True)) if shared else None,
         )
         for exp in experiments
     ]

@@ -18,7 +18,8 @@ Protocol (every step safe against a second writer, and against a crash):
   running tasks by their keys, as with a local state. Tasks of a host-local provider
   (local processes) are the exception: only the working directory that started one can
   find it by its key, so apply pushes the state *before* launching each of them
-  (write-ahead), and an apply elsewhere never launches that trial again.
+  (write-ahead), and an apply elsewhere never launches that trial again. During an outage
+  launches go on without it (trials go on, as below); the next push records them.
 * **Outages**: a periodic push that finds the store unreachable does not stop apply: it
   warns once, and tries again after 1, 2, 4, ... seconds (at most `_MAX_BACKOFF`) while
   trials go on, until the store answers or `retry_window` (default 10 minutes) has passed
@@ -231,14 +232,15 @@ class S3Backend:
             raise self._outage_error(exc) from None
         self._recovered()
 
-    def push_if_due(self, state: Any) -> None:
-        """Push every `PUSH_INTERVAL` seconds; during an outage, warn and try again later
-        with backoff (the caller goes on), failing only once the retry window is over."""
+    def push_if_due(self, state: Any, ahead: bool = False) -> None:
+        """Push every `PUSH_INTERVAL` seconds (`ahead`: now, before a local task starts);
+        during an outage, warn and try again later with backoff (the caller goes on),
+        failing only once the retry window is over."""
         from tunectl.s3 import StorageUnavailable
 
         now = time.monotonic()
         if self.failing_since is None:
-            if now - self.pushed_at < PUSH_INTERVAL:
+            if not ahead and now - self.pushed_at < PUSH_INTERVAL:
                 return
         elif now < self.retry_at:
             return
