@@ -235,3 +235,67 @@ def test_force_unlock_of_an_unknown_id_on_s3(
     result = run_cli(directory, "force-unlock", "no-such-id", env=env)
     assert result.code == 1 and "Error: Failed to unlock state" in result.err, result.text
     assert "is not locked" in result.err and "Traceback" not in result.text
+
+
+MODEL_TRIAL = """\
+import sys
+open(sys.argv[2] + "/model.txt", "w").write("weights")
+print(f"acc={float(sys.argv[1]):.6f}", flush=True)
+"""
+
+
+def test_model_storage_outage_past_its_window_stops_apply_and_loses_nothing(
+    tmp_path: Path, server: S3Server, bucket: str
+) -> None:
+    """Models on S3 (the state is local): an upload that keeps failing past the storage's
+    retry_window stops apply with a diagnostic; the model stays staged, and the next apply,
+    once the store answers, stores it and finishes the trial."""
+    text = f"""\
+storage "s3" {{
+  bucket           = "{bucket}"
+  endpoint         = var.endpoint
+  region           = "us-east-1"
+  force_path_style = true
+  retry_window     = "3s"
+}}
+
+variable "endpoint" {{
+  type = string
+}}
+
+experiment "demo" {{
+  algorithm "random" {{
+    seed = 1
+  }}
+  objective {{
+    metric    = "acc"
+    direction = "maximize"
+  }}
+  max_trials = 1
+  param "x" {{
+    type = "uniform"
+    low  = 0
+    high = 1
+  }}
+  trial {{
+    command = "python3 trial.py ${{param.x}} ${{trial.model_dir}}"
+  }}
+}}
+"""
+    directory = write(tmp_path / "cfg", {"main.hcl": text, "trial.py": MODEL_TRIAL})
+    with FaultProxy(server.url, rate=1.0, seed=3) as proxy:
+        env = cli_env(**S3_ENV, TUNECTL_VAR_endpoint=proxy.url)
+        started = time.monotonic()
+        result = run_cli(directory, "apply", "--auto-approve", env=env, timeout=240)
+        assert result.code == 1, result.text
+        assert "Error: Model storage unavailable" in result.err, result.text
+        assert "retry_window" in result.err and "Traceback" not in result.text
+        assert time.monotonic() - started < 120  # stopped, not retrying forever
+        assert not (directory / "state" / "tunectl.db.lock.info").exists()
+        proxy.rate = 0.0
+        result = run_cli(directory, "apply", "--auto-approve", env=env, timeout=240)
+        assert result.code == 0, result.text
+    shown = json.loads(run_cli(directory, "show", "experiment.demo", "--json", env=env).out)
+    assert [t["status"] for t in shown] == ["complete"], shown
+    keys = [o["Key"] for o in server.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert [k for k in keys if k.endswith("/model.txt")], keys

@@ -153,6 +153,7 @@ class S3ModelStore:
 
         self.keep = keep
         self.s3 = S3(settings, 'storage "s3"')
+        self.retry_window = self.s3.retry_window  # how long apply retries a failed upload
         self.prefix = str(settings.get("prefix") or "").strip("/")
         self.staging_root = staging_root
 

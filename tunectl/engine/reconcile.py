@@ -26,6 +26,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from tunectl.config.model import Experiment
 from tunectl.diags import DiagnosticError, error
+from tunectl.durations import format_duration
 from tunectl.engine.hosts import elsewhere, home
 from tunectl.engine.metrics import JsonLinesParser, MetricsParser, Sample
 from tunectl.engine.models import Generation, ModelStore, delete_stored, kept_trials
@@ -110,6 +111,8 @@ class Runner:
         # Trials whose task could not be submitted yet: number -> (trial, series, retry at).
         self.waiting: dict[int, tuple[TrialRecord, dict | None, float]] = {}
         self._submit_failures: dict[int, int] = {}
+        # Trials whose model could not be stored yet: number -> when the first try failed.
+        self._store_failing: dict[int, float] = {}
         self._submit_errors: dict[int, str] = {}
         self._draining = False  # a stop condition holds: launch nothing new
         self.changes = 0  # grows whenever a pass sees something new (adaptive polling)
@@ -547,10 +550,25 @@ class Runner:
             if not isinstance(exc, StorageError):
                 raise
             # The model stays staged and the trial active: the next pass sees its task
-            # ended again and retries the upload. Nothing is recorded as done before
-            # the model is safe.
-            self.event("warn", self.exp.name, f"trial {trial.number}: {exc}; will retry")
+            # ended again and retries the upload (passes are spaced out while nothing
+            # changes). Nothing is recorded as done before the model is safe. Past the
+            # store's retry_window, apply stops cleanly; the next apply tries again.
+            first = self._store_failing.setdefault(trial.number, now)
+            window = getattr(self.models, "retry_window", None)
+            if window is not None and now - first >= window:
+                raise DiagnosticError(
+                    error(
+                        "Model storage unavailable",
+                        f"experiment.{self.exp.name}: the model of trial {trial.number} could "
+                        f"not be stored for {format_duration(window)} (retry_window): {exc}. "
+                        "It stays staged, and the trial is finished by the next apply once "
+                        'the store answers; raise retry_window in storage "s3" to wait longer.',
+                    )
+                ) from None
+            if now == first:
+                self.event("warn", self.exp.name, f"trial {trial.number}: {exc}; will retry")
             return
+        self._store_failing.pop(trial.number, None)
         fields: dict[str, Any] = {}
         if self._search is not None:  # else it is built later from the state, with this result
             self._search.tell(trial.number, status, value)
