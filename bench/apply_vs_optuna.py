@@ -107,7 +107,9 @@ def main() -> None:
     parser.add_argument("--zero-trials", type=int, default=200)
     args = parser.parse_args()
 
-    command = f'"python3 {HERE / "workload.py"} ${{param.x}} {args.sleep}"'
+    # The interpreter running this script, as the baseline uses: `python3` may be a slow
+    # shim (pyenv adds ~60 ms per start), which would be charged to tunectl alone.
+    command = f'"{sys.executable} {HERE / "workload.py"} ${{param.x}} {args.sleep}"'
     ours, theirs = [], []
     for _ in range(args.repeat):
         theirs.append(optuna_once(args.trials, args.concurrency, args.sleep))
