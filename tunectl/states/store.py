@@ -189,14 +189,7 @@ class State:
         and in plan files (`tunectl.config.sensitive`): random, made once per state and kept
         in it, so a plan file alone gives no way to test guesses of a secret. A state made
         before salts existed gets one on first use (meta, not content: the serial stays)."""
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('salt', ?) ON CONFLICT (key) DO NOTHING",
-                (secrets.token_hex(32),),
-            )
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-        return bytes.fromhex(str(row[0]))
+        return self._secret("salt")
 
     @property
     def serial(self) -> int:
@@ -208,16 +201,20 @@ class State:
 
         Random, made on first use and kept in the meta table, written nowhere else: a plan
         file can be signed only by someone who can read the state. Making it changes no
-        content, so the serial stays.
+        content, so the serial stays. (A key of its own, not the salt: one key, one use.)
         """
-        select = "SELECT value FROM meta WHERE key = 'plan_key'"
-        row = self._conn.execute(select).fetchone()
+        return self._secret("plan_key")
+
+    def _secret(self, name: str) -> bytes:
+        """The random 32-byte value kept in meta under `name`, made on first use."""
+        select = "SELECT value FROM meta WHERE key = ?"
+        row = self._conn.execute(select, (name,)).fetchone()
         if row is None:
             self._conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('plan_key', ?)",
-                (secrets.token_hex(32),),
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                (name, secrets.token_hex(32)),
             )
-            row = self._conn.execute(select).fetchone()
+            row = self._conn.execute(select, (name,)).fetchone()
         return bytes.fromhex(str(row[0]))
 
     # -- transactions and backups ------------------------------------------------------
