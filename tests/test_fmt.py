@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import REPO, run_cli, write
 from tunectl.diags import DiagnosticError
-from tunectl.fmt import format_text
+from tunectl.hcl.fmt import format_text
 
 MESSY = """\
 # Top comment survives.

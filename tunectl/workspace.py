@@ -20,17 +20,17 @@ from typing import Any
 
 from tunectl import private_files
 from tunectl.config import sensitive
-from tunectl.config.expr import Scope, evaluate
 from tunectl.config.load import load_backend, load_config
 from tunectl.config.model import BackendConfig, Config, Experiment
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.hosts import elsewhere
 from tunectl.engine.models import LocalModelStore, ModelStore, delete_stored, stored_usage
-from tunectl.engine.stopping import Progress, time_used
+from tunectl.hcl.expr import Scope, evaluate
 from tunectl.plans.change import Action, Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, canonical, make_plan
 from tunectl.providers import registry
 from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState
+from tunectl.search.stopping import Progress, time_used
 from tunectl.states import ExperimentRecord, State, StateLock
 from tunectl.states.remote import S3Backend, working_copy
 
@@ -276,7 +276,7 @@ class Workspace:
         return views
 
     def plan(self, state: State, options: DiffOptions, drift: Sequence[Drift] = ()) -> Plan:
-        from tunectl.engine.space import space_size
+        from tunectl.search.space import space_size
 
         config = self.config
         models = self.models()

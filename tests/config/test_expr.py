@@ -1,4 +1,4 @@
-"""Tests for tunectl.config.expr: the safe evaluator and Template."""
+"""Tests for tunectl.hcl.expr: the safe evaluator and Template."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import shlex
 
 import pytest
 
-from tunectl.config.expr import (
+from tunectl.diags import Diagnostic, DiagnosticError, SourceRange
+from tunectl.hcl.expr import (
     MAX_LIST,
     Scope,
     Template,
@@ -15,8 +16,7 @@ from tunectl.config.expr import (
     references,
     to_string,
 )
-from tunectl.config.syntax import Literal, TupleExpr, parse
-from tunectl.diags import Diagnostic, DiagnosticError, SourceRange
+from tunectl.hcl.syntax import Literal, TupleExpr, parse
 
 SCOPE = Scope(
     variables={

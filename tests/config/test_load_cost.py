@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli, write
 
-LIMIT = 1 << 20  # tunectl.config.syntax.MAX_FILE_BYTES, as a user reads it in the docs
+LIMIT = 1 << 20  # tunectl.hcl.syntax.MAX_FILE_BYTES, as a user reads it in the docs
 
 
 def chain(n: int, *, cycle: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""Tests for tunectl.config.syntax.parse: lark tree -> AST, and syntax diagnostics."""
+"""Tests for tunectl.hcl.syntax.parse: lark tree -> AST, and syntax diagnostics."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tunectl.config.expr import Scope, evaluate
-from tunectl.config.syntax import (
+from tunectl.diags import Diagnostic, DiagnosticError, SourceRange
+from tunectl.hcl.expr import Scope, evaluate
+from tunectl.hcl.syntax import (
     BinaryOp,
     Body,
     Conditional,
@@ -24,7 +25,6 @@ from tunectl.config.syntax import (
     UnaryOp,
     parse,
 )
-from tunectl.diags import Diagnostic, DiagnosticError, SourceRange
 
 
 def expr_of(src: str):

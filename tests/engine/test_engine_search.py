@@ -17,7 +17,7 @@ from tunectl.config.model import (
     TrialSpec,
 )
 from tunectl.engine.search import PastTrial, SearchEngine
-from tunectl.engine.space import space_size, to_external
+from tunectl.search.space import space_size, to_external
 
 NUMERIC = (
     ParamSpec("x", "uniform", low=-5, high=5),

@@ -1,4 +1,4 @@
-"""Tests for tunectl.engine.space: NNI semantics, checks, grids. No optuna involved."""
+"""Tests for tunectl.search.space: NNI semantics, checks, grids. No optuna involved."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from tunectl.config.model import Algorithm, EarlyStopping, ParamSpec
-from tunectl.engine.space import (
+from tunectl.search.space import (
     MAX_GRID,
     active_params,
     discrete_values,
@@ -498,7 +498,7 @@ def test_validate_pruner_accepts(es):
 
 def test_space_and_objective_do_not_import_optuna():
     code = (
-        "import sys, tunectl.engine, tunectl.engine.space, tunectl.engine.objective; "
+        "import sys, tunectl.engine, tunectl.search.space, tunectl.engine.objective; "
         "assert 'optuna' not in sys.modules, 'optuna imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""The shell lexer of `tunectl.engine.shell`, checked against the real shells.
+"""The shell lexer of `tunectl.providers.shell`, checked against the real shells.
 
 Every rendered command runs under `/bin/sh -c` (dash here) and, when present, `bash -c`:
 whatever the value, the command prints exactly what the template says, with the value's
@@ -16,16 +16,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tunectl.config.expr import Template
 from tunectl.diags import DiagnosticError
-from tunectl.engine.shell import (
+from tunectl.engine.trials import Placeholders
+from tunectl.hcl.expr import Template
+from tunectl.providers.shell import (
     Slot,
     UnsafePlaceholder,
     command_line,
     placeholder_slots,
     quote,
 )
-from tunectl.engine.trials import Placeholders
 
 P = ("param", "s")
 SHELLS = [sh for sh in ("/bin/sh", shutil.which("bash")) if sh]

@@ -254,7 +254,7 @@ def _status(state, name: str) -> str | None:
 def _failed(state, name: str) -> Diagnostic:
     """Terraform exits 1 when it cannot reach the desired state; so does apply when an
     experiment ends failed (SPEC 6 "Exit codes")."""
-    from tunectl.engine.stopping import REASON_TEXT
+    from tunectl.search.stopping import REASON_TEXT
 
     record = state.get_experiment(name)
     reason = REASON_TEXT.get(record.stop_reason, record.stop_reason) if record else ""
@@ -282,7 +282,7 @@ def _var_text(value: Any) -> str:
 
 def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Interrupts) -> None:
     from tunectl.engine.reconcile import LoopOptions, Reconciler, Runner
-    from tunectl.engine.space import space_size
+    from tunectl.search.space import space_size
 
     models = ws.models()
     # A shared state learns of a local task before it starts (see Runner).

@@ -159,7 +159,7 @@ def fmt(
 ) -> None:
     """Rewrite *.hcl files in the canonical layout (comments kept)."""
     from tunectl.config.load import config_files
-    from tunectl.fmt import FormatError, format_text, unified_diff
+    from tunectl.hcl.fmt import FormatError, format_text, unified_diff
 
     directory = ctx.obj.directory
     changed = []

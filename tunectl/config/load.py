@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from tunectl.config import variables as variables_mod
-from tunectl.config.expr import Scope, Template, evaluate, references
 from tunectl.config.model import (
     ALGORITHMS,
     EARLY_STOPPING,
@@ -47,7 +46,6 @@ from tunectl.config.schema import (
     convert,
 )
 from tunectl.config.sensitive import Redactor, object_keys, refers_to
-from tunectl.config.syntax import Block, Body, check_size, parse
 from tunectl.diags import (
     DiagnosticError,
     Diagnostics,
@@ -57,6 +55,8 @@ from tunectl.diags import (
     error,
 )
 from tunectl.durations import parse_duration
+from tunectl.hcl.expr import Scope, Template, evaluate, references
+from tunectl.hcl.syntax import Block, Body, check_size, parse
 from tunectl.names import check_name, is_valid_name
 from tunectl.providers import registry
 from tunectl.providers.base import AttrSpec
@@ -503,7 +503,7 @@ def _locals(
 
 
 def _evaluate(expr, scope: Scope) -> Any:
-    from tunectl.config.expr import evaluate
+    from tunectl.hcl.expr import evaluate
 
     return evaluate(expr, scope)
 
@@ -719,7 +719,7 @@ def _check_s3_settings(block: Block, settings: Mapping[str, Any], reader: Reader
 def _experiment(
     block: Block, scope: Scope, providers: Mapping[str, ProviderConfig], diags: Diagnostics
 ) -> Experiment | None:
-    from tunectl.engine.space import validate_pruner, validate_space
+    from tunectl.search.space import validate_pruner, validate_space
 
     name = block.labels[0]
     context = block_context(block)
@@ -920,7 +920,7 @@ def _open_settings(block: Block, scope: Scope, context: str, diags: Diagnostics)
 
 
 def _param(block: Block, scope: Scope, context: str, diags: Diagnostics) -> ParamSpec | None:
-    from tunectl.engine.space import validate_param
+    from tunectl.search.space import validate_param
 
     reader = Reader(block.body, scope, context, diags)
     type_ = reader.get("type", "string")
@@ -1012,8 +1012,8 @@ def _check_placeholders(
     sit where its value can be quoted), "workdir" (no value may add or climb a level:
     see `path_component_problem`) or "env" (any text without NUL).
     """
-    from tunectl.engine.shell import placeholder_slots
     from tunectl.engine.trials import format_value, path_component_problem
+    from tunectl.providers.shell import placeholder_slots
 
     items = (
         value

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunectl.config.syntax import Expr
 from tunectl.diags import SourceFiles, SourceRange
+from tunectl.hcl.syntax import Expr
 
 PARAM_TYPES = (
     "choice",

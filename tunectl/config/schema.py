@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunectl.config.expr import Scope, Template, evaluate
-from tunectl.config.syntax import Attribute, Block, Body
 from tunectl.diags import Diagnostic, DiagnosticError, Diagnostics, did_you_mean, error
 from tunectl.durations import parse_duration
+from tunectl.hcl.expr import Scope, Template, evaluate
+from tunectl.hcl.syntax import Attribute, Block, Body
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from tunectl.config.expr import Template, references, to_string
-from tunectl.config.syntax import Expr, Literal, ObjectExpr, TemplateExpr
 from tunectl.diags import Diagnostic
+from tunectl.hcl.expr import Template, references, to_string
+from tunectl.hcl.syntax import Expr, Literal, ObjectExpr, TemplateExpr
 
 SHOWN = "(sensitive value)"
 _MARKER = re.compile(r"\(sensitive value\) hmac-sha256:[0-9a-f]{64}\Z")

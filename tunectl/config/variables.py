@@ -12,12 +12,12 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunectl.config.expr import Scope, evaluate
 from tunectl.config.model import Variable
 from tunectl.config.schema import AttrSchema, BlockSchema, NestedBlock, Reader, check_body, convert
 from tunectl.config.sensitive import refers_to
-from tunectl.config.syntax import Block, Body, parse
 from tunectl.diags import DiagnosticError, Diagnostics, SourceRange, error
+from tunectl.hcl.expr import Scope, evaluate
+from tunectl.hcl.syntax import Block, Body, parse
 from tunectl.names import check_name
 
 VARIABLE_SCHEMA = BlockSchema(
@@ -49,7 +49,7 @@ def _type_text(block: Block, diags: Diagnostics) -> str | None:
     attr = block.body.attributes.get("type")
     if attr is None:
         return None
-    from tunectl.config.syntax import FunctionCall, Literal, Traversal
+    from tunectl.hcl.syntax import FunctionCall, Literal, Traversal
 
     expr = attr.expr
     text: str | None = None

@@ -1,1 +1,1 @@
-"""The apply engine: reconcile loop, Optuna bridge, metrics."""
+"""The apply engine: reconcile loop, Optuna bridge, metrics, model storage."""

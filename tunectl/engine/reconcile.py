@@ -31,9 +31,9 @@ from tunectl.engine.hosts import elsewhere, home
 from tunectl.engine.metrics import JsonLinesParser, MetricsParser, Sample
 from tunectl.engine.models import Generation, ModelStore, delete_stored, kept_trials
 from tunectl.engine.objective import combine, metric_values
-from tunectl.engine.stopping import REASON_TEXT, Progress, final_status, stop_reason, time_used
 from tunectl.engine.trials import Placeholders, build_request, metrics_files, task_key, trial_id
 from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState, TaskStatus
+from tunectl.search.stopping import REASON_TEXT, Progress, final_status, stop_reason, time_used
 from tunectl.states import ExperimentRecord, MetricRecord, State, TaskRecord, TrialRecord
 
 ENDED = ("complete", "pruned", "failed")

@@ -48,7 +48,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from tunectl.config.model import Algorithm, EarlyStopping, Experiment, ParamSpec
-from tunectl.engine.space import (
+from tunectl.search.space import (
     grid_combinations,
     internal_distribution,
     is_active,

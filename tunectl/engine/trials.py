@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tunectl.config.expr import Template, format_path
 from tunectl.config.model import Experiment, TaskSpec
 from tunectl.diags import DiagnosticError, error
-from tunectl.engine.shell import UnsafePlaceholder, command_line
+from tunectl.hcl.expr import Template, format_path
 from tunectl.providers.base import TaskRequest
+from tunectl.providers.shell import UnsafePlaceholder, command_line
 
 
 def trial_id(experiment: str, generation: int, number: int) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 from tunectl.config.model import Config, Experiment
 from tunectl.config.sensitive import hide_paths, is_marker
 from tunectl.durations import format_duration
-from tunectl.engine.stopping import Progress, launchable, stop_reason
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
+from tunectl.search.stopping import Progress, launchable, stop_reason
 
 UPDATE_IN_PLACE = (
     "description",
@@ -192,7 +192,7 @@ class StateView:
     models: int = 0  # stored model objects (files)
     model_bytes: int = 0
     running_trials: int = 0
-    stop_reason: str = ""  # why a finished experiment stopped (engine/stopping.py)
+    stop_reason: str = ""  # why a finished experiment stopped (search/stopping.py)
 
 
 @dataclass

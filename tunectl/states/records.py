@@ -43,7 +43,7 @@ class ExperimentRecord(_Record):
     started_at: float | None = None
     finished_at: float | None = None
     # The `max_duration` clock, across applies: seconds used in closed segments, and when
-    # the open segment started (None while the clock is paused). See engine/stopping.py.
+    # the open segment started (None while the clock is paused). See search/stopping.py.
     elapsed: float = 0.0
     clock_since: float | None = None
 

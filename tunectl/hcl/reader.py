@@ -1,4 +1,4 @@
-"""Read HCL text with python-hcl2's lark grammar into `tunectl.config.syntax` nodes.
+"""Read HCL text with python-hcl2's lark grammar into `tunectl.hcl.syntax` nodes.
 
 Imported only when a text is not in the parse cache: importing lark and loading the
 grammar is most of a small command's start-up time.
@@ -14,7 +14,8 @@ from typing import Any, NoReturn, cast
 import hcl2
 from lark import Token, Tree
 
-from tunectl.config.syntax import (
+from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
+from tunectl.hcl.syntax import (
     Attribute,
     BinaryOp,
     Block,
@@ -31,7 +32,6 @@ from tunectl.config.syntax import (
     TupleExpr,
     UnaryOp,
 )
-from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
 
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 

@@ -1,4 +1,4 @@
-"""A safe evaluator for the expressions `tunectl.config.syntax` parses (no eval/exec).
+"""A safe evaluator for the expressions `tunectl.hcl.syntax` parses (no eval/exec).
 
 Values are plain Python data: str, int, float, bool, None, list and dict, plus `Template`
 for strings that refer to something only known when a trial is created (`param.lr`,
@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from tunectl.config.syntax import (
+from tunectl.diags import DiagnosticError, SourceRange, did_you_mean, error
+from tunectl.hcl.syntax import (
     BinaryOp,
     Conditional,
     Expr,
@@ -33,7 +34,6 @@ from tunectl.config.syntax import (
     TupleExpr,
     UnaryOp,
 )
-from tunectl.diags import DiagnosticError, SourceRange, did_you_mean, error
 
 MAX_STRING = 1_000_000
 MAX_LIST = 100_000
@@ -795,7 +795,7 @@ class _Evaluator:
     # -- functions ------------------------------------------------------------
 
     def call(self, e: FunctionCall) -> Any:
-        from tunectl.config.functions import FUNCTIONS, _Call
+        from tunectl.hcl.functions import FUNCTIONS, _Call
 
         spec = FUNCTIONS.get(e.name)
         if spec is None:

@@ -2,7 +2,7 @@
 
 `parse` turns HCL text into these small nodes, each carrying its `SourceRange`, so every
 later diagnostic can point at a line. Expressions stay unevaluated here;
-`tunectl.config.expr` evaluates them. The text is read by `tunectl.config.hcl_reader`
+`tunectl.hcl.expr` evaluates them. The text is read by `tunectl.hcl.reader`
 (python-hcl2's lark grammar); as building that parser costs about 0.1 s per process, the
 result for a given text is cached (see `parse`).
 """
@@ -164,7 +164,7 @@ def parse(text: str, filename: str) -> Body:
         body = _cache_read(cache)
         if body is not None:
             return body
-    from tunectl.config.hcl_reader import read
+    from tunectl.hcl.reader import read
 
     body = read(text, filename)
     if cache is not None:
@@ -204,7 +204,7 @@ def _cache_file(text: str, filename: str) -> Path | None:
     digest = hashlib.sha256()
     digest.update(_CACHE_FORMAT.encode())
     here = Path(__file__).parent
-    for source in ("syntax.py", "hcl_reader.py"):
+    for source in ("syntax.py", "reader.py"):
         try:
             st = (here / source).stat()
         except OSError:

@@ -1,7 +1,7 @@
 """The functions a configuration may call (`min`, `join`, `format`, ...), as Terraform's.
 
 Each is registered in `FUNCTIONS` by name with its arity; the evaluator
-(`tunectl.config.expr`) checks the arity and calls it with a `_Call`, which gives typed
+(`tunectl.hcl.expr`) checks the arity and calls it with a `_Call`, which gives typed
 access to the arguments and raises located diagnostics. Every function is pure, and bounded
 by the evaluator's limits (`MAX_LIST`, `MAX_STRING`, `charge`).
 """
@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from tunectl.config.expr import (
+from tunectl.diags import did_you_mean
+from tunectl.hcl.expr import (
     MAX_INT_BITS,
     MAX_LIST,
     MAX_STRING,
@@ -31,11 +32,10 @@ from tunectl.config.expr import (
     to_string,
     type_name,
 )
-from tunectl.config.syntax import FunctionCall
-from tunectl.diags import did_you_mean
+from tunectl.hcl.syntax import FunctionCall
 
 if TYPE_CHECKING:
-    from tunectl.config.expr import _Evaluator
+    from tunectl.hcl.expr import _Evaluator
 
 
 class _Call:

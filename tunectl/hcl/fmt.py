@@ -101,7 +101,7 @@ def format_text(text: str, filename: str = "<input>") -> str:
 
     Raises DiagnosticError (located in `filename`) when `text` is not valid HCL.
     """
-    from tunectl.config.syntax import parse
+    from tunectl.hcl.syntax import parse
 
     parse(text, filename)
     lines: list[_Line] = []
