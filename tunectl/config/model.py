@@ -38,8 +38,6 @@ EARLY_STOPPING = (
     "threshold",
     "none",
 )
-TRIAL_STATUSES = ("pending", "running", "complete", "pruned", "failed")
-EXPERIMENT_STATUSES = ("pending", "running", "succeeded", "failed", "stopped")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,6 @@ nothing about configurations, plans or providers.
 
 from tunectl.states.lock import StateLock, force_unlock
 from tunectl.states.records import (
-    ACTIVE_TASK_STATUSES,
-    EXPERIMENT_STATUSES,
-    TASK_STATUSES,
-    TRIAL_STATUSES,
     ExperimentRecord,
     LockInfo,
     MetricRecord,
@@ -25,10 +21,6 @@ from tunectl.states.store import State
 open_state = State.open
 
 __all__ = [
-    "ACTIVE_TASK_STATUSES",
-    "EXPERIMENT_STATUSES",
-    "TASK_STATUSES",
-    "TRIAL_STATUSES",
     "ExperimentRecord",
     "LockInfo",
     "MetricRecord",

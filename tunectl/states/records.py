@@ -18,12 +18,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-EXPERIMENT_STATUSES = ("pending", "running", "succeeded", "failed", "stopped")
-TRIAL_STATUSES = ("pending", "running", "complete", "pruned", "failed")
-TASK_STATUSES = ("submitting", "pending", "running", "succeeded", "failed", "cancelled", "lost")
-# A task in one of these may still be running somewhere and must be adopted or stopped.
-ACTIVE_TASK_STATUSES = ("submitting", "pending", "running")
-
 
 class _Record:
     def to_dict(self) -> dict[str, Any]:

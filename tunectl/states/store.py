@@ -30,10 +30,6 @@ from typing import Any
 
 from tunectl.states import files, schema
 from tunectl.states.records import (
-    ACTIVE_TASK_STATUSES,
-    EXPERIMENT_STATUSES,
-    TASK_STATUSES,
-    TRIAL_STATUSES,
     ExperimentRecord,
     MetricRecord,
     ModelObjectRecord,
@@ -41,6 +37,12 @@ from tunectl.states.records import (
     TrialRecord,
 )
 from tunectl.states.rows import RowCodec, dump_json, quote
+from tunectl.status import (
+    ACTIVE_TASK_STATUSES,
+    EXPERIMENT_STATUSES,
+    TASK_STATUSES,
+    TRIAL_STATUSES,
+)
 
 _EXPERIMENTS = RowCodec("experiments", ExperimentRecord, json_fields=["config"])
 _TRIALS = RowCodec(
