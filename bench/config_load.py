@@ -29,8 +29,9 @@ os.environ["TUNECTL_CACHE_DIR"] = "off"  # measure parsing, not the cache
 
 from tunectl.config.load import _evaluate, _locals, load_config  # noqa: E402
 from tunectl.diags import DiagnosticError, Diagnostics, error  # noqa: E402
-from tunectl.hcl.expr import Scope, references  # noqa: E402
+from tunectl.hcl.expr import Scope  # noqa: E402
 from tunectl.hcl.syntax import Block, parse  # noqa: E402
+from tunectl.hcl.traversals import references  # noqa: E402
 
 
 def baseline_locals(

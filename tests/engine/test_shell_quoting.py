@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tunectl.diags import DiagnosticError
 from tunectl.engine.trials import Placeholders
-from tunectl.hcl.expr import Template
+from tunectl.hcl.values import Template
 from tunectl.providers.shell import (
     Slot,
     UnsafePlaceholder,

@@ -55,8 +55,10 @@ from tunectl.diags import (
     error,
 )
 from tunectl.durations import parse_duration
-from tunectl.hcl.expr import Scope, Template, evaluate, references
+from tunectl.hcl.expr import Scope, evaluate
 from tunectl.hcl.syntax import Block, Body, check_size, parse
+from tunectl.hcl.traversals import references
+from tunectl.hcl.values import Template
 from tunectl.names import check_name, is_valid_name
 from tunectl.providers import registry
 from tunectl.providers.base import AttrSpec

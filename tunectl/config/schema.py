@@ -15,8 +15,9 @@ from typing import Any
 
 from tunectl.diags import Diagnostic, DiagnosticError, Diagnostics, did_you_mean, error
 from tunectl.durations import parse_duration
-from tunectl.hcl.expr import Scope, Template, evaluate
+from tunectl.hcl.expr import Scope, evaluate
 from tunectl.hcl.syntax import Attribute, Block, Body
+from tunectl.hcl.values import Template
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from tunectl.diags import Diagnostic
-from tunectl.hcl.expr import Template, references, to_string
 from tunectl.hcl.syntax import Expr, Literal, ObjectExpr, TemplateExpr
+from tunectl.hcl.traversals import references
+from tunectl.hcl.values import Template, to_string
 
 SHOWN = "(sensitive value)"
 _MARKER = re.compile(r"\(sensitive value\) hmac-sha256:[0-9a-f]{64}\Z")

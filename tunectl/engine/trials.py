@@ -15,7 +15,7 @@ from typing import Any
 
 from tunectl.config.model import Experiment, TaskSpec
 from tunectl.diags import DiagnosticError, error
-from tunectl.hcl.expr import Template, format_path
+from tunectl.hcl.values import Template, format_path
 from tunectl.providers.base import TaskRequest
 from tunectl.providers.shell import UnsafePlaceholder, command_line
 

@@ -1,9 +1,10 @@
 """The functions a configuration may call (`min`, `join`, `format`, ...), as Terraform's.
 
 Each is registered in `FUNCTIONS` by name with its arity; the evaluator
-(`tunectl.hcl.expr`) checks the arity and calls it with a `_Call`, which gives typed
+(`tunectl.hcl.expr`) checks the arity and calls it with a `Call`, which gives typed
 access to the arguments and raises located diagnostics. Every function is pure, and bounded
-by the evaluator's limits (`MAX_LIST`, `MAX_STRING`, `charge`).
+by the evaluator's limits (`MAX_LIST`, `MAX_STRING`, `charge`). The registry is the list
+in docs/language.md ("Functions"); a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -12,41 +13,48 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
-from tunectl.diags import did_you_mean
-from tunectl.hcl.expr import (
+from tunectl.diags import SourceRange, did_you_mean
+from tunectl.hcl.syntax import FunctionCall
+from tunectl.hcl.values import (
     MAX_INT_BITS,
     MAX_LIST,
     MAX_STRING,
     Template,
-    _a,
-    _contains_template,
-    _equal,
-    _fail,
-    _first_template,
-    _is_number,
-    _number_str,
-    _unknown,
+    a_or_an,
+    contains_template,
+    equal,
+    fail,
+    first_template,
+    is_number,
+    not_known,
+    number_text,
     to_json_value,
     to_string,
     type_name,
 )
-from tunectl.hcl.syntax import FunctionCall
-
-if TYPE_CHECKING:
-    from tunectl.hcl.expr import _Evaluator
 
 
-class _Call:
-    def __init__(self, ev: _Evaluator, e: FunctionCall) -> None:
+class Budget(Protocol):
+    """What a function needs of the evaluator: charging work to its step budget."""
+
+    def charge(self, units: int, rng: SourceRange) -> None: ...
+
+    def charge_value(self, value: Any, rng: SourceRange) -> None: ...
+
+
+class Call:
+    """One call being evaluated: typed access to its arguments, located failures."""
+
+    def __init__(self, ev: Budget, e: FunctionCall) -> None:
         self.ev = ev
         self.name = e.name
         self.range = e.range
 
     def fail(self, message: str, index: int | None = None) -> NoReturn:
         where = f"argument {index + 1} of " if index is not None else ""
-        _fail(
+        fail(
             "Invalid function argument",
             f"Invalid value for {where}{self.name}(): {message}.",
             self.range,
@@ -54,20 +62,20 @@ class _Call:
 
     def known(self, value: Any, index: int) -> Any:
         if isinstance(value, Template):
-            _unknown(value, self.range, f"as argument {index + 1} of {self.name}()")
+            not_known(value, self.range, f"as argument {index + 1} of {self.name}()")
         return value
 
     def number(self, args: list[Any], i: int) -> int | float:
         v = self.known(args[i], i)
-        if not _is_number(v):
-            self.fail(f"a number is required, but this is {_a(type_name(v))}", i)
+        if not is_number(v):
+            self.fail(f"a number is required, but this is {a_or_an(type_name(v))}", i)
         return v
 
     def integer(self, args: list[Any], i: int) -> int:
         v = self.number(args, i)
         if isinstance(v, float):
             if not v.is_integer():
-                self.fail(f"a whole number is required, but this is {_number_str(v)}", i)
+                self.fail(f"a whole number is required, but this is {number_text(v)}", i)
             return int(v)
         return v
 
@@ -75,20 +83,20 @@ class _Call:
         v = self.known(args[i], i)
         if isinstance(v, str):
             return v
-        if _is_number(v) or isinstance(v, bool):
+        if is_number(v) or isinstance(v, bool):
             return to_string(v)
-        self.fail(f"a string is required, but this is {_a(type_name(v))}", i)
+        self.fail(f"a string is required, but this is {a_or_an(type_name(v))}", i)
 
     def sequence(self, args: list[Any], i: int) -> list[Any]:
         v = self.known(args[i], i)
         if not isinstance(v, list | tuple):
-            self.fail(f"a list is required, but this is {_a(type_name(v))}", i)
+            self.fail(f"a list is required, but this is {a_or_an(type_name(v))}", i)
         return list(v)
 
     def mapping(self, args: list[Any], i: int) -> Mapping[str, Any]:
         v = self.known(args[i], i)
         if not isinstance(v, Mapping):
-            self.fail(f"a map or object is required, but this is {_a(type_name(v))}", i)
+            self.fail(f"a map or object is required, but this is {a_or_an(type_name(v))}", i)
         return v
 
     def limit_list(self, n: int) -> None:
@@ -100,7 +108,7 @@ class _Call:
             self.fail(f"the result would be {n} characters long; the limit is {MAX_STRING}")
 
 
-Impl = Callable[[_Call, list[Any]], Any]
+Impl = Callable[[Call, list[Any]], Any]
 FUNCTIONS: dict[str, tuple[int, int | None, Impl]] = {}
 
 
@@ -112,43 +120,37 @@ def _function(name: str, low: int, high: int | None) -> Callable[[Impl], Impl]:
     return register
 
 
-def _numbers(c: _Call, args: list[Any]) -> list[int | float]:
+def _numbers(c: Call, args: list[Any]) -> list[int | float]:
     return [c.number(args, i) for i in range(len(args))]
 
 
 @_function("min", 1, None)
-def _min(c: _Call, args: list[Any]) -> Any:
+def _min(c: Call, args: list[Any]) -> Any:
     return min(_numbers(c, args))
 
 
 @_function("max", 1, None)
-def _max(c: _Call, args: list[Any]) -> Any:
+def _max(c: Call, args: list[Any]) -> Any:
     return max(_numbers(c, args))
 
 
 @_function("abs", 1, 1)
-def _abs(c: _Call, args: list[Any]) -> Any:
+def _abs(c: Call, args: list[Any]) -> Any:
     return abs(c.number(args, 0))
 
 
 @_function("ceil", 1, 1)
-def _ceil(c: _Call, args: list[Any]) -> Any:
+def _ceil(c: Call, args: list[Any]) -> Any:
     return math.ceil(c.number(args, 0))
 
 
 @_function("floor", 1, 1)
-def _floor(c: _Call, args: list[Any]) -> Any:
+def _floor(c: Call, args: list[Any]) -> Any:
     return math.floor(c.number(args, 0))
 
 
-@_function("signum", 1, 1)
-def _signum(c: _Call, args: list[Any]) -> Any:
-    v = c.number(args, 0)
-    return (v > 0) - (v < 0)
-
-
 @_function("log", 2, 2)
-def _log(c: _Call, args: list[Any]) -> Any:
+def _log(c: Call, args: list[Any]) -> Any:
     x, base = c.number(args, 0), c.number(args, 1)
     if x <= 0:
         c.fail("the number must be greater than zero", 0)
@@ -158,7 +160,7 @@ def _log(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("pow", 2, 2)
-def _pow(c: _Call, args: list[Any]) -> Any:
+def _pow(c: Call, args: list[Any]) -> Any:
     x, y = c.number(args, 0), c.number(args, 1)
     if isinstance(x, int) and isinstance(y, int) and y >= 0:
         if x.bit_length() * y > MAX_INT_BITS:
@@ -169,14 +171,14 @@ def _pow(c: _Call, args: list[Any]) -> Any:
     except OverflowError:
         c.fail("the result is too large to be represented")
     except ValueError:
-        c.fail(f"{_number_str(x)} to the power {_number_str(y)} is not a real number")
+        c.fail(f"{number_text(x)} to the power {number_text(y)} is not a real number")
     if not math.isfinite(result):
         c.fail("the result is too large to be represented")
     return result
 
 
 @_function("sqrt", 1, 1)
-def _sqrt(c: _Call, args: list[Any]) -> Any:
+def _sqrt(c: Call, args: list[Any]) -> Any:
     x = c.number(args, 0)
     if x < 0:
         c.fail("the number must not be negative", 0)
@@ -187,14 +189,14 @@ def _sqrt(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("concat", 1, None)
-def _concat(c: _Call, args: list[Any]) -> Any:
+def _concat(c: Call, args: list[Any]) -> Any:
     lists = [c.sequence(args, i) for i in range(len(args))]
     c.limit_list(sum(len(x) for x in lists))
     return [item for x in lists for item in x]
 
 
 @_function("range", 1, 3)
-def _range(c: _Call, args: list[Any]) -> Any:
+def _range(c: Call, args: list[Any]) -> Any:
     nums = _numbers(c, args)
     start: int | float
     limit: int | float
@@ -216,26 +218,26 @@ def _range(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("length", 1, 1)
-def _length(c: _Call, args: list[Any]) -> Any:
+def _length(c: Call, args: list[Any]) -> Any:
     v = c.known(args[0], 0)
     if isinstance(v, str | list | tuple | Mapping):
         return len(v)
-    c.fail(f"a string, list or map is required, but this is {_a(type_name(v))}", 0)
+    c.fail(f"a string, list or map is required, but this is {a_or_an(type_name(v))}", 0)
 
 
 @_function("keys", 1, 1)
-def _keys(c: _Call, args: list[Any]) -> Any:
+def _keys(c: Call, args: list[Any]) -> Any:
     return sorted(c.mapping(args, 0))
 
 
 @_function("values", 1, 1)
-def _values(c: _Call, args: list[Any]) -> Any:
+def _values(c: Call, args: list[Any]) -> Any:
     m = c.mapping(args, 0)
     return [m[k] for k in sorted(m)]
 
 
 @_function("lookup", 2, 3)
-def _lookup(c: _Call, args: list[Any]) -> Any:
+def _lookup(c: Call, args: list[Any]) -> Any:
     m = c.mapping(args, 0)
     key = c.string(args, 1)
     if key in m:
@@ -246,7 +248,7 @@ def _lookup(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("merge", 0, None)
-def _merge(c: _Call, args: list[Any]) -> Any:
+def _merge(c: Call, args: list[Any]) -> Any:
     out: dict[str, Any] = {}
     for i, v in enumerate(args):
         if v is None:
@@ -256,15 +258,15 @@ def _merge(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("contains", 2, 2)
-def _contains(c: _Call, args: list[Any]) -> Any:
+def _contains(c: Call, args: list[Any]) -> Any:
     items = c.sequence(args, 0)
     c.ev.charge_value(items, c.range)
     c.known(args[1], 1)
-    return any(_equal(item, args[1], c.range) for item in items)
+    return any(equal(item, args[1], c.range) for item in items)
 
 
 @_function("element", 2, 2)
-def _element(c: _Call, args: list[Any]) -> Any:
+def _element(c: Call, args: list[Any]) -> Any:
     items = c.sequence(args, 0)
     index = c.integer(args, 1)
     if not items:
@@ -275,7 +277,7 @@ def _element(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("slice", 3, 3)
-def _slice(c: _Call, args: list[Any]) -> Any:
+def _slice(c: Call, args: list[Any]) -> Any:
     items = c.sequence(args, 0)
     start, end = c.integer(args, 1), c.integer(args, 2)
     if start < 0 or start > len(items):
@@ -285,13 +287,13 @@ def _slice(c: _Call, args: list[Any]) -> Any:
     return items[start:end]
 
 
-def _canonical(value: Any, c: _Call) -> Any:
+def _canonical(value: Any, c: Call) -> Any:
     """A hashable form such that equal values (HCL equality) have equal forms."""
     if isinstance(value, Template):
         c.known(value, 0)
     if isinstance(value, bool):
         return ("b", value)
-    if _is_number(value):
+    if is_number(value):
         if isinstance(value, float) and value.is_integer():
             return ("n", int(value))
         return ("n", value)
@@ -303,7 +305,7 @@ def _canonical(value: Any, c: _Call) -> Any:
 
 
 @_function("distinct", 1, 1)
-def _distinct(c: _Call, args: list[Any]) -> Any:
+def _distinct(c: Call, args: list[Any]) -> Any:
     items = c.sequence(args, 0)
     c.ev.charge_value(items, c.range)
     seen: set[Any] = set()
@@ -317,7 +319,7 @@ def _distinct(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("flatten", 1, 1)
-def _flatten(c: _Call, args: list[Any]) -> Any:
+def _flatten(c: Call, args: list[Any]) -> Any:
     out: list[Any] = []
     stack: list[Iterator[Any]] = [iter(c.sequence(args, 0))]
     work = 0
@@ -341,7 +343,7 @@ def _flatten(c: _Call, args: list[Any]) -> Any:
 _END = object()
 
 
-def _string_parts(c: _Call, value: Any, index: int, allow_any: bool = False) -> list[Any]:
+def _string_parts(c: Call, value: Any, index: int, allow_any: bool = False) -> list[Any]:
     """Parts for building a string that may contain deferred references."""
     if isinstance(value, Template):
         return list(value.parts)
@@ -349,14 +351,14 @@ def _string_parts(c: _Call, value: Any, index: int, allow_any: bool = False) -> 
         c.fail("a null value cannot be turned into a string", index)
     if isinstance(value, list | tuple | Mapping):
         if not allow_any:
-            c.fail(f"a string is required, but this is {_a(type_name(value))}", index)
+            c.fail(f"a string is required, but this is {a_or_an(type_name(value))}", index)
         c.ev.charge_value(value, c.range)
-        if _contains_template(value):
-            c.known(_first_template(value), index)
+        if contains_template(value):
+            c.known(first_template(value), index)
     return [to_string(value)]
 
 
-def _build(c: _Call, parts: list[Any]) -> Any:
+def _build(c: Call, parts: list[Any]) -> Any:
     size = sum(len(p) for p in parts if isinstance(p, str))
     c.limit_string(size)
     if any(isinstance(p, tuple) for p in parts):
@@ -365,7 +367,7 @@ def _build(c: _Call, parts: list[Any]) -> Any:
 
 
 @_function("join", 2, 2)
-def _join(c: _Call, args: list[Any]) -> Any:
+def _join(c: Call, args: list[Any]) -> Any:
     sep = c.string(args, 0)
     items = c.sequence(args, 1)
     c.limit_string(len(sep) * max(0, len(items) - 1))
@@ -378,7 +380,7 @@ def _join(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("split", 2, 2)
-def _split(c: _Call, args: list[Any]) -> Any:
+def _split(c: Call, args: list[Any]) -> Any:
     sep, s = c.string(args, 0), c.string(args, 1)
     pieces = list(s) if sep == "" else s.split(sep)
     c.limit_list(len(pieces))
@@ -386,22 +388,22 @@ def _split(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("upper", 1, 1)
-def _upper(c: _Call, args: list[Any]) -> Any:
+def _upper(c: Call, args: list[Any]) -> Any:
     return c.string(args, 0).upper()
 
 
 @_function("lower", 1, 1)
-def _lower(c: _Call, args: list[Any]) -> Any:
+def _lower(c: Call, args: list[Any]) -> Any:
     return c.string(args, 0).lower()
 
 
 @_function("trimspace", 1, 1)
-def _trimspace(c: _Call, args: list[Any]) -> Any:
+def _trimspace(c: Call, args: list[Any]) -> Any:
     return c.string(args, 0).strip()
 
 
 @_function("replace", 3, 3)
-def _replace(c: _Call, args: list[Any]) -> Any:
+def _replace(c: Call, args: list[Any]) -> Any:
     s, old, new = c.string(args, 0), c.string(args, 1), c.string(args, 2)
     count = s.count(old)
     c.limit_string(len(s) + count * (len(new) - len(old)))
@@ -412,7 +414,7 @@ _FORMAT_VERB = re.compile(r"%(?:(%)|([-0]*)([0-9]+)?(?:\.([0-9]+))?([sdfv])|(.?)
 
 
 @_function("format", 1, None)
-def _format(c: _Call, args: list[Any]) -> Any:
+def _format(c: Call, args: list[Any]) -> Any:
     """Go-style formatting: %s %d %f %v %%, with optional -/0 flags, width and %.Nf."""
     fmt = c.string(args, 0)
     parts: list[Any] = []
@@ -469,22 +471,22 @@ def _format(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("tostring", 1, 1)
-def _tostring(c: _Call, args: list[Any]) -> Any:
+def _tostring(c: Call, args: list[Any]) -> Any:
     v = args[0]
     if v is None or isinstance(v, str | Template):
         return v
-    if _is_number(v) or isinstance(v, bool):
+    if is_number(v) or isinstance(v, bool):
         return to_string(v)
-    c.fail(f"cannot convert {_a(type_name(v))} to a string", 0)
+    c.fail(f"cannot convert {a_or_an(type_name(v))} to a string", 0)
 
 
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 @_function("tonumber", 1, 1)
-def _tonumber(c: _Call, args: list[Any]) -> Any:
+def _tonumber(c: Call, args: list[Any]) -> Any:
     v = c.known(args[0], 0)
-    if v is None or _is_number(v):
+    if v is None or is_number(v):
         return v
     if isinstance(v, str):
         text = v.strip()
@@ -496,11 +498,11 @@ def _tonumber(c: _Call, args: list[Any]) -> Any:
             if math.isfinite(result):
                 return result
         c.fail(f'cannot convert "{v[:50]}" to a number', 0)
-    c.fail(f"cannot convert {_a(type_name(v))} to a number", 0)
+    c.fail(f"cannot convert {a_or_an(type_name(v))} to a number", 0)
 
 
 @_function("tobool", 1, 1)
-def _tobool(c: _Call, args: list[Any]) -> Any:
+def _tobool(c: Call, args: list[Any]) -> Any:
     v = c.known(args[0], 0)
     if v is None or isinstance(v, bool):
         return v
@@ -508,20 +510,20 @@ def _tobool(c: _Call, args: list[Any]) -> Any:
         return True
     if v == "false":
         return False
-    shown = f'"{v[:50]}"' if isinstance(v, str) else _a(type_name(v))
+    shown = f'"{v[:50]}"' if isinstance(v, str) else a_or_an(type_name(v))
     c.fail(f"cannot convert {shown} to a bool", 0)
 
 
 @_function("tolist", 1, 1)
-def _tolist(c: _Call, args: list[Any]) -> Any:
+def _tolist(c: Call, args: list[Any]) -> Any:
     return c.sequence(args, 0)
 
 
 @_function("jsonencode", 1, 1)
-def _jsonencode(c: _Call, args: list[Any]) -> Any:
+def _jsonencode(c: Call, args: list[Any]) -> Any:
     v = args[0]
     c.ev.charge_value(v, c.range)
-    template = _first_template(v)
+    template = first_template(v)
     if template is not None:
         c.known(template, 0)
     return json.dumps(to_json_value(v), separators=(",", ":"), ensure_ascii=False)
@@ -532,7 +534,7 @@ def _no_constant(name: str) -> Any:
 
 
 @_function("jsondecode", 1, 1)
-def _jsondecode(c: _Call, args: list[Any]) -> Any:
+def _jsondecode(c: Call, args: list[Any]) -> Any:
     text = c.string(args, 0)
     try:
         value = json.loads(text, parse_constant=_no_constant)
@@ -555,7 +557,7 @@ def _jsondecode(c: _Call, args: list[Any]) -> Any:
 
 
 @_function("coalesce", 1, None)
-def _coalesce(c: _Call, args: list[Any]) -> Any:
+def _coalesce(c: Call, args: list[Any]) -> Any:
     for v in args:
         if v is not None and v != "":
             return v

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from tunectl.hcl.expr import Path, Template, format_path, to_string
+from tunectl.hcl.values import Path, Template, format_path, to_string
 
 Context = Literal["unquoted", "single", "double"]
 
