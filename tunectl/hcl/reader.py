@@ -1,7 +1,8 @@
 """Read HCL text with python-hcl2's lark grammar into `tunectl.hcl.syntax` nodes.
 
 Imported only when a text is not in the parse cache: importing lark and loading the
-grammar is most of a small command's start-up time.
+grammar is most of a small command's start-up time. `tunectl.hcl.grammar` runs the
+grammar and reports syntax errors; this module builds the positioned tree from lark's.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import math
 import re
 from typing import Any, NoReturn, cast
 
-import hcl2
 from lark import Token, Tree
 
-from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
+from tunectl.diags import DiagnosticError, SourceRange, error
+from tunectl.hcl.grammar import first_line, is_nl, last_line, parse_tree, tree_kids
 from tunectl.hcl.syntax import (
     Attribute,
     BinaryOp,
@@ -67,51 +68,6 @@ _DIRECTIVES_DETAIL = (
 )
 
 
-def _parse_tree(text: str, filename: str) -> Any:
-    from lark.exceptions import LarkError
-
-    try:
-        return hcl2.parses_to_tree(text)
-    except LarkError as exc:
-        diag = _syntax_diagnostic(exc, text, filename)
-    raise DiagnosticError(diag)
-
-
-def _is_nl(node: Any) -> bool:
-    if isinstance(node, Tree):
-        return node.data == "new_line_or_comment"
-    return isinstance(node, Token) and node.type == "NL_OR_COMMENT"
-
-
-def _tree_kids(node: Tree) -> list[Tree]:
-    """The child trees that carry meaning (no tokens, no newlines or comments)."""
-    return [c for c in node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
-
-
-def _first_line(node: Any) -> int:
-    while isinstance(node, Tree):
-        if not node.meta.empty:
-            return node.meta.line
-        kids = [c for c in node.children if not _is_nl(c)]
-        if not kids:
-            return 1
-        node = kids[0]
-    return node.line or 1
-
-
-def _last_line(node: Any) -> int:
-    """The last line holding something other than trailing newlines and comments."""
-    while isinstance(node, Tree):
-        kids = [c for c in node.children if not _is_nl(c)]
-        if not kids:
-            return node.meta.line if not node.meta.empty else 1
-        node = kids[-1]
-    end = node.end_line or node.line or 1
-    if str(node).endswith("\n") and end > (node.line or 1):
-        end -= 1
-    return end
-
-
 class _Builder:
     def __init__(self, filename: str) -> None:
         self.filename = filename
@@ -119,7 +75,7 @@ class _Builder:
     # -- helpers --------------------------------------------------------------
 
     def range(self, node: Any) -> SourceRange:
-        return SourceRange(self.filename, _first_line(node), _last_line(node))
+        return SourceRange(self.filename, first_line(node), last_line(node))
 
     def fail(self, summary: str, detail: str, line: int, end_line: int | None = None) -> NoReturn:
         raise DiagnosticError(error(summary, detail, SourceRange(self.filename, line, end_line)))
@@ -135,8 +91,8 @@ class _Builder:
         body = Body(rng)
         prev_end: int | None = None
         prev_kind = ""
-        for child in _tree_kids(tree):
-            start = _first_line(child)
+        for child in tree_kids(tree):
+            start = first_line(child)
             if prev_end is not None and start <= prev_end:
                 if prev_kind == "attribute":
                     self.fail(
@@ -149,7 +105,7 @@ class _Builder:
                     "A block definition must end with a newline.",
                     start,
                 )
-            prev_end, prev_kind = _last_line(child), child.data
+            prev_end, prev_kind = last_line(child), child.data
             if child.data == "attribute":
                 attr = self.attribute(child)
                 first = body.attributes.get(attr.name)
@@ -172,11 +128,11 @@ class _Builder:
         return str(tree.children[0])
 
     def attribute(self, tree: Tree) -> Attribute:
-        name_tree, expr_tree = _tree_kids(tree)
+        name_tree, expr_tree = tree_kids(tree)
         return Attribute(self.name(name_tree), self.expr(expr_tree), self.range(tree))
 
     def block(self, tree: Tree) -> Block:
-        kids = _tree_kids(tree)
+        kids = tree_kids(tree)
         type_ = self.name(kids[0])
         labels: list[str] = []
         body_tree = kids[-1]
@@ -187,7 +143,7 @@ class _Builder:
                     self.fail(
                         "Invalid block label",
                         "Block labels must be plain quoted strings, without ${...} interpolation.",
-                        _first_line(label),
+                        first_line(label),
                     )
                 labels.append(value.value)
             else:
@@ -196,7 +152,7 @@ class _Builder:
             c for c in tree.children if isinstance(c, Token) and c.type in ("LBRACE", "RBRACE")
         ]
         body_range = SourceRange(self.filename, braces[0].line or 1, braces[-1].line or 1)
-        rng = SourceRange(self.filename, _first_line(tree), braces[-1].line or 1)
+        rng = SourceRange(self.filename, first_line(tree), braces[-1].line or 1)
         return Block(type_, labels, self.body(body_tree, body_range), rng)
 
     # -- expressions ----------------------------------------------------------
@@ -208,11 +164,11 @@ class _Builder:
         if data == "binary_op":
             return self.binary(node)
         if data == "conditional":
-            cond, yes, no = _tree_kids(node)
+            cond, yes, no = tree_kids(node)
             return Conditional(self.range(node), self.expr(cond), self.expr(yes), self.expr(no))
         if data == "unary_op":
             op = str(node.children[0])
-            operand = self.expr(_tree_kids(node)[0])
+            operand = self.expr(tree_kids(node)[0])
             value = operand.value if isinstance(operand, Literal) else None
             if op == "-" and isinstance(value, int | float) and not isinstance(value, bool):
                 return Literal(self.range(node), -value)  # a negative number literal
@@ -224,22 +180,22 @@ class _Builder:
         pending: list[tuple[Tree, Tree]] = []
         cur = node
         while isinstance(cur, Tree) and cur.data == "binary_op":
-            left, term = _tree_kids(cur)[:2]
+            left, term = tree_kids(cur)[:2]
             pending.append((cur, term))
             cur = left
         result = self.expr(cur)
         for op_node, term in reversed(pending):
-            op_tree, right = _tree_kids(term)
+            op_tree, right = tree_kids(term)
             op_token = cast(Token, op_tree.children[0])
             op = _BINARY_OPS.get(op_token.type, str(op_token).strip())
-            rng = SourceRange(self.filename, result.range.line, _last_line(op_node))
+            rng = SourceRange(self.filename, result.range.line, last_line(op_node))
             result = BinaryOp(rng, op, result, self.expr(right))
         return result
 
     def term(self, node: Tree) -> Expr:
-        children = [c for c in node.children if not _is_nl(c)]
+        children = [c for c in node.children if not is_nl(c)]
         if children and isinstance(children[0], Token) and children[0].type == "LPAR":
-            return self.expr(_tree_kids(node)[0])
+            return self.expr(tree_kids(node)[0])
         return self.term_inner(children[0], node)
 
     def term_inner(self, inner: Tree, outer: Tree) -> Expr:
@@ -269,7 +225,7 @@ class _Builder:
         if data == "string":
             return self.string(inner)
         if data == "tuple":
-            return TupleExpr(rng, [self.expr(c) for c in _tree_kids(inner)])
+            return TupleExpr(rng, [self.expr(c) for c in tree_kids(inner)])
         if data == "object":
             return self.object(inner, rng)
         if data == "function_call":
@@ -306,9 +262,9 @@ class _Builder:
         steps: list[str | Expr] = []
         cur = node
         while True:
-            base, accessor = _tree_kids(cur)
+            base, accessor = tree_kids(cur)
             steps.append(self.step(accessor))
-            inner = [c for c in base.children if not _is_nl(c)]
+            inner = [c for c in base.children if not is_nl(c)]
             if len(inner) == 1 and isinstance(inner[0], Tree) and inner[0].data in _CHAIN_TREES:
                 cur = inner[0]
                 continue
@@ -323,12 +279,12 @@ class _Builder:
 
     def step(self, accessor: Tree) -> str | Expr:
         if accessor.data == "get_attr":
-            return self.name(_tree_kids(accessor)[0])
+            return self.name(tree_kids(accessor)[0])
         if accessor.data == "short_index":
             token = cast(Token, accessor.children[-1])
             line = token.line or 1
             return Literal(SourceRange(self.filename, line, line), int(str(token)))
-        return self.expr(_tree_kids(accessor)[0])
+        return self.expr(tree_kids(accessor)[0])
 
     def call(self, node: Tree, rng: SourceRange) -> FunctionCall:
         names = [
@@ -338,7 +294,7 @@ class _Builder:
         expand = False
         for child in node.children:
             if isinstance(child, Tree) and child.data == "arguments":
-                args = [self.expr(c) for c in _tree_kids(child)]
+                args = [self.expr(c) for c in tree_kids(child)]
                 expand = any(isinstance(c, Token) and c.type == "ELLIPSIS" for c in child.children)
         return FunctionCall(rng, "::".join(names), args, expand)
 
@@ -351,38 +307,38 @@ class _Builder:
                 continue
             if not isinstance(child, Tree) or child.data != "object_elem":
                 continue
-            start = _first_line(child)
+            start = first_line(child)
             if prev_end is not None and start <= prev_end:
                 self.fail(
                     "Missing attribute separator",
                     "Expected a newline or comma to mark the beginning of the next attribute.",
                     start,
                 )
-            prev_end = _last_line(child)
-            key_tree, value_tree = _tree_kids(child)
+            prev_end = last_line(child)
+            key_tree, value_tree = tree_kids(child)
             items.append((self.object_key(key_tree), self.expr(value_tree)))
         return ObjectExpr(rng, items)
 
     def object_key(self, key_tree: Tree) -> Expr:
         rng = self.range(key_tree)
-        inner = _tree_kids(key_tree)[0]
+        inner = tree_kids(key_tree)[0]
         if inner.data == "keyword":
             return Literal(rng, self.name(inner))
         if inner.data == "expr_term":
-            children = [c for c in inner.children if not _is_nl(c)]
+            children = [c for c in inner.children if not is_nl(c)]
             first = children[0]
             if isinstance(first, Tree) and first.data in ("identifier", "literal_value"):
                 return Literal(rng, self.name(first))
         return self.expr(inner)
 
     def for_expr(self, node: Tree, rng: SourceRange, object_form: bool) -> ForExpr:
-        intro = next(c for c in _tree_kids(node) if c.data == "for_intro")
-        names = [self.name(c) for c in _tree_kids(intro) if c.data == "identifier"]
-        collection = self.expr(next(c for c in _tree_kids(intro) if c.data != "identifier"))
+        intro = next(c for c in tree_kids(node) if c.data == "for_intro")
+        names = [self.name(c) for c in tree_kids(intro) if c.data == "identifier"]
+        collection = self.expr(next(c for c in tree_kids(intro) if c.data != "identifier"))
         key_var, value_var = (names[0], names[1]) if len(names) == 2 else (None, names[0])
-        exprs = [c for c in _tree_kids(node) if c.data not in ("for_intro", "for_cond")]
-        cond_tree = next((c for c in _tree_kids(node) if c.data == "for_cond"), None)
-        condition = self.expr(_tree_kids(cond_tree)[0]) if cond_tree is not None else None
+        exprs = [c for c in tree_kids(node) if c.data not in ("for_intro", "for_cond")]
+        cond_tree = next((c for c in tree_kids(node) if c.data == "for_cond"), None)
+        condition = self.expr(tree_kids(cond_tree)[0]) if cond_tree is not None else None
         grouping = any(isinstance(c, Token) and c.type == "ELLIPSIS" for c in node.children)
         if object_form:
             key_expr, value_expr = (self.expr(e) for e in exprs)
@@ -416,7 +372,7 @@ class _Builder:
                 else:
                     parts.append(self.unescape(text, line))
             elif child.data == "interpolation":
-                parts.append(self.expr(_tree_kids(child)[0]))
+                parts.append(self.expr(tree_kids(child)[0]))
             elif child.data in _DIRECTIVE_TREES:
                 self.fail("Template directives are not supported", _DIRECTIVES_DETAIL, rng.line)
         return _template(rng, parts)
@@ -504,17 +460,17 @@ class _Builder:
         line += source.count("\n", 0, len(source) - len(stripped))
         stripped = stripped.rstrip()
         wrapped = "\n" * (line - 1) + '_ = "${' + stripped + '}"\n'
-        tree = _parse_tree(wrapped, self.filename)
-        items = _tree_kids(tree.children[0])
+        tree = parse_tree(wrapped, self.filename)
+        items = tree_kids(tree.children[0])
         if len(items) == 1 and items[0].data == "attribute":
-            term = _tree_kids(items[0])[1]
-            string = _tree_kids(term)[0] if term.data == "expr_term" else None
+            term = tree_kids(items[0])[1]
+            string = tree_kids(term)[0] if term.data == "expr_term" else None
             if string is not None and string.data == "string":
-                parts = _tree_kids(string)
+                parts = tree_kids(string)
                 if len(parts) == 1 and isinstance(parts[0].children[0], Tree):
                     interp = parts[0].children[0]
                     if interp.data == "interpolation":
-                        return self.expr(_tree_kids(interp)[0])
+                        return self.expr(tree_kids(interp)[0])
         self.fail(
             "Invalid template interpolation",
             "Expected a single expression inside ${...}.",
@@ -592,208 +548,6 @@ def _strip_indent(body: str) -> str:
     return "\n".join(ln[min(cut, len(ln) - len(ln.lstrip(" \t"))) :] for ln in lines)
 
 
-# -- syntax errors ------------------------------------------------------------
-
-_EXPR_START = {"INT_LITERAL", "FLOAT_LITERAL", "NAME", "DBLQUOTE", "LSQB", "LPAR", "MINUS", "NOT"}
-
-_TOKEN_NAMES = {
-    "RBRACE": '"}"',
-    "LBRACE": '"{"',
-    "RSQB": '"]"',
-    "LSQB": '"["',
-    "RPAR": '")"',
-    "LPAR": '"("',
-    "COMMA": '","',
-    "EQ": '"="',
-    "COLON": '":"',
-    "QMARK": '"?"',
-    "DOT": '"."',
-    "DBLQUOTE": 'a quote (")',
-    "NL_OR_COMMENT": "a newline",
-    "NAME": "a name",
-    "INT_LITERAL": "a number",
-    "FLOAT_LITERAL": "a number",
-    "$END": "the end of the file",
-    "FOR_OBJECT_ARROW": '"=>"',
-    "ELLIPSIS": '"..."',
-    "INTERP_START": '"${"',
-    "IN": '"in"',
-    "IF": '"if"',
-    "FOR": '"for"',
-}
-
-_OPENERS = {"LBRACE", "LSQB", "LPAR", "DBLQUOTE", "INTERP_START"}
-_CLOSERS = {"RBRACE": "LBRACE", "RSQB": "LSQB", "RPAR": "LPAR"}
-
-
-def _describe_found(token: Any) -> str:
-    if token is None or token.type == "$END":
-        return "the end of the file"
-    text = str(token).lstrip(" \t")
-    if not text or text[0] in "\r\n":
-        return "the end of the line"
-    if text.startswith(("#", "//", "/*")):
-        return "a comment"
-    if token.type in _TOKEN_NAMES and token.type not in ("NAME", "INT_LITERAL", "FLOAT_LITERAL"):
-        return _TOKEN_NAMES[token.type]
-    word = text.split(None, 1)[0][:20]
-    return f'"{word}"'
-
-
-def _describe_expected(expected: set[str]) -> str:
-    names: list[str] = []
-    if expected & _EXPR_START:
-        names.append("an expression")
-    for term in sorted(expected):
-        if term in _EXPR_START and names and names[0] == "an expression":
-            continue
-        name = _TOKEN_NAMES.get(term)
-        if name and name not in names:
-            names.append(name)
-    if not names:
-        return "something else"
-    if len(names) > 5:
-        names = names[:5]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
-def _unclosed(exc: Any, filename: str) -> Diagnostic | None:
-    """For an error at the end of the file: the innermost bracket or quote left open."""
-    try:
-        stack = list(exc.interactive_parser.parser_state.value_stack)
-    except AttributeError:
-        return None
-    for pos in range(len(stack) - 1, -1, -1):
-        item = stack[pos]
-        if not isinstance(item, Token) or item.type not in _OPENERS:
-            continue
-        where = SourceRange(filename, item.line or 1)
-        prev = next((v for v in reversed(stack[:pos]) if not _is_nl(v)), None)
-        tail = " This may be caused by incorrect nesting elsewhere in this file."
-        if item.type == "LBRACE":
-            if prev is None or isinstance(prev, Tree):
-                return error(
-                    "Unclosed configuration block",
-                    "There is no closing brace for this block before the end of the file." + tail,
-                    where,
-                )
-            return error(
-                "Unterminated object constructor expression",
-                "There is no corresponding closing brace before the end of the file." + tail,
-                where,
-            )
-        if item.type == "LSQB":
-            return error(
-                "Unterminated tuple constructor expression",
-                "There is no corresponding closing bracket before the end of the file." + tail,
-                where,
-            )
-        if item.type == "LPAR":
-            if isinstance(prev, Tree) and prev.data == "identifier":
-                return error(
-                    "Unterminated function call",
-                    "There is no closing parenthesis for this function call before the end of "
-                    "the file." + tail,
-                    where,
-                )
-            return error(
-                "Unbalanced parentheses",
-                "Expected a closing parenthesis to terminate the expression." + tail,
-                where,
-            )
-        return error(
-            "Unterminated template string",
-            "No closing marker was found for the string.",
-            where,
-        )
-    return None
-
-
-def _syntax_diagnostic(exc: Exception, text: str, filename: str) -> Diagnostic:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
-
-    last = max(1, text.count("\n") + (0 if text.endswith("\n") or not text else 1))
-    line = getattr(exc, "line", None)
-    if not isinstance(line, int) or line < 1 or line > last:
-        line = last
-    where = SourceRange(filename, line)
-    if isinstance(exc, UnexpectedToken):
-        token = exc.token
-        expected = set(exc.expected or ())
-        found = _describe_found(token)
-        if token.type == "$END" or (token.type == "NL_OR_COMMENT" and "RBRACE" in expected):
-            diag = _unclosed(exc, filename)
-            if diag is not None and token.type == "$END":
-                return diag
-            if diag is not None and diag.summary == "Unterminated template string":
-                return diag
-        raw = str(token).lstrip(" \t")
-        if token.type == "STRING_CHARS" and raw.startswith(("<<", "<<-")):
-            return error(
-                "Unterminated template string",
-                "This heredoc has no closing marker: the marker word must appear alone on "
-                "a later line.",
-                where,
-            )
-        if token.type == "RBRACE" and expected <= {"$END", "NL_OR_COMMENT"}:
-            return error(
-                "Unexpected closing brace",
-                'This "}" has no matching opening brace. Check the brace nesting above this line.',
-                where,
-            )
-        if expected and expected <= {"NAME", "INT_LITERAL"}:
-            return error(
-                "Invalid attribute name",
-                f'An attribute name or index is required after ".", but found {found}.',
-                where,
-            )
-        if expected and expected <= {"LBRACE", "NL_OR_COMMENT"}:
-            return error(
-                "Invalid block definition",
-                f'Expected "{{" to open a block, but found {found}. To set an argument, '
-                "write name = value.",
-                where,
-            )
-        if "EQ" in expected and "LBRACE" in expected:
-            return error(
-                "Invalid argument or block definition",
-                f'Expected "=" to set an argument, or a block label or "{{" to open a block, '
-                f"but found {found}.",
-                where,
-            )
-        if "NAME" in expected and "EQ" not in expected and not expected & (_EXPR_START - {"NAME"}):
-            return error(
-                "Argument or block definition required",
-                f"An argument or block definition is required here, but found {found}. "
-                'Arguments look like name = value, blocks like name "label" { ... }.',
-                where,
-            )
-        if expected & _EXPR_START and "COMMA" not in expected and "RSQB" not in expected:
-            return error(
-                "Invalid expression",
-                f"Expected the start of an expression, but found {found}.",
-                where,
-            )
-        return error(
-            "Invalid HCL syntax",
-            f"Expected {_describe_expected(expected)}, but found {found}. Check for a missing "
-            "comma, bracket, brace or quote.",
-            where,
-        )
-    if isinstance(exc, UnexpectedCharacters):
-        char = getattr(exc, "char", "")
-        return error(
-            "Invalid character",
-            f"The character {char!r} is not valid here.",
-            where,
-        )
-    return error(
-        "Invalid HCL syntax",
-        "The file could not be parsed. Check for a missing comma, bracket, brace or quote.",
-        where,
-    )
-
-
 def read(text: str, filename: str) -> Body:
     """Parse HCL text into a `Body`; every problem is raised as a `DiagnosticError`."""
     # Parsing allocates a few hundred thousand acyclic objects per MiB; the cyclic garbage
@@ -802,7 +556,7 @@ def read(text: str, filename: str) -> Body:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        tree = _parse_tree(text, filename)
+        tree = parse_tree(text, filename)
         return _Builder(filename).start(tree, text)
     except RecursionError:
         raise DiagnosticError(

@@ -142,7 +142,7 @@ class Body:
 # minutes. Hand-written configurations are a few KiB.
 MAX_FILE_BYTES = 1 << 20
 
-_CACHE_FORMAT = "1"
+_CACHE_FORMAT = "2"
 _CACHE_ENTRIES = 256  # pruned down to this many, oldest first
 
 
@@ -204,7 +204,8 @@ def _cache_file(text: str, filename: str) -> Path | None:
     digest = hashlib.sha256()
     digest.update(_CACHE_FORMAT.encode())
     here = Path(__file__).parent
-    for source in ("syntax.py", "reader.py"):
+    # Every module that shapes the parsed tree: its nodes, its ranges, how it is built.
+    for source in ("syntax.py", "reader.py", "grammar.py", "../diags.py"):
         try:
             st = (here / source).stat()
         except OSError:
