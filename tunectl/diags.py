@@ -7,6 +7,7 @@ raised as `Diagnostic`s and rendered in Terraform's form::
 
       on main.hcl line 12, in experiment "mnist":
       12:   max_trails = 40
+            ^^^^^^^^^^^^^^^
 
     An argument named "max_trails" is not expected here. Did you mean "max_trials"?
 
@@ -26,12 +27,16 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True)
 class SourceRange:
-    """Where something is written: a file name (as shown to users) and 1-based lines."""
+    """Where something is written, as Terraform's tfdiags ranges: a file name (as shown to
+    users), the 1-based start line and column, and the end line and column. The end
+    column is exclusive (just after the last character); columns count characters. A
+    column is None where only the line is known."""
 
     filename: str
     line: int
     end_line: int | None = None
     column: int | None = None
+    end_column: int | None = None
 
     def __str__(self) -> str:
         return f"{self.filename} line {self.line}"
@@ -53,11 +58,14 @@ class Diagnostic:
             "detail": self.detail,
         }
         if self.subject is not None:
-            out["range"] = {
-                "filename": self.subject.filename,
-                "start": {"line": self.subject.line},
-                "end": {"line": self.subject.end_line or self.subject.line},
-            }
+            subject = self.subject
+            start: dict[str, int] = {"line": subject.line}
+            end: dict[str, int] = {"line": subject.end_line or subject.line}
+            if subject.column is not None:
+                start["column"] = subject.column
+                if subject.end_column is not None:
+                    end["column"] = subject.end_column
+            out["range"] = {"filename": subject.filename, "start": start, "end": end}
         return out
 
 
@@ -125,6 +133,22 @@ class SourceFiles:
         return None
 
 
+def _underline(subject: SourceRange, src: str) -> str:
+    """Carets under the subject's characters on its first line, as Terraform underlines
+    them; '' when the column is not known. A subject running on to later lines is
+    underlined to the end of its first line."""
+    if subject.column is None or not 1 <= subject.column <= len(src) + 1:
+        return ""
+    start = subject.column - 1
+    end = len(src)
+    if subject.end_column is not None and (subject.end_line or subject.line) == subject.line:
+        end = min(end, subject.end_column - 1)
+    end = max(end, start + 1)
+    # Tabs stay tabs so the carets line up with the quoted line however tabs are shown.
+    lead = "".join(ch if ch == "\t" else " " for ch in src[:start])
+    return lead + "^" * (end - start)
+
+
 def render(diag: Diagnostic, sources: SourceFiles | Mapping[str, str] | None = None) -> str:
     """Render one diagnostic as plain text in Terraform's layout."""
     if sources is not None and not isinstance(sources, SourceFiles):
@@ -138,7 +162,11 @@ def render(diag: Diagnostic, sources: SourceFiles | Mapping[str, str] | None = N
         out.append(where + ":")
         src = sources.line(diag.subject.filename, diag.subject.line) if sources else None
         if src is not None:
-            out.append(f"  {diag.subject.line}: {src.rstrip()}")
+            prefix = f"  {diag.subject.line}: "
+            out.append(prefix + src.rstrip())
+            marks = _underline(diag.subject, src.rstrip())
+            if marks:
+                out.append(" " * len(prefix) + marks)
         out.append("")
     if diag.detail:
         out.append(diag.detail)

@@ -433,7 +433,7 @@ def test_error_subject_is_the_expression_range():
     body = parse("a = 1\nb = [\n  1,\n  var.nope,\n]\n", "main.hcl")
     with pytest.raises(DiagnosticError) as info:
         evaluate(body.attributes["b"].expr, SCOPE)
-    assert info.value.diags[0].subject == SourceRange("main.hcl", 4, 4)
+    assert info.value.diags[0].subject == SourceRange("main.hcl", 4, 4, 3, 11)
 
 
 # -- limits -----------------------------------------------------------------------

@@ -301,8 +301,9 @@ def test_blocks_labels_and_ranges():
     assert isinstance(body, Body)
     (exp, in_block) = body.blocks
     assert exp.type == "experiment" and exp.labels == ["mnist"]
-    assert exp.range == SourceRange("main.hcl", 2, 7)
-    assert exp.body.attributes["max_trials"].range == SourceRange("main.hcl", 3, 3)
+    # Lines and columns, start to just after the end, as Terraform's ranges.
+    assert exp.range == SourceRange("main.hcl", 2, 7, 1, 2)
+    assert exp.body.attributes["max_trials"].range == SourceRange("main.hcl", 3, 3, 3, 18)
     (param,) = exp.body.blocks_of("param")
     assert param.labels == ["lr"]
     assert param.body.attributes["type"].expr.value == "loguniform"
@@ -317,8 +318,9 @@ def test_attribute_order_is_preserved():
 
 def test_multiline_expression_range():
     body = parse("x = [\n  1,\n  2,\n]\ny = 1 +\n  2\n", "t")
-    assert body.attributes["x"].range == SourceRange("t", 1, 4)
+    assert body.attributes["x"].range == SourceRange("t", 1, 4, 1, 2)
     assert body.attributes["y"].expr.range.end_line == 6
+    assert body.attributes["y"].expr.range.end_column == 4
 
 
 def test_empty_file_and_comments_only():

@@ -37,31 +37,75 @@ def tree_kids(node: Tree) -> list[Tree]:
     return [c for c in node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
 
 
-def first_line(node: Any) -> int:
+def start_pos(node: Any) -> tuple[int, int | None]:
+    """Where a node's text begins: (line, column), 1-based; leading blanks not counted."""
     while isinstance(node, Tree):
-        if not node.meta.empty:
-            return node.meta.line
         kids = [c for c in node.children if not is_nl(c)]
         if not kids:
-            return 1
+            return (node.meta.line, node.meta.column) if not node.meta.empty else (1, None)
         node = kids[0]
-    return node.line or 1
+    line, column = node.line or 1, node.column
+    text = str(node)
+    blank = len(text) - len(text.lstrip(" \t"))
+    if column is not None and blank and "\n" not in text[:blank]:
+        column += blank
+    return line, column
+
+
+def end_pos(node: Any) -> tuple[int, int | None]:
+    """Just after a node's last character other than trailing blanks, newlines and comments:
+    (line, column), the column exclusive as in lark and Terraform."""
+    while isinstance(node, Tree):
+        kids = [c for c in node.children if not is_nl(c)]
+        if not kids:
+            if node.meta.empty:
+                return 1, None
+            return node.meta.end_line, node.meta.end_column
+        node = kids[-1]
+    line, column = node.line or 1, node.column
+    text = str(node)
+    kept = text.rstrip(" \t\r\n")
+    if column is None:
+        end = node.end_line or line
+        return (end - 1 if text.endswith("\n") and end > line else end), None
+    if not kept:
+        return line, column
+    newlines = kept.count("\n")
+    if not newlines:
+        return line, column + len(kept)
+    return line + newlines, len(kept) - kept.rfind("\n")
+
+
+def first_token(node: Any) -> Any:
+    """The first token of a node that is not a newline or comment (or the node itself)."""
+    while isinstance(node, Tree):
+        kids = [c for c in node.children if not is_nl(c)]
+        if not kids:
+            return node
+        node = kids[0]
+    return node
+
+
+def first_line(node: Any) -> int:
+    return start_pos(node)[0]
 
 
 def last_line(node: Any) -> int:
     """The last line holding something other than trailing newlines and comments."""
-    while isinstance(node, Tree):
-        kids = [c for c in node.children if not is_nl(c)]
-        if not kids:
-            return node.meta.line if not node.meta.empty else 1
-        node = kids[-1]
-    end = node.end_line or node.line or 1
-    if str(node).endswith("\n") and end > (node.line or 1):
-        end -= 1
-    return end
+    return end_pos(node)[0]
 
 
 # -- syntax errors ------------------------------------------------------------
+
+
+def token_range(token: Token, filename: str) -> SourceRange:
+    """A token's first line, without leading blanks; a newline token is one column wide."""
+    line, column = start_pos(token)
+    if column is None:
+        return SourceRange(filename, line)
+    text = str(token).lstrip(" \t").split("\n", 1)[0].rstrip("\r")
+    return SourceRange(filename, line, line, column, column + max(1, len(text)))
+
 
 _EXPR_START = {"INT_LITERAL", "FLOAT_LITERAL", "NAME", "DBLQUOTE", "LSQB", "LPAR", "MINUS", "NOT"}
 
@@ -136,7 +180,7 @@ def _unclosed(exc: Any, filename: str) -> Diagnostic | None:
         item = stack[pos]
         if not isinstance(item, Token) or item.type not in _OPENERS:
             continue
-        where = SourceRange(filename, item.line or 1)
+        where = token_range(item, filename)
         prev = next((v for v in reversed(stack[:pos]) if not is_nl(v)), None)
         tail = " This may be caused by incorrect nesting elsewhere in this file."
         if item.type == "LBRACE":
@@ -186,6 +230,11 @@ def syntax_diagnostic(exc: Exception, text: str, filename: str) -> Diagnostic:
     if not isinstance(line, int) or line < 1 or line > last:
         line = last
     where = SourceRange(filename, line)
+    column = getattr(exc, "column", None)
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END" and exc.token.line == line:
+        where = token_range(exc.token, filename)
+    elif isinstance(exc, UnexpectedCharacters) and isinstance(column, int) and column >= 1:
+        where = SourceRange(filename, line, line, column, column + 1)
     if isinstance(exc, UnexpectedToken):
         token = exc.token
         expected = set(exc.expected or ())

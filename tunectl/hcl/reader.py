@@ -7,6 +7,7 @@ grammar and reports syntax errors; this module builds the positioned tree from l
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import re
@@ -14,8 +15,17 @@ from typing import Any, NoReturn, cast
 
 from lark import Token, Tree
 
-from tunectl.diags import DiagnosticError, SourceRange, error
-from tunectl.hcl.grammar import first_line, is_nl, last_line, parse_tree, tree_kids
+from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
+from tunectl.hcl.grammar import (
+    end_pos,
+    first_line,
+    first_token,
+    is_nl,
+    last_line,
+    parse_tree,
+    start_pos,
+    tree_kids,
+)
 from tunectl.hcl.syntax import (
     Attribute,
     BinaryOp,
@@ -71,14 +81,33 @@ _DIRECTIVES_DETAIL = (
 class _Builder:
     def __init__(self, filename: str) -> None:
         self.filename = filename
+        # False while building an interpolation of a heredoc, which is parsed on its own:
+        # its lines are right, its columns are not the file's.
+        self.columns = True
 
     # -- helpers --------------------------------------------------------------
 
-    def range(self, node: Any) -> SourceRange:
-        return SourceRange(self.filename, first_line(node), last_line(node))
+    def span(
+        self,
+        line: int,
+        column: int | None = None,
+        end_line: int | None = None,
+        end_column: int | None = None,
+    ) -> SourceRange:
+        if not self.columns:
+            column = end_column = None
+        return SourceRange(self.filename, line, end_line, column, end_column)
 
-    def fail(self, summary: str, detail: str, line: int, end_line: int | None = None) -> NoReturn:
-        raise DiagnosticError(error(summary, detail, SourceRange(self.filename, line, end_line)))
+    def range(self, node: Any) -> SourceRange:
+        """From the node's first character to just after its last (trailing newlines and
+        comments left out)."""
+        line, column = start_pos(node)
+        end_line, end_column = end_pos(node)
+        return self.span(line, column, end_line, end_column)
+
+    def fail(self, summary: str, detail: str, where: SourceRange | int) -> NoReturn:
+        rng = where if isinstance(where, SourceRange) else self.span(where)
+        raise DiagnosticError(error(summary, detail, rng))
 
     # -- structure ------------------------------------------------------------
 
@@ -94,16 +123,17 @@ class _Builder:
         for child in tree_kids(tree):
             start = first_line(child)
             if prev_end is not None and start <= prev_end:
+                where = self.range(first_token(child))
                 if prev_kind == "attribute":
                     self.fail(
                         "Missing newline after argument",
                         "An argument definition must end with a newline.",
-                        start,
+                        where,
                     )
                 self.fail(
                     "Missing newline after block definition",
                     "A block definition must end with a newline.",
-                    start,
+                    where,
                 )
             prev_end, prev_kind = last_line(child), child.data
             if child.data == "attribute":
@@ -143,7 +173,7 @@ class _Builder:
                     self.fail(
                         "Invalid block label",
                         "Block labels must be plain quoted strings, without ${...} interpolation.",
-                        first_line(label),
+                        self.range(label),
                     )
                 labels.append(value.value)
             else:
@@ -151,8 +181,10 @@ class _Builder:
         braces = [
             c for c in tree.children if isinstance(c, Token) and c.type in ("LBRACE", "RBRACE")
         ]
-        body_range = SourceRange(self.filename, braces[0].line or 1, braces[-1].line or 1)
-        rng = SourceRange(self.filename, first_line(tree), braces[-1].line or 1)
+        close_line, close_column = end_pos(braces[-1])
+        body_range = self.span(braces[0].line or 1, braces[0].column, close_line, close_column)
+        line, column = start_pos(tree)
+        rng = self.span(line, column, close_line, close_column)
         return Block(type_, labels, self.body(body_tree, body_range), rng)
 
     # -- expressions ----------------------------------------------------------
@@ -188,7 +220,9 @@ class _Builder:
             op_tree, right = tree_kids(term)
             op_token = cast(Token, op_tree.children[0])
             op = _BINARY_OPS.get(op_token.type, str(op_token).strip())
-            rng = SourceRange(self.filename, result.range.line, last_line(op_node))
+            end_line, end_column = end_pos(op_node)
+            start = result.range
+            rng = self.span(start.line, start.column, end_line, end_column)
             result = BinaryOp(rng, op, result, self.expr(right))
         return result
 
@@ -206,14 +240,14 @@ class _Builder:
             try:
                 return Literal(rng, int(text))
             except ValueError:
-                self.fail("Invalid number literal", "This number has too many digits.", rng.line)
+                self.fail("Invalid number literal", "This number has too many digits.", rng)
         if data == "float_lit":
             value = float(str(inner.children[0]))
             if math.isinf(value):
                 self.fail(
                     "Invalid number literal",
                     "This number is too large to be represented.",
-                    rng.line,
+                    rng,
                 )
             return Literal(rng, value)
         if data == "literal_value":
@@ -239,8 +273,7 @@ class _Builder:
                 "Splat expressions are not supported",
                 "Splat expressions (x.*.y and x[*].y) are not supported by tunectl. "
                 "Use a for expression instead: [for v in x : v.y].",
-                rng.line,
-                rng.end_line,
+                rng,
             )
         if data == "for_tuple_expr":
             return self.for_expr(inner, rng, object_form=False)
@@ -250,13 +283,13 @@ class _Builder:
             self.fail(
                 "Invalid expression",
                 'An escaped quote (\\") is only valid inside a quoted string.',
-                rng.line,
+                rng,
             )
         if data == "expr_term":
             return self.term(inner)
         if data in ("binary_op", "conditional", "unary_op"):
             return self.expr(inner)
-        self.fail("Invalid expression", f"Unexpected {data} here.", rng.line)
+        self.fail("Invalid expression", f"Unexpected {data} here.", rng)
 
     def chain(self, node: Tree, rng: SourceRange) -> Expr:
         steps: list[str | Expr] = []
@@ -282,8 +315,7 @@ class _Builder:
             return self.name(tree_kids(accessor)[0])
         if accessor.data == "short_index":
             token = cast(Token, accessor.children[-1])
-            line = token.line or 1
-            return Literal(SourceRange(self.filename, line, line), int(str(token)))
+            return Literal(self.range(token), int(str(token)))
         return self.expr(tree_kids(accessor)[0])
 
     def call(self, node: Tree, rng: SourceRange) -> FunctionCall:
@@ -364,7 +396,7 @@ class _Builder:
                         "Quoted strings may not be split over multiple lines. To produce a "
                         "multi-line string, either use the \\n escape to represent a newline "
                         'character or use the "heredoc" multi-line template syntax.',
-                        child.line or rng.line,
+                        self.range(child),
                     )
                 line = child.line or rng.line
                 if child.type in ("ESCAPED_INTERPOLATION", "ESCAPED_DIRECTIVE"):
@@ -374,7 +406,7 @@ class _Builder:
             elif child.data == "interpolation":
                 parts.append(self.expr(tree_kids(child)[0]))
             elif child.data in _DIRECTIVE_TREES:
-                self.fail("Template directives are not supported", _DIRECTIVES_DETAIL, rng.line)
+                self.fail("Template directives are not supported", _DIRECTIVES_DETAIL, rng)
         return _template(rng, parts)
 
     def unescape(self, text: str, line: int) -> str:
@@ -460,7 +492,10 @@ class _Builder:
         line += source.count("\n", 0, len(source) - len(stripped))
         stripped = stripped.rstrip()
         wrapped = "\n" * (line - 1) + '_ = "${' + stripped + '}"\n'
-        tree = parse_tree(wrapped, self.filename)
+        try:
+            tree = parse_tree(wrapped, self.filename)
+        except DiagnosticError as exc:
+            raise DiagnosticError(_without_columns(d) for d in exc.diags) from None
         items = tree_kids(tree.children[0])
         if len(items) == 1 and items[0].data == "attribute":
             term = tree_kids(items[0])[1]
@@ -470,12 +505,23 @@ class _Builder:
                 if len(parts) == 1 and isinstance(parts[0].children[0], Tree):
                     interp = parts[0].children[0]
                     if interp.data == "interpolation":
-                        return self.expr(tree_kids(interp)[0])
+                        saved, self.columns = self.columns, False
+                        try:
+                            return self.expr(tree_kids(interp)[0])
+                        finally:
+                            self.columns = saved
         self.fail(
             "Invalid template interpolation",
             "Expected a single expression inside ${...}.",
             line,
         )
+
+
+def _without_columns(diag: Diagnostic) -> Diagnostic:
+    if diag.subject is None:
+        return diag
+    subject = dataclasses.replace(diag.subject, column=None, end_column=None)
+    return dataclasses.replace(diag, subject=subject)
 
 
 def _template(rng: SourceRange, parts: list[str | Expr]) -> Expr:
