@@ -99,12 +99,13 @@ def last_line(node: Any) -> int:
 
 
 def token_range(token: Token, filename: str) -> SourceRange:
-    """A token's first line, without leading blanks; a newline token is one column wide."""
+    """A token's first word (what `_describe_found` names); a newline is one column wide."""
     line, column = start_pos(token)
     if column is None:
         return SourceRange(filename, line)
-    text = str(token).lstrip(" \t").split("\n", 1)[0].rstrip("\r")
-    return SourceRange(filename, line, line, column, column + max(1, len(text)))
+    words = str(token).lstrip(" \t").split("\n", 1)[0].split(None, 1)
+    width = len(words[0]) if words else 1
+    return SourceRange(filename, line, line, column, column + width)
 
 
 _EXPR_START = {"INT_LITERAL", "FLOAT_LITERAL", "NAME", "DBLQUOTE", "LSQB", "LPAR", "MINUS", "NOT"}
@@ -222,6 +223,36 @@ def _unclosed(exc: Any, filename: str) -> Diagnostic | None:
     return None
 
 
+def _split_string(exc: Any, filename: str) -> Diagnostic | None:
+    """A quoted string read so far runs over a line end: its closing quote is missing.
+
+    The grammar lets a quoted string span lines, so a missing quote swallows the lines
+    below up to the next quote and the parser stops somewhere further down; the line to
+    blame is the one the string starts on.
+    """
+    try:
+        stack = list(exc.interactive_parser.parser_state.value_stack)
+    except AttributeError:
+        return None
+    pending: list[Any] = list(reversed(stack))
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Tree):
+            pending.extend(reversed(node.children))
+        elif node.type == "STRING_CHARS" and "\n" in str(node) and not str(node).startswith("<<"):
+            line, column = node.line or 1, node.column
+            where = SourceRange(filename, line)
+            if column is not None and column > 1:
+                where = SourceRange(filename, line, line, column - 1, column)
+            return error(
+                "Unterminated template string",
+                "This quoted string has no closing quote on its line. A quoted string may not "
+                "be split over several lines: use the \\n escape for a newline, or a heredoc.",
+                where,
+            )
+    return None
+
+
 def syntax_diagnostic(exc: Exception, text: str, filename: str) -> Diagnostic:
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
@@ -236,6 +267,9 @@ def syntax_diagnostic(exc: Exception, text: str, filename: str) -> Diagnostic:
     elif isinstance(exc, UnexpectedCharacters) and isinstance(column, int) and column >= 1:
         where = SourceRange(filename, line, line, column, column + 1)
     if isinstance(exc, UnexpectedToken):
+        split = _split_string(exc, filename)
+        if split is not None:
+            return split
         token = exc.token
         expected = set(exc.expected or ())
         found = _describe_found(token)

@@ -398,18 +398,20 @@ class _Builder:
                         'character or use the "heredoc" multi-line template syntax.',
                         self.range(child),
                     )
-                line = child.line or rng.line
+                line, column = child.line or rng.line, child.column
                 if child.type in ("ESCAPED_INTERPOLATION", "ESCAPED_DIRECTIVE"):
-                    parts.append(text[1:2] + self.unescape(text[2:], line))
+                    column = column + 2 if column is not None else None
+                    parts.append(text[1:2] + self.unescape(text[2:], line, column))
                 else:
-                    parts.append(self.unescape(text, line))
+                    parts.append(self.unescape(text, line, column))
             elif child.data == "interpolation":
                 parts.append(self.expr(tree_kids(child)[0]))
             elif child.data in _DIRECTIVE_TREES:
                 self.fail("Template directives are not supported", _DIRECTIVES_DETAIL, rng)
         return _template(rng, parts)
 
-    def unescape(self, text: str, line: int) -> str:
+    def unescape(self, text: str, line: int, column: int | None = None) -> str:
+        """Resolve a quoted string's escapes; `column` is where `text` starts, if known."""
         if "\\" not in text:
             return text
         out: list[str] = []
@@ -423,6 +425,7 @@ class _Builder:
                 i = j
                 continue
             esc = text[i + 1 : i + 2]
+            at = self.span(line, column + i, line, column + i + 2) if column else line
             if esc in _ESCAPES:
                 out.append(_ESCAPES[esc])
                 i += 2
@@ -435,7 +438,7 @@ class _Builder:
                         "Invalid escape sequence",
                         f"The \\{esc} escape must be followed by {width} hexadecimal digits "
                         "naming a Unicode character.",
-                        line,
+                        at,
                     )
                 out.append(chr(code))
                 i += 2 + width
@@ -444,7 +447,7 @@ class _Builder:
                     "Invalid escape sequence",
                     f'The symbol "{esc}" is not a valid escape sequence selector. Valid '
                     'escapes are \\n, \\r, \\t, \\", \\\\, \\uNNNN and \\UNNNNNNNN.',
-                    line,
+                    at,
                 )
         return "".join(out)
 
