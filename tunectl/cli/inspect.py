@@ -12,6 +12,7 @@ import typer
 from tunectl.addrs import check_trial_option, parse_address
 from tunectl.cli.common import color_enabled, echo, load, workspace
 from tunectl.diags import DiagnosticError, error
+from tunectl.hcl.values import json_text, to_string
 from tunectl.names import check_name, is_valid_name, shown
 
 
@@ -86,7 +87,7 @@ def show(
                     echo(
                         f"    best:   trial {exp['best']['number']} = "
                         f"{exp['best']['value']:.6g} "
-                        f"{json.dumps(exp['best']['params'], sort_keys=True)}"
+                        f"{json_text(exp['best']['params'])}"
                     )
                     if exp["best"]["model_uri"]:
                         echo(f"    model:  {exp['best']['model_uri']}")
@@ -108,7 +109,7 @@ def show(
                 value = "-" if t.value is None else f"{t.value:.6g}"
                 echo(
                     f"{t.number:>6}  {t.status:<9} {value:>12}  "
-                    f"{json.dumps(t.params, sort_keys=True)}"
+                    f"{json_text(t.params)}"
                 )
             return
         trial = state.get_trial(name, number)
@@ -138,7 +139,7 @@ def _trial_text(address: str, trial: Any, tasks: list[Any], metrics: list[Any]) 
         f"# {address}: {trial.status}",
         f"    id:       {trial.id}",
         f"    value:    {value}",
-        f"    params:   {json.dumps(trial.params, sort_keys=True)}",
+        f"    params:   {json_text(trial.params)}",
         f"    started:  {_when(trial.started_at)}",
         f"    finished: {_when(trial.finished_at)}",
     ]
@@ -205,7 +206,7 @@ def output(
                         f'The output "{name}" is not a string or number; use --json.',
                     )
                 )
-            echo(str(value).lower() if isinstance(value, bool) else str(value))
+            echo(to_string(value))
         else:
             echo(hcl_value(value))
         return

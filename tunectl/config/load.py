@@ -1014,7 +1014,8 @@ def _check_placeholders(
     sit where its value can be quoted), "workdir" (no value may add or climb a level:
     see `path_component_problem`) or "env" (any text without NUL).
     """
-    from tunectl.engine.trials import format_value, path_component_problem
+    from tunectl.engine.trials import path_component_problem
+    from tunectl.hcl.values import format_value
     from tunectl.providers.shell import placeholder_slots
 
     items = (

@@ -15,7 +15,7 @@ from typing import Any
 
 from tunectl.config.model import Experiment, TaskSpec
 from tunectl.diags import DiagnosticError, error
-from tunectl.hcl.values import Template, format_path
+from tunectl.hcl.values import Template, format_path, format_value
 from tunectl.providers.base import TaskRequest
 from tunectl.providers.shell import UnsafePlaceholder, command_line
 
@@ -50,17 +50,6 @@ def task_key(
     if len(key) > KEY_LIMIT:
         raise ValueError(f"A task key cannot hold generation {generation}, trial {number}.")
     return key
-
-
-def format_value(value: Any) -> str:
-    """A parameter value as text in a command: ints plain, floats shortest, JSON else."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return str(value)
-    if value is None:
-        return ""
-    return json.dumps(value, sort_keys=True)
 
 
 def path_component_problem(value: str) -> str | None:

@@ -6,31 +6,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from tunectl.hcl.values import hcl_text
+
 
 def hcl_value(value: Any, indent: int = 0) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    pad = "  " * (indent + 1)
-    end = "  " * indent
-    if isinstance(value, list):
-        if not value:
-            return "[]"
-        return "[\n" + "".join(f"{pad}{hcl_value(v, indent + 1)},\n" for v in value) + f"{end}]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        width = max(len(str(k)) for k in value)
-        lines = [
-            f"{pad}{str(k).ljust(width)} = {hcl_value(v, indent + 1)}\n" for k, v in value.items()
-        ]
-        return "{\n" + "".join(lines) + f"{end}}}"
-    return json.dumps(str(value))
+    return hcl_text(value, multiline=True, indent=indent)
 
 
 def render_outputs(outputs: Mapping[str, tuple[Any, bool]]) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tunectl.config.sensitive import SHOWN, is_marker
+from tunectl.hcl.values import hcl_text
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan
 from tunectl.plans.differ import flatten
 
@@ -75,29 +76,8 @@ class _Style:
 
 def hcl_value(value: Any) -> str:
     """One value in HCL syntax, on one line: `"text"`, `1e-05`, `true`, `[32, 64]`, `{ A = 1 }`."""
-    if value is None:
-        return "null"
-    if is_marker(value):
-        return SHOWN  # unquoted, as Terraform writes it
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        # HCL has one number type: 5.0 is 5. Otherwise repr is Python's shortest round-trip form.
-        if value.is_integer() and abs(value) < 1e16:
-            return str(int(value))
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(hcl_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        items = ", ".join(f"{_key(k)} = {hcl_value(value[k])}" for k in sorted(value, key=str))
-        return "{ " + items + " }"
-    return json.dumps(str(value), ensure_ascii=False)
+    # Redaction markers unquoted, as Terraform writes them.
+    return hcl_text(value, opaque=lambda v: SHOWN if is_marker(v) else None)
 
 
 def _key(key: Any) -> str:
