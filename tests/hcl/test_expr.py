@@ -528,3 +528,16 @@ def test_references():
 def test_references_in_objects_and_index_exprs():
     e = parse("x = { (local.k) = [1, 2][var.i] }\n", "t").attributes["x"].expr
     assert [p for p, _ in references(e)] == [("local", "k"), ("var", "i")]
+
+
+def test_documented_functions_are_the_registry():
+    import re
+
+    from tests.conftest import REPO
+    from tunectl.hcl.functions import FUNCTIONS
+
+    text = (REPO / "docs" / "language.md").read_text()
+    section = text.split("### Functions", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([a-z]+)\(", row.split(" | ")[0])}
+    assert documented == set(FUNCTIONS)
