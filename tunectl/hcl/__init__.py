@@ -2,7 +2,7 @@
 
 - `syntax`: the positioned syntax tree, and `parse` (with its cache); `grammar` runs
   python-hcl2's lark grammar and turns its errors into diagnostics; `reader` builds the
-  tree from lark's.
+  tree from lark's, with `templates` scanning heredoc text.
 - `values`: value types (`Template` for trial-time strings), conversions, limits, equality
   and arithmetic, and the one renderer of values for people and commands.
 - `expr`: the evaluator (no `eval`), `traversals`: what an expression refers to,

@@ -43,6 +43,7 @@ from tunectl.hcl.syntax import (
     TupleExpr,
     UnaryOp,
 )
+from tunectl.hcl.templates import match_interpolation, next_marker, strip_indent
 
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 
@@ -459,7 +460,7 @@ class _Builder:
         body = rest[: last_nl + 1] if last_nl >= 0 else ""
         body = body.replace("\r\n", "\n")
         if value.startswith("<<-"):
-            body = _strip_indent(body)
+            body = strip_indent(body)
         return self.template_text(body, (token.line or rng.line) + 1, rng)
 
     def template_text(self, text: str, line: int, rng: SourceRange) -> Expr:
@@ -467,7 +468,7 @@ class _Builder:
         parts: list[str | Expr] = []
         i, n = 0, len(text)
         while i < n:
-            j = _next_marker(text, i)
+            j = next_marker(text, i)
             if j < 0:
                 parts.append(text[i:])
                 break
@@ -479,7 +480,7 @@ class _Builder:
             elif text.startswith("%{", j):
                 self.fail("Template directives are not supported", _DIRECTIVES_DETAIL, here)
             else:
-                end = _match_interpolation(text, j + 2)
+                end = match_interpolation(text, j + 2)
                 if end < 0:
                     self.fail(
                         "Unterminated template string",
@@ -540,61 +541,6 @@ def _template(rng: SourceRange, parts: list[str | Expr]) -> Expr:
     if all(isinstance(p, str) for p in merged):
         return Literal(rng, "".join(p for p in merged if isinstance(p, str)))
     return TemplateExpr(rng, merged)
-
-
-def _next_marker(text: str, start: int) -> int:
-    """The index of the next "${", "$${", "%{" or "%%{" at or after start, or -1."""
-    found = [k for k in (text.find("${", start), text.find("%{", start)) if k >= 0]
-    if not found:
-        return -1
-    i = min(found)
-    if i > start and text[i - 1] == text[i]:
-        return i - 1
-    return i
-
-
-def _match_interpolation(text: str, start: int) -> int:
-    """The index of the "}" closing the interpolation whose body begins at start, or -1."""
-    modes = ["e"]
-    depths = [0]
-    i, n = start, len(text)
-    while i < n:
-        c = text[i]
-        if modes[-1] == "e":
-            if c == '"':
-                modes.append("s")
-            elif c == "{":
-                depths[-1] += 1
-            elif c == "}":
-                if depths[-1]:
-                    depths[-1] -= 1
-                else:
-                    modes.pop()
-                    depths.pop()
-                    if not modes:
-                        return i
-        else:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                modes.pop()
-            elif text.startswith("$${", i) or text.startswith("%%{", i):
-                i += 2
-            elif text.startswith("${", i) or text.startswith("%{", i):
-                modes.append("e")
-                depths.append(0)
-                i += 1
-        i += 1
-    return -1
-
-
-def _strip_indent(body: str) -> str:
-    lines = body.split("\n")
-    indents = [len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip(" \t")]
-    if not indents:
-        return "\n".join(ln.lstrip(" \t") for ln in lines)
-    cut = min(indents)
-    return "\n".join(ln[min(cut, len(ln) - len(ln.lstrip(" \t"))) :] for ln in lines)
 
 
 def read(text: str, filename: str) -> Body:

@@ -205,7 +205,7 @@ def _cache_file(text: str, filename: str) -> Path | None:
     digest.update(_CACHE_FORMAT.encode())
     here = Path(__file__).parent
     # Every module that shapes the parsed tree: its nodes, its ranges, how it is built.
-    for source in ("syntax.py", "reader.py", "grammar.py", "../diags.py"):
+    for source in ("syntax.py", "reader.py", "grammar.py", "templates.py", "../diags.py"):
         try:
             st = (here / source).stat()
         except OSError:
