@@ -8,15 +8,9 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from tunectl.config.model import (
-    Algorithm,
-    EarlyStopping,
-    Experiment,
-    Objective,
-    ParamSpec,
-    TrialSpec,
-)
+from tunectl.config.model import Experiment, Objective, TrialSpec
 from tunectl.engine.search import PastTrial, SearchEngine
+from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.space import space_size, to_external
 
 NUMERIC = (
