@@ -162,15 +162,16 @@ class SearchEngine:
         self._shared: optuna.samplers.BaseSampler | None = None  # the sampler when unseeded
         with _quiet():
             pruner = make_pruner(experiment.early_stopping)
+        # Only public Optuna API below: the storage is ours, trials are found by number.
+        self._storage = optuna.storages.InMemoryStorage()
         self._study = optuna.create_study(
-            storage=optuna.storages.InMemoryStorage(),
+            storage=self._storage,
             sampler=self._neutral,
             pruner=pruner,
             study_name=experiment.name,
             direction="maximize" if experiment.objective.direction == "maximize" else "minimize",
         )
-        self._storage = self._study._storage
-        self._study_id = self._study._study_id
+        self._study_id = self._storage.get_study_id_from_name(experiment.name)
         self._ids: dict[int, int] = {}  # tunectl number -> Optuna trial id
         self._live: dict[int, optuna.Trial] = {}  # running and pending trials
         self._asked: set[tuple[tuple[str, Any], ...]] = set()  # internal combinations
@@ -188,10 +189,7 @@ class SearchEngine:
             dist = self._dists.get(name)
             if dist is None:
                 continue  # a parameter no longer declared
-            try:
-                if not dist._contains(dist.to_internal_repr(value)):
-                    continue
-            except (TypeError, ValueError):
+            if not _contains(dist, value):
                 continue
             params[name], dists[name] = value, dist
         attrs = dict(past.system_attrs)
@@ -275,21 +273,25 @@ class SearchEngine:
             self._study.sampler = self._neutral
         after = self._storage.get_study_system_attrs(self._study_id)
         changed = {k: v for k, v in after.items() if before.get(k, _MISSING) != v}
+        trial_id = self._trial_id(trial)
         if changed:
-            self._storage.set_trial_system_attr(trial._trial_id, STUDY_ATTRS_KEY, changed)
-        self._ids[number] = trial._trial_id
+            self._storage.set_trial_system_attr(trial_id, STUDY_ATTRS_KEY, changed)
+        self._ids[number] = trial_id
         self._live[number] = trial
         self._asked.add(_combo_key(internal))
         return Suggestion(number, params, internal, self.system_attrs(number))
 
     # -- running trials -------------------------------------------------------------------
 
+    def _trial_id(self, trial: optuna.Trial) -> int:
+        return self._storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
+
     def report(self, number: int, step: int, value: float) -> bool:
         """Record an intermediate value of a running trial; True when it should be pruned."""
         trial = self._live.get(number)
         if trial is None or not math.isfinite(value):
             return False
-        if step not in self._storage.get_trial(trial._trial_id).intermediate_values:
+        if step not in self._storage.get_trial(self._trial_id(trial)).intermediate_values:
             trial.report(float(value), int(step))
         return bool(trial.should_prune())
 
@@ -307,10 +309,11 @@ class SearchEngine:
             self._study.tell(trial, float(value), state=TrialState.COMPLETE)
         elif state == "pruned":
             # Study.tell cannot take a pruned trial's value: store it the way _restore does.
-            curve = self._storage.get_trial(trial._trial_id).intermediate_values
+            trial_id = self._trial_id(trial)
+            curve = self._storage.get_trial(trial_id).intermediate_values
             pruned = _pruned_value(value, curve)
             values = None if pruned is None else [pruned]
-            self._storage.set_trial_state_values(trial._trial_id, TrialState.PRUNED, values)
+            self._storage.set_trial_state_values(trial_id, TrialState.PRUNED, values)
         else:
             self._study.tell(trial, state=TrialState.FAIL)
 
@@ -336,6 +339,26 @@ def _pruned_value(value: float | None, curve: Mapping[int, float]) -> float | No
     if value is not None and math.isfinite(value):
         return float(value)
     return curve[max(curve)] if curve else None
+
+
+def _contains(dist: BaseDistribution, value: Any) -> bool:
+    """Whether `dist` holds the external `value` (a stored parameter still declared)."""
+    try:
+        internal = dist.to_internal_repr(value)
+    except (TypeError, ValueError):
+        return False
+    if isinstance(dist, CategoricalDistribution):
+        return 0 <= int(internal) < len(dist.choices)
+    if not isinstance(dist, IntDistribution | FloatDistribution) or math.isnan(internal):
+        return False
+    if not dist.low <= internal <= dist.high:
+        return False
+    if isinstance(dist, IntDistribution):
+        return (internal - dist.low) % dist.step == 0
+    if dist.step is None:
+        return True
+    k = (internal - dist.low) / dist.step
+    return abs(k - round(k)) < 1e-8
 
 
 def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:

@@ -342,10 +342,10 @@ def validate_space(
                         'or another algorithm such as "tpe".',
                     )
                 )
-    if (sentence := requirement_error(entry)) is not None:
-        errors.append((None, sentence))
+    if (install := requirement_error(entry)) is not None:
+        errors.append((None, install))
     if entry.check_space is not None:
-        errors.extend((None, sentence) for sentence in entry.check_space(params))
+        errors.extend((None, s) for s in entry.check_space(params))
     what = f'the "{name}" algorithm'
     errors.extend((None, s) for s in check_settings(what, entry.settings, algorithm.settings))
     return errors
