@@ -55,7 +55,9 @@ def needs(algorithm: str) -> None:
     if algorithm == "gp":
         pytest.importorskip("torch")
     if algorithm in ("gp", "qmc"):
-        pytest.importorskip("scipy")
+        pytest.importorskip("scipy")  # the gp and qmc extras
+    if algorithm == "cmaes":
+        pytest.importorskip("cmaes")  # the cmaes extra
 
 
 def loss(params: dict) -> float:

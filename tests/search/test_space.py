@@ -500,3 +500,18 @@ def test_space_and_objective_do_not_import_optuna():
         "assert 'optuna' not in sys.modules, 'optuna imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_search_layer_is_pure():
+    """tunectl.search sits below config and engine and imports no Optuna (nor what Optuna's
+    samplers import) until a registry entry builds a sampler or pruner."""
+    code = (
+        "import sys, pkgutil, importlib, tunectl.search as s\n"
+        "for m in pkgutil.iter_modules(s.__path__):\n"
+        "    importlib.import_module(f'tunectl.search.{m.name}')\n"
+        "third = ('optuna', 'numpy', 'scipy', 'cmaes')\n"
+        "layers = ('tunectl.config', 'tunectl.engine', 'tunectl.hcl')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in third or m.startswith(layers)]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
