@@ -17,16 +17,13 @@ from typing import Any
 
 from tunectl.config import variables as variables_mod
 from tunectl.config.model import (
-    Algorithm,
     BackendConfig,
     Config,
-    EarlyStopping,
     Experiment,
     Lifecycle,
     MetricsSource,
     Objective,
     Output,
-    ParamSpec,
     ProviderConfig,
     StorageConfig,
     TaskSpec,
@@ -58,6 +55,7 @@ from tunectl.names import check_name, is_valid_name
 from tunectl.providers import registry
 from tunectl.providers.base import AttrSpec
 from tunectl.search.algorithms import ALGORITHMS
+from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.params import PARAM_TYPES
 from tunectl.search.pruners import PRUNERS
 

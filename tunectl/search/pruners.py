@@ -132,18 +132,12 @@ _STEPS = {
     "min_trials": Setting(whole(1), 1),
 }
 
+# In the order the configuration's messages list them.
 PRUNERS: dict[str, PrunerEntry] = {
     entry.name: entry
     for entry in (
         PrunerEntry(
             "median", "MedianPruner: below the median of earlier trials at a step", _median, _STEPS
-        ),
-        PrunerEntry(
-            "percentile",
-            "PercentilePruner: below a percentile of earlier trials at a step",
-            _percentile,
-            _STEPS | {"percentile": Setting(number(0, 100))},
-            _needs_percentile,
         ),
         PrunerEntry(
             "hyperband",
@@ -165,6 +159,13 @@ PRUNERS: dict[str, PrunerEntry] = {
                 "reduction_factor": Setting(whole(2), 4),
                 "min_early_stopping_rate": Setting(whole(0), 0),
             },
+        ),
+        PrunerEntry(
+            "percentile",
+            "PercentilePruner: below a percentile of earlier trials at a step",
+            _percentile,
+            _STEPS | {"percentile": Setting(number(0, 100))},
+            _needs_percentile,
         ),
         PrunerEntry(
             "threshold",
