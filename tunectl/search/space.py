@@ -293,7 +293,7 @@ def validate_space(
                 hint = did_you_mean(key, [q.name for q in params if q.name != p.name])
                 sentence = f'{where} names "{key}", which is not a parameter of this experiment.'
                 errors.append((p.name, sentence + hint))
-            elif not PARAM_TYPES[ref.type].controller:
+            elif ref.type not in PARAM_TYPES or not PARAM_TYPES[ref.type].controller:
                 errors.append(
                     (
                         p.name,
