@@ -17,19 +17,13 @@ from typing import Any
 
 from tunectl.config import variables as variables_mod
 from tunectl.config.model import (
-    ALGORITHMS,
-    EARLY_STOPPING,
-    PARAM_TYPES,
-    Algorithm,
     BackendConfig,
     Config,
-    EarlyStopping,
     Experiment,
     Lifecycle,
     MetricsSource,
     Objective,
     Output,
-    ParamSpec,
     ProviderConfig,
     StorageConfig,
     TaskSpec,
@@ -62,6 +56,10 @@ from tunectl.hcl.values import Template
 from tunectl.names import check_name, is_valid_name
 from tunectl.providers import registry
 from tunectl.providers.base import AttrSpec
+from tunectl.search.algorithms import ALGORITHMS
+from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
+from tunectl.search.params import PARAM_TYPES
+from tunectl.search.pruners import PRUNERS
 
 TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
 DEFERRED = frozenset({"param", "trial", "experiment"})
@@ -138,9 +136,9 @@ EXPERIMENT_SCHEMA = BlockSchema(
         "max_trials_without_improvement": _S("int"),
     },
     blocks={
-        "algorithm": NestedBlock(_ANY_SETTINGS, ("name",), 1, True, ALGORITHMS),
+        "algorithm": NestedBlock(_ANY_SETTINGS, ("name",), 1, True, tuple(ALGORITHMS)),
         "objective": NestedBlock(OBJECTIVE_SCHEMA, (), 1, True),
-        "early_stopping": NestedBlock(_ANY_SETTINGS, ("name",), 1, False, EARLY_STOPPING),
+        "early_stopping": NestedBlock(_ANY_SETTINGS, ("name",), 1, False, tuple(PRUNERS)),
         "param": NestedBlock(PARAM_SCHEMA, ("name",)),
         "trial": NestedBlock(TRIAL_SCHEMA, (), 1, True),
         "lifecycle": NestedBlock(
@@ -721,7 +719,8 @@ def _check_s3_settings(block: Block, settings: Mapping[str, Any], reader: Reader
 def _experiment(
     block: Block, scope: Scope, providers: Mapping[str, ProviderConfig], diags: Diagnostics
 ) -> Experiment | None:
-    from tunectl.search.space import validate_pruner, validate_space
+    from tunectl.search.pruners import validate_pruner
+    from tunectl.search.space import validate_space
 
     name = block.labels[0]
     context = block_context(block)

@@ -13,71 +13,8 @@ from typing import Any
 
 from tunectl.diags import SourceFiles, SourceRange
 from tunectl.hcl.syntax import Expr
-
-PARAM_TYPES = (
-    "choice",
-    "randint",
-    "uniform",
-    "quniform",
-    "loguniform",
-    "qloguniform",
-    "normal",
-    "qnormal",
-    "lognormal",
-    "qlognormal",
-    "int",
-    "float",
-)
-
-ALGORITHMS = ("tpe", "random", "grid", "gp", "cmaes", "evolution", "qmc", "bruteforce")
-EARLY_STOPPING = (
-    "median",
-    "hyperband",
-    "successive_halving",
-    "percentile",
-    "threshold",
-    "none",
-)
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One `param "NAME"` block, with NNI's semantics for the NNI types.
-
-    choice: `values`. randint: `low` <= x < `high` (integer). uniform: low..high.
-    quniform: clip(round(uniform(low, high) / q) * q, low, high). loguniform: exp(uniform(log
-    low, log high)). qloguniform: rounded like quniform. normal: `mu`, `sigma`. qnormal:
-    round(normal / q) * q. lognormal: exp(normal(mu, sigma)). qlognormal: rounded.
-    int / float (Optuna's): low..high inclusive, optional `step`, `log`.
-    `when`: the parameter exists only when every named parameter has the given value.
-    """
-
-    name: str
-    type: str
-    low: float | None = None
-    high: float | None = None
-    q: float | None = None
-    mu: float | None = None
-    sigma: float | None = None
-    values: tuple[Any, ...] = ()
-    step: float | None = None
-    log: bool = False
-    when: tuple[tuple[str, Any], ...] = ()
-    range: SourceRange | None = field(default=None, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        for key in ("low", "high", "q", "mu", "sigma", "step"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        if self.values:
-            out["values"] = list(self.values)
-        if self.log:
-            out["log"] = True
-        if self.when:
-            out["when"] = dict(self.when)
-        return out
+from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
+from tunectl.search.stopping import StopRules
 
 
 @dataclass(frozen=True)
@@ -93,22 +30,6 @@ class Objective:
     @property
     def metric_names(self) -> list[str]:
         return [self.metric] if self.metric else [name for name, _ in self.metrics]
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    name: str
-    settings: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def seed(self) -> int | None:
-        return dict(self.settings).get("seed")
-
-
-@dataclass(frozen=True)
-class EarlyStopping:
-    name: str = "none"
-    settings: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +109,18 @@ class Experiment:
     # Dotted paths of the canonical experiment (`tunectl.plans.differ.canonical`) whose
     # values derive from sensitive variables: stored and shown only as markers.
     sensitive: frozenset[str] = frozenset()
+
+    @property
+    def stop_rules(self) -> StopRules:
+        """What ends this experiment's search (`tunectl.search.stopping`)."""
+        return StopRules(
+            direction=self.objective.direction,
+            max_trials=self.max_trials,
+            goal=self.objective.goal,
+            max_failed_trials=self.max_failed_trials,
+            max_duration=self.max_duration,
+            max_trials_without_improvement=self.max_trials_without_improvement,
+        )
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,14 @@ from tunectl.engine.models import Generation, ModelStore, delete_stored, kept_tr
 from tunectl.engine.objective import combine, metric_values
 from tunectl.engine.trials import Placeholders, build_request, metrics_files, task_key, trial_id
 from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState, TaskStatus
-from tunectl.search.stopping import REASON_TEXT, Progress, final_status, stop_reason, time_used
+from tunectl.search.stopping import (
+    REASON_TEXT,
+    Progress,
+    compute_progress,
+    final_status,
+    stop_reason,
+    time_used,
+)
 from tunectl.states import ExperimentRecord, MetricRecord, State, TaskRecord, TrialRecord
 
 ENDED = ("complete", "pruned", "failed")
@@ -244,30 +251,15 @@ class Runner:
     # -- one pass -----------------------------------------------------------------------
 
     def progress(self) -> Progress:
-        counts = {s: 0 for s in ENDED}
-        best_value: float | None = None
-        best_index = -1
-        for i, t in enumerate(self.ended):
-            counts[t.status] += 1
-            if (
-                t.status == "complete"
-                and t.value is not None
-                and (best_value is None or self._better(t.value, best_value))
-            ):
-                best_value, best_index = t.value, i
-        return Progress(
-            complete=counts["complete"],
-            pruned=counts["pruned"],
-            failed=counts["failed"],
+        return compute_progress(
+            self.ended,
+            direction=self.exp.objective.direction,
             running=len(self.active) + len(self.waiting) + len(self.elsewhere),
-            best_value=best_value,
-            since_best=len(self.ended) - 1 - best_index if best_index >= 0 else 0,
-            elapsed=time_used(self.record.elapsed, self.record.clock_since, self.clock()),
             asked=self.asked,
+            elapsed=self.record.elapsed,
+            clock_since=self.record.clock_since,
+            now=self.clock(),
         )
-
-    def _better(self, a: float, b: float) -> bool:
-        return a > b if self.exp.objective.direction == "maximize" else a < b
 
     def refresh(self) -> bool:
         """Take in what happened to running trials, then check the stop conditions.
@@ -297,7 +289,7 @@ class Runner:
                     active.task.status = "running"
                     self.changes += 1
         progress = self.progress()
-        reason = stop_reason(self.exp, progress, self.space_size)
+        reason = stop_reason(self.exp.stop_rules, progress, self.space_size)
         if reason is not None:
             if reason in CANCEL_ON:
                 message = f"stopped: {REASON_TEXT[reason]}"

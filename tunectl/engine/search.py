@@ -47,7 +47,10 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from tunectl.config.model import Algorithm, EarlyStopping, Experiment, ParamSpec
+from tunectl.config.model import Experiment
+from tunectl.search.algorithms import ALGORITHMS
+from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
+from tunectl.search.pruners import PRUNERS
 from tunectl.search.space import (
     grid_combinations,
     internal_distribution,
@@ -113,106 +116,26 @@ def distribution(p: ParamSpec, discrete: bool = False) -> BaseDistribution:
     return FloatDistribution(**kwargs)
 
 
-def _int(value: Any, default: int | None = None) -> int | None:
-    return default if value is None else int(value)
-
-
 def make_sampler(
     algorithm: Algorithm, seed: int | None, base_seed: int | None = None
 ) -> optuna.samplers.BaseSampler:
-    """The sampler of `algorithm` with its settings, seeded with `seed`.
+    """The sampler of `algorithm` with its settings, seeded with `seed` (its registry entry's
+    builder, `tunectl.search.algorithms`).
 
     `base_seed` is the experiment's own seed (QMC's sequence keeps it). Grid search needs
     no sampler (its parameters are fixed), so it gets a random one.
     """
-    s = dict(algorithm.settings)
-    name = algorithm.name
-    samplers = optuna.samplers
-    fallback = samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        kwargs: dict[str, Any] = {}
-        for key in ("n_startup_trials", "n_ei_candidates"):
-            if key in s:
-                kwargs[key] = int(s[key])
-        for key in ("multivariate", "constant_liar"):
-            if key in s:
-                kwargs[key] = bool(s[key])
-        return samplers.TPESampler(seed=seed, **kwargs)
-    if name == "gp":
-        return samplers.GPSampler(
-            seed=seed,
-            independent_sampler=fallback,
-            n_startup_trials=_int(s.get("n_startup_trials"), 10) or 0,
-            warn_independent_sampling=False,
-        )
-    if name == "cmaes":
-        return samplers.CmaEsSampler(
-            seed=seed,
-            sigma0=None if s.get("sigma0") is None else float(s["sigma0"]),
-            n_startup_trials=_int(s.get("n_startup_trials"), 1) or 0,
-            popsize=_int(s.get("popsize")),
-            independent_sampler=fallback,
-            warn_independent_sampling=False,
-        )
-    if name == "evolution":
-        mutation = s.get("mutation_prob")
-        return samplers.NSGAIISampler(
-            seed=seed,
-            population_size=_int(s.get("population_size"), 50) or 50,
-            mutation_prob=None if mutation is None else float(mutation),
-            crossover_prob=float(s.get("crossover_prob", 0.9)),
-        )
-    if name == "qmc":
-        return samplers.QMCSampler(
-            qmc_type=str(s.get("qmc_type", "sobol")),
-            scramble=bool(s.get("scramble", False)),
-            seed=base_seed,
-            independent_sampler=fallback,
-            warn_asynchronous_seeding=False,
-            warn_independent_sampling=False,
-        )
-    if name == "bruteforce":
-        return samplers.BruteForceSampler(seed=seed)
-    return fallback  # random, and grid (whose parameters are fixed)
+    sampler: optuna.samplers.BaseSampler = ALGORITHMS[algorithm.name].sampler(
+        algorithm, seed, base_seed
+    )
+    return sampler
 
 
 def make_pruner(es: EarlyStopping) -> optuna.pruners.BasePruner:
-    """The pruner of an `early_stopping` block (settings checked by `validate_pruner`)."""
-    s = dict(es.settings)
-    pruners = optuna.pruners
-    steps = {
-        "n_warmup_steps": int(s.get("start_step", 0)),
-        "n_startup_trials": int(s.get("n_startup_trials", 5)),
-        "interval_steps": int(s.get("interval_steps", 1)),
-        "n_min_trials": int(s.get("min_trials", 1)),
-    }
-    if es.name == "median":
-        return pruners.MedianPruner(**steps)
-    if es.name == "percentile":
-        return pruners.PercentilePruner(float(s["percentile"]), **steps)
-    if es.name == "hyperband":
-        max_resource = s.get("max_resource", "auto")
-        return pruners.HyperbandPruner(
-            min_resource=int(s.get("min_resource", 1)),
-            max_resource=max_resource if max_resource == "auto" else int(max_resource),
-            reduction_factor=int(s.get("reduction_factor", 3)),
-        )
-    if es.name == "successive_halving":
-        min_resource = s.get("min_resource", "auto")
-        return pruners.SuccessiveHalvingPruner(
-            min_resource=min_resource if min_resource == "auto" else int(min_resource),
-            reduction_factor=int(s.get("reduction_factor", 4)),
-            min_early_stopping_rate=int(s.get("min_early_stopping_rate", 0)),
-        )
-    if es.name == "threshold":
-        lower, upper = s.get("lower"), s.get("upper")
-        return pruners.ThresholdPruner(
-            lower=None if lower is None else float(lower),
-            upper=None if upper is None else float(upper),
-            n_warmup_steps=int(s.get("start_step", 0)),
-            interval_steps=int(s.get("interval_steps", 1)),
-        )
-    return pruners.NopPruner()
+    """The pruner of an `early_stopping` block (its registry entry's builder,
+    `tunectl.search.pruners`; settings checked by `validate_pruner`)."""
+    pruner: optuna.pruners.BasePruner = PRUNERS[es.name].pruner(es)
+    return pruner
 
 
 def _combo_key(internal: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -231,22 +154,24 @@ class SearchEngine:
         self._algorithm = experiment.algorithm
         seed = self._algorithm.seed
         self._seed = None if seed is None else int(seed)
-        self._discrete = self._algorithm.name in ("grid", "bruteforce")
+        self._entry = ALGORITHMS[self._algorithm.name]
+        self._discrete = self._entry.discrete
         self._order = ordered_params(experiment.params)
         self._dists = {p.name: distribution(p, self._discrete) for p in self._order}
         self._neutral = optuna.samplers.RandomSampler(seed=0)
         self._shared: optuna.samplers.BaseSampler | None = None  # the sampler when unseeded
         with _quiet():
             pruner = make_pruner(experiment.early_stopping)
+        # Only public Optuna API below: the storage is ours, trials are found by number.
+        self._storage = optuna.storages.InMemoryStorage()
         self._study = optuna.create_study(
-            storage=optuna.storages.InMemoryStorage(),
+            storage=self._storage,
             sampler=self._neutral,
             pruner=pruner,
             study_name=experiment.name,
             direction="maximize" if experiment.objective.direction == "maximize" else "minimize",
         )
-        self._storage = self._study._storage
-        self._study_id = self._study._study_id
+        self._study_id = self._storage.get_study_id_from_name(experiment.name)
         self._ids: dict[int, int] = {}  # tunectl number -> Optuna trial id
         self._live: dict[int, optuna.Trial] = {}  # running and pending trials
         self._asked: set[tuple[tuple[str, Any], ...]] = set()  # internal combinations
@@ -264,10 +189,7 @@ class SearchEngine:
             dist = self._dists.get(name)
             if dist is None:
                 continue  # a parameter no longer declared
-            try:
-                if not dist._contains(dist.to_internal_repr(value)):
-                    continue
-            except (TypeError, ValueError):
+            if not _contains(dist, value):
                 continue
             params[name], dists[name] = value, dist
         attrs = dict(past.system_attrs)
@@ -338,7 +260,7 @@ class SearchEngine:
         self._study.sampler = self._sampler(number)
         try:
             with _quiet():
-                if self._algorithm.name == "grid":
+                if self._entry.enumerate:
                     self._study.enqueue_trial(self._next_grid())
                 trial = self._study.ask()
                 internal: dict[str, Any] = {}
@@ -351,21 +273,25 @@ class SearchEngine:
             self._study.sampler = self._neutral
         after = self._storage.get_study_system_attrs(self._study_id)
         changed = {k: v for k, v in after.items() if before.get(k, _MISSING) != v}
+        trial_id = self._trial_id(trial)
         if changed:
-            self._storage.set_trial_system_attr(trial._trial_id, STUDY_ATTRS_KEY, changed)
-        self._ids[number] = trial._trial_id
+            self._storage.set_trial_system_attr(trial_id, STUDY_ATTRS_KEY, changed)
+        self._ids[number] = trial_id
         self._live[number] = trial
         self._asked.add(_combo_key(internal))
         return Suggestion(number, params, internal, self.system_attrs(number))
 
     # -- running trials -------------------------------------------------------------------
 
+    def _trial_id(self, trial: optuna.Trial) -> int:
+        return self._storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
+
     def report(self, number: int, step: int, value: float) -> bool:
         """Record an intermediate value of a running trial; True when it should be pruned."""
         trial = self._live.get(number)
         if trial is None or not math.isfinite(value):
             return False
-        if step not in self._storage.get_trial(trial._trial_id).intermediate_values:
+        if step not in self._storage.get_trial(self._trial_id(trial)).intermediate_values:
             trial.report(float(value), int(step))
         return bool(trial.should_prune())
 
@@ -383,18 +309,19 @@ class SearchEngine:
             self._study.tell(trial, float(value), state=TrialState.COMPLETE)
         elif state == "pruned":
             # Study.tell cannot take a pruned trial's value: store it the way _restore does.
-            curve = self._storage.get_trial(trial._trial_id).intermediate_values
+            trial_id = self._trial_id(trial)
+            curve = self._storage.get_trial(trial_id).intermediate_values
             pruned = _pruned_value(value, curve)
             values = None if pruned is None else [pruned]
-            self._storage.set_trial_state_values(trial._trial_id, TrialState.PRUNED, values)
+            self._storage.set_trial_state_values(trial_id, TrialState.PRUNED, values)
         else:
             self._study.tell(trial, state=TrialState.FAIL)
 
     def exhausted(self) -> bool:
         """Grid and bruteforce: every combination has been asked. Other algorithms: never."""
-        if self._algorithm.name == "grid":
+        if self._entry.enumerate:
             return all(_combo_key(c) in self._asked for c in self._grid_combinations())
-        if self._algorithm.name == "bruteforce":
+        if self._entry.discrete:
             if self._size is None:
                 self._size = space_size(self._algorithm, self._exp.params) or 0
             return len(self._asked - {()}) >= self._size
@@ -412,6 +339,26 @@ def _pruned_value(value: float | None, curve: Mapping[int, float]) -> float | No
     if value is not None and math.isfinite(value):
         return float(value)
     return curve[max(curve)] if curve else None
+
+
+def _contains(dist: BaseDistribution, value: Any) -> bool:
+    """Whether `dist` holds the external `value` (a stored parameter still declared)."""
+    try:
+        internal = dist.to_internal_repr(value)
+    except (TypeError, ValueError):
+        return False
+    if isinstance(dist, CategoricalDistribution):
+        return 0 <= int(internal) < len(dist.choices)
+    if not isinstance(dist, IntDistribution | FloatDistribution) or math.isnan(internal):
+        return False
+    if not dist.low <= internal <= dist.high:
+        return False
+    if isinstance(dist, IntDistribution):
+        return (internal - dist.low) % dist.step == 0
+    if dist.step is None:
+        return True
+    k = (internal - dist.low) / dist.step
+    return abs(k - round(k)) < 1e-8
 
 
 def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:

@@ -231,8 +231,8 @@ def _bytes(n: int) -> str:
 
 
 def intent(exp: Experiment, progress: Progress, status: str, space_size: int | None) -> TrialIntent:
-    to_run = launchable(exp, progress, space_size)
-    reason = stop_reason(exp, progress, space_size)
+    to_run = launchable(exp.stop_rules, progress, space_size)
+    reason = stop_reason(exp.stop_rules, progress, space_size)
     if reason is None:
         status = "running" if progress.asked else "pending"
     return TrialIntent(

@@ -1,4 +1,6 @@
-"""Tests for tunectl.search.space: NNI semantics, checks, grids. No optuna involved."""
+"""Tests for tunectl.search.space and its registries: NNI semantics, checks, grids.
+
+No optuna involved."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from decimal import Decimal
 
 import pytest
 
-from tunectl.config.model import Algorithm, EarlyStopping, ParamSpec
+from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
+from tunectl.search.pruners import validate_pruner
 from tunectl.search.space import (
     MAX_GRID,
     active_params,
@@ -23,7 +26,6 @@ from tunectl.search.space import (
     space_size,
     to_external,
     validate_param,
-    validate_pruner,
     validate_space,
 )
 
@@ -399,14 +401,10 @@ def test_grid_too_large():
 
 
 def test_gp_needs_torch(monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
-    )
+    # None in sys.modules makes `import torch` raise ImportError, installed or not.
+    monkeypatch.setitem(sys.modules, "torch", None)
     [sentence] = sentences(Algorithm("gp"), [LR])
-    assert "needs PyTorch" in sentence and "pip install torch" in sentence
+    assert "needs PyTorch" in sentence and "pip install 'tunectl[gp]'" in sentence
 
 
 def test_cmaes_with_only_choices():
@@ -500,5 +498,20 @@ def test_space_and_objective_do_not_import_optuna():
     code = (
         "import sys, tunectl.engine, tunectl.search.space, tunectl.engine.objective; "
         "assert 'optuna' not in sys.modules, 'optuna imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_search_layer_is_pure():
+    """tunectl.search sits below config and engine and imports no Optuna (nor what Optuna's
+    samplers import) until a registry entry builds a sampler or pruner."""
+    code = (
+        "import sys, pkgutil, importlib, tunectl.search as s\n"
+        "for m in pkgutil.iter_modules(s.__path__):\n"
+        "    importlib.import_module(f'tunectl.search.{m.name}')\n"
+        "third = ('optuna', 'numpy', 'scipy', 'cmaes')\n"
+        "layers = ('tunectl.config', 'tunectl.engine', 'tunectl.hcl')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in third or m.startswith(layers)]\n"
+        "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

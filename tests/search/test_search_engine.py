@@ -8,15 +8,9 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from tunectl.config.model import (
-    Algorithm,
-    EarlyStopping,
-    Experiment,
-    Objective,
-    ParamSpec,
-    TrialSpec,
-)
+from tunectl.config.model import Experiment, Objective, TrialSpec
 from tunectl.engine.search import PastTrial, SearchEngine
+from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.space import space_size, to_external
 
 NUMERIC = (
@@ -61,7 +55,9 @@ def needs(algorithm: str) -> None:
     if algorithm == "gp":
         pytest.importorskip("torch")
     if algorithm in ("gp", "qmc"):
-        pytest.importorskip("scipy")
+        pytest.importorskip("scipy")  # the gp and qmc extras
+    if algorithm == "cmaes":
+        pytest.importorskip("cmaes")  # the cmaes extra
 
 
 def loss(params: dict) -> float:

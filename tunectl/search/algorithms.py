@@ -1,0 +1,271 @@
+"""The algorithm registry: every `algorithm "NAME"` tunectl knows, in one table.
+
+An entry holds everything about one algorithm: its settings (check, default, doc), the
+packages it needs beyond tunectl's own dependencies and the extra that installs them, what
+it needs of the search space, its documentation line, and the builder of its Optuna sampler.
+Adding an algorithm is adding one entry to `ALGORITHMS`: the configuration's schema,
+validation, the engine and the docs read it from here.
+
+Builders import optuna inside their body, never at module level: `plan` and `validate` use
+this module and must stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunectl.search.model import Algorithm, ParamSpec
+from tunectl.search.settings import (
+    Setting,
+    boolean,
+    number,
+    one_of,
+    whole,
+    with_defaults,
+)
+
+# (settings with their defaults, seed of this ask, the experiment's own seed) -> sampler
+Builder = Callable[[Mapping[str, Any], int | None, int | None], Any]
+# The algorithm's own checks of a search space: sentences, empty when fine.
+SpaceCheck = Callable[[Sequence[ParamSpec]], list[str]]
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A package an algorithm imports that tunectl does not install by default."""
+
+    module: str  # the top-level module Optuna imports, e.g. "scipy"
+    label: str  # its name in sentences, e.g. "SciPy"
+
+
+@dataclass(frozen=True)
+class AlgorithmEntry:
+    name: str
+    doc: str  # one line: the Optuna sampler and what it is for
+    build: Builder
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+    # Packages the sampler imports, installed by `pip install 'tunectl[EXTRA]'`.
+    needs: tuple[Requirement, ...] = ()
+    extra: str | None = None
+    # Needs a finite space; quantized types are sampled as categoricals of their values.
+    discrete: bool = False
+    # The engine asks every combination as fixed parameters, in a seeded order (grid).
+    enumerate: bool = False
+    check_space: SpaceCheck | None = None
+
+    def sampler(self, algorithm: Algorithm, seed: int | None, base_seed: int | None) -> Any:
+        """The Optuna sampler of `algorithm` (whose name is this entry's), seeded with `seed`."""
+        return self.build(with_defaults(self.settings, algorithm.settings), seed, base_seed)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _fallback(seed: int | None) -> Any:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _tpe(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    import optuna
+
+    kwargs: dict[str, Any] = {}
+    for key in ("n_startup_trials", "n_ei_candidates"):
+        if s[key] is not None:
+            kwargs[key] = int(s[key])
+    for key in ("multivariate", "constant_liar"):
+        if s[key] is not None:
+            kwargs[key] = bool(s[key])
+    return optuna.samplers.TPESampler(seed=seed, **kwargs)
+
+
+def _random(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    return _fallback(seed)
+
+
+def _gp(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    import optuna
+
+    return optuna.samplers.GPSampler(
+        seed=seed,
+        independent_sampler=_fallback(seed),
+        n_startup_trials=int(s["n_startup_trials"]),
+        warn_independent_sampling=False,
+    )
+
+
+def _cmaes(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    import optuna
+
+    return optuna.samplers.CmaEsSampler(
+        seed=seed,
+        sigma0=_float(s["sigma0"]),
+        n_startup_trials=int(s["n_startup_trials"]),
+        popsize=_int(s["popsize"]),
+        independent_sampler=_fallback(seed),
+        warn_independent_sampling=False,
+    )
+
+
+def _evolution(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(
+        seed=seed,
+        population_size=int(s["population_size"]),
+        mutation_prob=_float(s["mutation_prob"]),
+        crossover_prob=float(s["crossover_prob"]),
+    )
+
+
+def _qmc(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    import optuna
+
+    # A scrambled sequence must use one seed throughout: the experiment's own.
+    return optuna.samplers.QMCSampler(
+        qmc_type=str(s["qmc_type"]),
+        scramble=bool(s["scramble"]),
+        seed=base_seed,
+        independent_sampler=_fallback(seed),
+        warn_asynchronous_seeding=False,
+        warn_independent_sampling=False,
+    )
+
+
+def _bruteforce(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    import optuna
+
+    return optuna.samplers.BruteForceSampler(seed=seed)
+
+
+def _not_only_choices(params: Sequence[ParamSpec]) -> list[str]:
+    if params and all(p.type == "choice" for p in params):
+        return [
+            "CMA-ES cannot search choice parameters, and every parameter here is a choice: "
+            'choose "tpe", "random", "grid" or "evolution" instead.'
+        ]
+    return []
+
+
+_SEED = {"seed": Setting(whole(0), doc="makes the trials' parameters reproducible")}
+_SCIPY = Requirement("scipy", "SciPy")
+
+ALGORITHMS: dict[str, AlgorithmEntry] = {
+    entry.name: entry
+    for entry in (
+        AlgorithmEntry(
+            "tpe",
+            "TPESampler: tree-structured Parzen estimator, a good default",
+            _tpe,
+            _SEED
+            | {
+                "n_startup_trials": Setting(whole(0)),
+                "n_ei_candidates": Setting(whole(1)),
+                "multivariate": Setting(boolean),
+                "constant_liar": Setting(boolean),
+            },
+        ),
+        AlgorithmEntry("random", "RandomSampler: independent uniform draws", _random, _SEED),
+        # Grid search asks its combinations as fixed parameters (tunectl.engine.search):
+        # the sampler only fills what is not fixed, which is nothing.
+        AlgorithmEntry(
+            "grid",
+            "every combination of a finite space, in a seeded order",
+            _random,
+            _SEED,
+            discrete=True,
+            enumerate=True,
+        ),
+        AlgorithmEntry(
+            "gp",
+            "GPSampler: Gaussian-process Bayesian optimisation",
+            _gp,
+            _SEED | {"n_startup_trials": Setting(whole(0), 10)},
+            needs=(Requirement("torch", "PyTorch"), _SCIPY),
+            extra="gp",
+        ),
+        AlgorithmEntry(
+            "cmaes",
+            "CmaEsSampler: CMA evolution strategy, for numeric parameters",
+            _cmaes,
+            _SEED
+            | {
+                "sigma0": Setting(number(0, above=True)),
+                "n_startup_trials": Setting(whole(0), 1),
+                "popsize": Setting(whole(4)),
+            },
+            needs=(Requirement("cmaes", "cmaes"),),
+            extra="cmaes",
+            check_space=_not_only_choices,
+        ),
+        AlgorithmEntry(
+            "evolution",
+            "NSGAIISampler: a genetic algorithm",
+            _evolution,
+            _SEED
+            | {
+                "population_size": Setting(whole(2), 50),
+                "mutation_prob": Setting(number(0, 1)),
+                "crossover_prob": Setting(number(0, 1), 0.9),
+            },
+        ),
+        AlgorithmEntry(
+            "qmc",
+            "QMCSampler: a quasi-random (Sobol or Halton) sequence",
+            _qmc,
+            _SEED
+            | {
+                "qmc_type": Setting(one_of("sobol", "halton"), "sobol"),
+                "scramble": Setting(boolean, False),
+            },
+            needs=(_SCIPY,),
+            extra="qmc",
+        ),
+        AlgorithmEntry(
+            "bruteforce",
+            "BruteForceSampler: every combination of a finite space",
+            _bruteforce,
+            _SEED,
+            discrete=True,
+        ),
+    )
+}
+
+
+def _importable(module: str) -> bool:
+    if importlib.util.find_spec(module) is None:
+        return False
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def missing(entry: AlgorithmEntry) -> list[Requirement]:
+    """The packages `entry` needs that cannot be imported here."""
+    return [r for r in entry.needs if not _importable(r.module)]
+
+
+def requirement_error(entry: AlgorithmEntry) -> str | None:
+    """The sentence saying what to install for `entry`, or None when nothing is missing."""
+    absent = missing(entry)
+    if not absent:
+        return None
+    names = " and ".join(r.label for r in absent)
+    verb = "is" if len(absent) == 1 else "are"
+    extra = entry.extra or entry.name
+    return (
+        f'The "{entry.name}" algorithm needs {names}, which {verb} not installed: run '
+        f"`pip install 'tunectl[{extra}]'`, or choose another algorithm such as \"tpe\"."
+    )
