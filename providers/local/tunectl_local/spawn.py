@@ -47,6 +47,14 @@ from tunectl_local.taskdir import (
 )
 
 RUNNER = str(Path(__file__).with_name("runner.py"))
+# The runner is imported, not run as a script: a script is compiled on every start (as
+# long as the rest of the runner's own start-up), an imported module is loaded from its
+# cached bytecode. RUNNER stays in the argv, so `is_runner` recognises runners started
+# either way (a task adopted from an earlier tunectl was started as a script).
+_BOOT = (
+    "import sys;sys.path.append(sys.argv[1].rpartition('/')[0]);"
+    "import runner;runner.main(sys.argv[1:])"
+)
 LOCK_RETRY = 0.2  # how long `claim` retries a lock a status check may hold briefly
 
 # Popen objects of the runners this process started, shared by every provider instance so
@@ -186,7 +194,7 @@ def spawn(
         )
         unlink(d / "queued")
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", RUNNER, str(d), str(grace), *argv],
+            [sys.executable, "-I", "-S", "-c", _BOOT, RUNNER, str(d), str(grace), *argv],
             stdin=subprocess.DEVNULL,
             stdout=outfd,
             stderr=subprocess.STDOUT,
