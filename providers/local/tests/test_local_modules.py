@@ -24,9 +24,9 @@ from tunectl_local.taskdir import (
 from tunectl.providers.base import LogChunk, ProviderError, TaskRequest, TaskState
 
 
-def request(key: str, **fields: Any) -> TaskRequest:
+def request(key: str, command: str = "true", **fields: Any) -> TaskRequest:
     return TaskRequest(
-        key=key, experiment="exp", trial_number=1, task_name="main", command="true", **fields
+        key=key, experiment="exp", trial_number=1, task_name="main", command=command, **fields
     )
 
 
@@ -295,3 +295,34 @@ def test_claim_is_exclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     again = spawn.claim(tmp_path)
     assert again is not None
     os.close(again)
+
+
+def test_runner_starts_from_bytecode_and_is_recognised(tmp_path: Path) -> None:
+    from tunectl_local import LocalProvider
+
+    provider = LocalProvider({"slots": 1}, tmp_path / "state")
+    handle = provider.submit(request("k-boot", "sleep 30"))
+    try:
+        pid = provider._files.pid(handle.id)
+        assert pid is not None
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[1:4] == [b"-I", b"-S", b"-c"] and spawn.RUNNER.encode() in argv
+        assert spawn.is_runner(pid)
+        assert not spawn.is_runner(os.getpid())
+    finally:
+        provider.cancel(handle)
+        provider.close()
+    assert provider.poll([handle])[handle.id].state is TaskState.CANCELLED
+
+
+def test_runner_still_runs_as_a_script(tmp_path: Path) -> None:
+    """As a task adopted from an earlier tunectl was started (and as docs show it)."""
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-I", "-S", spawn.RUNNER, str(tmp_path), "5", "sh", "-c", "exit 3"],
+        check=True,
+        start_new_session=True,
+    )
+    assert (tmp_path / "started").exists() and (tmp_path / "exit").read_text() == "3\n"
