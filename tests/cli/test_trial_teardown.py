@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from tunectl_local.provider import GRACE
+from tunectl_local.stop import GRACE
 
 from tests.conftest import run_cli, write
 

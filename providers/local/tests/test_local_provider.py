@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tunectl_local.provider as local_module
+import tunectl_local.spawn as spawn_module
+import tunectl_local.stop as stop_module
 from tunectl_local import LocalProvider
 
 from tunectl.providers.base import (
@@ -210,7 +211,7 @@ def test_environment_and_workdir(h: Harness, tmp_path: Path) -> None:
     assert got["task"] == str(h.state_dir / "tasks" / k)
     assert got["model"] == str(model_dir)
     assert got["python"] == "/opt/py/bin/python"
-    assert got["pp"] == local_module._tunectl_root()
+    assert got["pp"] == spawn_module.tunectl_root()
     assert got["pwd"] == str(work.resolve())
     assert got["cuda"] == "unset"  # no gpus configured: the provider leaves it alone
     # without a workdir the task runs in its task directory
@@ -331,7 +332,7 @@ def test_timeout_is_stable_across_instances(h: Harness) -> None:
 
 
 def test_timeout_escalates_to_sigkill(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_module, "GRACE", 0.5)
+    monkeypatch.setattr(stop_module, "GRACE", 0.5)
     p = h.provider()
     duration = f"100.{uuid.uuid4().int % 10**9:09d}"
     handle = h.submit(p, key(), f"trap '' TERM; sleep {duration}", timeout=0.3)
@@ -347,7 +348,7 @@ def test_timeout_escalates_to_sigkill(h: Harness, monkeypatch: pytest.MonkeyPatc
 
 
 def test_cancel_escalates_to_sigkill(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_module, "GRACE", 0.5)
+    monkeypatch.setattr(stop_module, "GRACE", 0.5)
     p = h.provider()
     duration = f"100.{uuid.uuid4().int % 10**9:09d}"
     handle = h.submit(p, key(), f"trap '' TERM; echo up; sleep {duration}")
@@ -399,7 +400,7 @@ def test_cleanup(h: Harness) -> None:
 @pytest.mark.parametrize("pidfds", [True, False], ids=["pidfd", "no-pidfd"])
 def test_gpus_are_handed_out_exclusively(h: Harness, pidfds: bool) -> None:
     p = h.provider(slots=4, gpus=["0", "1"])
-    p._pidfd_ok = pidfds
+    p._watcher.pidfd_ok = pidfds
     command = 'echo "gpu=$CUDA_VISIBLE_DEVICES"; sleep 0.4'
     gpu = {"gpus_per_task": 1}
     a, b, c = (h.submit(p, key(), command, settings=gpu) for _ in range(3))
@@ -452,7 +453,7 @@ def test_no_zombies_accumulate(h: Harness) -> None:
         p.wait(handles, 1)
     p.poll(handles)
     assert zombie_children() == []
-    assert not local_module._CHILDREN
+    assert not spawn_module.CHILDREN
 
 
 CRASH_SCRIPT = """
@@ -474,7 +475,7 @@ def test_task_survives_sigkill_of_tunectl(h: Harness) -> None:
     k = key()
     script = textwrap.dedent(CRASH_SCRIPT.format(state=str(h.state_dir), key=k))
     env = dict(os.environ)
-    root = local_module._tunectl_root()
+    root = spawn_module.tunectl_root()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     tunectl = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
     try:
@@ -537,7 +538,7 @@ def test_per_trial_overhead(h: Harness, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_pidfd_fallback_still_waits(h: Harness) -> None:
     p = h.provider()
-    p._pidfd_ok = False
+    p._watcher.pidfd_ok = False
     handle = h.submit(p, key(), "sleep 0.2")
     p.poll([handle])
     started = time.monotonic()

@@ -1,8 +1,11 @@
 """The per-task runner: runs one task's command and ends everything the command started.
 
-Run by the provider as `python -I -S runner.py TASK_DIR GRACE ARGV...` (standard library
-only, so that start-up stays a few milliseconds), with the task's lock fd inherited, as the
-leader of its own session. Its contract:
+Run by the provider as `python -I -S -c BOOT runner.py TASK_DIR GRACE ARGV...`, where BOOT
+imports this module from its directory (from cached bytecode; see `spawn`) and calls
+`main` (`python -I -S runner.py TASK_DIR GRACE ARGV...` works too), with the task's lock fd
+inherited, as the leader of its own session. Standard library only, and none of
+`from __future__`, `os` or `signal`, so that start-up stays a few milliseconds. Its
+contract:
 
 - it is a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`): every process the command
   starts, even one that calls `setsid` or double-forks, stays below the runner while the
@@ -19,8 +22,6 @@ leader of its own session. Its contract:
 SIGKILL cannot be caught: whoever sends it must kill the descendants first (the provider
 does, through `descendants`), or they would be reparented away from the task.
 """
-
-from __future__ import annotations
 
 # `posix` and `_signal` rather than `os` and `signal`: the latter import enum, functools and
 # collections, which doubled the runner's start-up.
