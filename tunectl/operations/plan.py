@@ -193,3 +193,26 @@ def _estimate_costs(session: Session, plan: Plan) -> None:
                 estimated_cost=total * change.intent.to_run,
                 currency=str(provider.config.get("currency") or ""),
             )
+
+
+@dataclasses.dataclass
+class PlanResult:
+    """`tunectl plan`'s result: the plan, and the state's plan key to seal it with when
+    it is to be saved (empty otherwise)."""
+
+    plan: Plan
+    key: bytes = b""
+
+
+def run(session: Session, options: DiffOptions, *, seal: bool = False) -> PlanResult:
+    """`tunectl plan`: under the lock, refresh and plan; persist what the refresh recorded."""
+    with session.locked("OperationTypePlan"):
+        state = session.open_state(create=True)
+        try:
+            result = refresh_and_plan(session, state, options)
+            key = state.plan_key() if seal else b""  # made before the push
+            session.save(state)  # the refresh may have recorded drift
+        finally:
+            state.close()
+            session.close()
+    return PlanResult(result, key)

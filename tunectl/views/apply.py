@@ -110,3 +110,9 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def destroyed_text(count: int) -> str:
+    """The line destroy ends with."""
+    noun = "experiment" if count == 1 else "experiments"
+    return f"\nDestroy complete! {count} {noun} destroyed."
