@@ -151,3 +151,24 @@ def test_the_lock_is_released_after_an_operation(directory: Path) -> None:
     session = Session(directory)
     with session.locked("OperationTypeApply"):
         pass
+
+
+def test_plan_errors_are_diagnostics_with_the_experiment_block(directory: Path) -> None:
+    assert apply_op.run(Session(directory), apply_op.ApplyRequest(auto_approve=True), Hooks())
+    text = (directory / "main.hcl").read_text()
+    (directory / "main.hcl").write_text(
+        text.replace(
+            "max_concurrent = 2",
+            "max_concurrent = 2\n  lifecycle {\n    prevent_destroy = true\n  }",
+        )
+    )
+    hooks = Hooks()
+    request = apply_op.ApplyRequest(destroy=True, replace=["experiment.nope"])
+    result = apply_op.run(Session(directory), request, hooks)
+    assert result.outcome == "errors" and result.plan is not None
+    assert [d.detail for d in result.diagnostics] == result.plan.errors  # their text kept
+    by_summary = {d.summary: d for d in result.diagnostics}
+    protected = by_summary["Experiment cannot be destroyed"]
+    assert protected.subject is not None
+    assert (protected.subject.filename, protected.subject.line) == ("main.hcl", 1)
+    assert by_summary["Invalid --replace address"].subject is None

@@ -34,7 +34,7 @@ from tunectl.operations.events import (
     TrialEvent,
 )
 from tunectl.operations.outputs import exported, record_outputs
-from tunectl.operations.plan import config_hash, digest, refresh_and_plan
+from tunectl.operations.plan import config_hash, digest, plan_diagnostics, refresh_and_plan
 from tunectl.operations.session import Session
 from tunectl.plans import planfile
 from tunectl.plans.change import Action, Plan
@@ -94,18 +94,21 @@ class ApplyHooks(Protocol):
 @dataclass
 class ApplyResult:
     """How apply ended. `outcome`: "done" (also with failed experiments, see
-    `failures`), "errors" (the plan has errors; nothing was changed), "cancelled" (not
-    approved), "interrupted" (stopped by the user; running trials keep running)."""
+    `failures`), "errors" (the plan has errors, also as `diagnostics`; nothing was
+    changed), "cancelled" (not approved), "interrupted" (stopped by the user; running
+    trials keep running)."""
 
     outcome: Literal["done", "errors", "cancelled", "interrupted"]
     plan: Plan | None = None
     failures: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
 def run(session: Session, request: ApplyRequest, hooks: ApplyHooks) -> ApplyResult:
     """Apply or destroy; see the module docstring."""
     emit = hooks.emit
     saved = request.saved
+    config = session.config
     with session.locked(request.operation), hooks.interrupts() as stop:
         state = session.open_state(create=True)
         try:
@@ -125,7 +128,7 @@ def run(session: Session, request: ApplyRequest, hooks: ApplyHooks) -> ApplyResu
             if saved is None or plan.drift or plan.errors:
                 emit(PlanReady(plan))
             if plan.errors:
-                return ApplyResult("errors", plan)
+                return ApplyResult("errors", plan, diagnostics=plan_diagnostics(config, plan))
             if not plan.has_changes and not plan.pending_work:
                 if request.destroy:
                     emit(Destroyed(0))

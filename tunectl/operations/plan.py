@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tunectl.config import sensitive
-from tunectl.diags import DiagnosticError
+from tunectl.config.model import Config
+from tunectl.diags import Diagnostic, DiagnosticError, error
 from tunectl.engine.models import ModelStore, stored_usage
 from tunectl.operations.outputs import direction
 from tunectl.operations.refresh import refresh
@@ -197,11 +198,12 @@ def _estimate_costs(session: Session, plan: Plan) -> None:
 
 @dataclasses.dataclass
 class PlanResult:
-    """`tunectl plan`'s result: the plan, and the state's plan key to seal it with when
-    it is to be saved (empty otherwise)."""
+    """`tunectl plan`'s result: the plan, the state's plan key to seal it with when it is
+    to be saved (empty otherwise), and the plan's errors as diagnostics."""
 
     plan: Plan
     key: bytes = b""
+    diagnostics: list[Diagnostic] = dataclasses.field(default_factory=list)
 
 
 def run(session: Session, options: DiffOptions, *, seal: bool = False) -> PlanResult:
@@ -215,4 +217,25 @@ def run(session: Session, options: DiffOptions, *, seal: bool = False) -> PlanRe
         finally:
             state.close()
             session.close()
-    return PlanResult(result, key)
+    return PlanResult(result, key, plan_diagnostics(session.config, result))
+
+
+def plan_diagnostics(config: Config, plan: Plan) -> list[Diagnostic]:
+    """The plan's errors (which make it unappliable) as diagnostics, their text as the
+    detail. One about an experiment has that experiment's block as its subject
+    (`lifecycle.prevent_destroy` is read from the configuration, so the block is there);
+    one about a flag (`--target`, `--replace`) has none."""
+    diags = []
+    for text in plan.errors:
+        head = text.split(" ", 1)[0]
+        exp = config.experiments.get(head.removeprefix("experiment."))
+        if head.startswith("experiment.") and "lifecycle.prevent_destroy" in text:
+            summary = "Experiment cannot be destroyed"
+        elif head in ("--target", "--replace"):
+            summary = f"Invalid {head} address"
+            exp = None
+        else:
+            summary = "Planning failed"
+        subject = exp.range if exp is not None and head.startswith("experiment.") else None
+        diags.append(error(summary, text, subject))
+    return diags
