@@ -22,7 +22,7 @@ from tunectl.operations.events import (
     RunStopped,
     TrialEvent,
 )
-from tunectl.operations.outputs import exported
+from tunectl.operations.outputs import exported, recorded
 from tunectl.operations.session import Session
 from tunectl.plans.differ import DiffOptions
 
@@ -99,6 +99,7 @@ def test_apply_creates_runs_and_finishes(directory: Path) -> None:
     best = finished.exported["demo"]["best"]["value"]
     assert finished.outputs == {"best": (best, False)}
     assert any(isinstance(e, TrialEvent) and e.experiment == "demo" for e in hooks.events)
+    assert recorded(Session(directory)) == {"best": (best, False)}
 
     # Nothing left to do: a plan has no changes, and apply says so without asking.
     planned = plan_op.run(Session(directory), DiffOptions(), seal=True)

@@ -197,21 +197,9 @@ class _Hooks:
         elif isinstance(event, Note):
             view.say(event.text)
         elif isinstance(event, Finished):
-            _finished(view, event)
+            view.finished(event.ran, event.failed, event.exported, event.outputs)
         elif isinstance(event, Destroyed):
             echo(destroyed_text(event.count))
-
-
-def _finished(view: ApplyView, event: Finished) -> None:
-    if event.ran:
-        view.summary(event.exported, "Apply failed." if event.failed else "Apply complete.")
-    else:
-        echo("\nNo changes. Your experiments match the configuration.")
-    if event.outputs:
-        from tunectl.views.outputs import render_outputs
-
-        echo("\nOutputs:\n")
-        echo(render_outputs(event.outputs))
 
 
 def _run(

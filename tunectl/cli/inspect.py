@@ -13,8 +13,7 @@ from tunectl.addrs import check_trial_option, parse_address
 from tunectl.cli.common import color_enabled, echo, load, session
 from tunectl.diags import DiagnosticError, error
 from tunectl.names import check_name, is_valid_name, shown
-from tunectl.operations.outputs import exported
-from tunectl.operations.outputs import outputs as evaluate_outputs
+from tunectl.operations.outputs import exported, recorded
 from tunectl.operations.session import Session
 from tunectl.states import State
 
@@ -181,14 +180,7 @@ def output(
 
     ses = session(ctx)
     load(ses)
-    state = ses.open_state(create=False)
-    try:
-        outputs = state.get_outputs()
-        if name is not None and name in outputs and outputs[name][1]:
-            # Sensitive values are never stored: evaluate it again, now.
-            outputs[name] = evaluate_outputs(ses, state)[name]
-    finally:
-        state.close()
+    outputs = recorded(ses, name)
     if name is not None:
         if name not in outputs:
             raise DiagnosticError(

@@ -68,3 +68,16 @@ def record_outputs(session: Session, state: State) -> dict[str, tuple[Any, bool]
 def direction(config: Mapping[str, Any]) -> str:
     """The objective's direction in an experiment's stored configuration."""
     return str(config.get("objective", {}).get("direction", "maximize"))
+
+
+def recorded(session: Session, name: str | None = None) -> dict[str, tuple[Any, bool]]:
+    """`tunectl output`: the outputs the last apply recorded. Sensitive values are never
+    stored, so the one output asked for by `name`, if sensitive, is evaluated again now."""
+    state = session.open_state(create=False)
+    try:
+        values = state.get_outputs()
+        if name is not None and name in values and values[name][1]:
+            values[name] = outputs(session, state)[name]
+    finally:
+        state.close()
+    return values
