@@ -1,4 +1,5 @@
 """The command-line interface: one module per command group, kept thin.
 
-Commands parse options, call the workspace / engine, and hand results to `tunectl.views`.
+Commands parse options, call an operation (`tunectl.operations`), and hand its results and
+events to `tunectl.views`.
 """

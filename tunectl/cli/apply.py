@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,13 +23,26 @@ from tunectl.cli.common import (
     color_enabled,
     echo,
     load,
-    workspace,
+    session,
 )
-from tunectl.diags import Diagnostic, DiagnosticError, error
+from tunectl.diags import DiagnosticError
+from tunectl.operations import apply as apply_op
+from tunectl.operations import plan as plan_op
+from tunectl.operations.events import (
+    Destroyed,
+    Event,
+    ExperimentChanged,
+    Finished,
+    Note,
+    PlanReady,
+    RunStarted,
+    RunStopped,
+    TrialEvent,
+)
 from tunectl.plans import planfile
-from tunectl.plans.change import Action, Plan
+from tunectl.plans.change import Plan
 from tunectl.plans.differ import DiffOptions
-from tunectl.workspace import Workspace
+from tunectl.views.apply import ApplyView, destroyed_text
 
 
 def _render(plan: Plan, fmt: str) -> str:
@@ -46,11 +62,6 @@ def _render(plan: Plan, fmt: str) -> str:
 def _check_addresses(addresses: list[str], flag: str) -> None:
     for address in addresses:
         parse_address(address, flag=flag, trials=False)
-
-
-def _make_plan(ws: Workspace, state, options: DiffOptions) -> Plan:
-    drift = ws.refresh(state)
-    return ws.plan(state, options, drift)
 
 
 def plan(
@@ -83,18 +94,11 @@ def plan(
     """Show what apply would change: experiments created, updated, replaced, destroyed."""
     _check_addresses(target or [], "--target")
     _check_addresses(replace or [], "--replace")
-    ws = workspace(ctx, var, var_file, lock_timeout)
-    load(ws)
+    ses = session(ctx, var, var_file, lock_timeout)
+    load(ses)
     options = DiffOptions(destroy=destroy, targets=target or [], replace=replace or [])
-    with ws.locked("OperationTypePlan"):
-        state = ws.open_state(create=True)
-        try:
-            result = _make_plan(ws, state, options)
-            key = state.plan_key() if out is not None else b""  # made before the push
-            ws.save(state)  # the refresh may have recorded drift
-        finally:
-            state.close()
-            ws.close()
+    planned = plan_op.run(ses, options, seal=out is not None)
+    result, key = planned.plan, planned.key
     fmt = "json" if json_ else "markdown" if markdown else "human"
     echo(_render(result, fmt))
     if result.errors:
@@ -148,7 +152,7 @@ class Interrupts:
             os._exit(130)
 
 
-def _confirm(question: str) -> None:
+def _approve(question: str) -> bool:
     echo(
         f"\n{question}\n  tunectl will perform the actions described above.\n  Only 'yes' will "
         "be accepted to approve.\n"
@@ -161,9 +165,41 @@ def _confirm(question: str) -> None:
         )
     except EOFError:
         answer = ""
-    if answer.strip() != "yes":
-        echo("\nApply cancelled.")
-        raise typer.Exit(1)
+    return answer.strip() == "yes"
+
+
+class _Hooks:
+    """How apply shows its events, asks for approval and hears Ctrl-C on a terminal."""
+
+    def __init__(self) -> None:
+        self.view = ApplyView(color=color_enabled())
+
+    def approve(self, question: str) -> bool:
+        return _approve(question)
+
+    @contextlib.contextmanager
+    def interrupts(self) -> Iterator[threading.Event]:
+        with Interrupts() as interrupts:
+            yield interrupts.event
+
+    def emit(self, event: Event) -> None:
+        view = self.view
+        if isinstance(event, PlanReady):
+            echo(_render(event.plan, "human"))
+        elif isinstance(event, ExperimentChanged):
+            view.say(f"experiment.{event.name}: {event.what}")
+        elif isinstance(event, TrialEvent):
+            view.event(event.kind, event.experiment, event.message)
+        elif isinstance(event, RunStarted):
+            view.start(event.runners)
+        elif isinstance(event, RunStopped):
+            view.stop()
+        elif isinstance(event, Note):
+            view.say(event.text)
+        elif isinstance(event, Finished):
+            view.finished(event.ran, event.failed, event.exported, event.outputs)
+        elif isinstance(event, Destroyed):
+            echo(destroyed_text(event.count))
 
 
 def _run(
@@ -179,158 +215,22 @@ def _run(
     var_file: list[Path] | None,
     lock_timeout: str,
 ) -> None:
-    from tunectl.views.apply import ApplyView
-
-    saved: planfile.SavedPlan | None = None
     if plan_path is not None:
-        # Nothing in the file is used before its digest is checked here.
-        saved = planfile.read_sealed(plan_path)
-        recorded = saved.plan
-        destroy = bool(recorded.get("destroy"))
-        target = list(recorded.get("targets") or [])
-        replace = list(recorded.get("replace") or [])
-        merged = [f"{k}={_var_text(v)}" for k, v in (recorded.get("variables") or {}).items()]
-        var = merged + list(var or [])
-    _check_addresses(target, "--target")
-    _check_addresses(replace, "--replace")
-    ws = workspace(ctx, var, var_file, lock_timeout)
-    load(ws)
-    view = ApplyView(color=color_enabled())
-    operation = "OperationTypeDestroy" if destroy else "OperationTypeApply"
-    with ws.locked(operation), Interrupts() as interrupts:
-        state = ws.open_state(create=True)
-        try:
-            if saved is not None:
-                planfile.check(
-                    saved, state.lineage, state.serial, ws.digest(state), state.plan_key
-                )
-            state.backup()
-            result = _make_plan(
-                ws, state, DiffOptions(destroy=destroy, targets=target, replace=replace)
-            )
-            if saved is not None:
-                planfile.check_changes(saved, result)
-            if saved is None or result.drift or result.errors:
-                echo(_render(result, "human"))
-            if result.errors:
-                raise typer.Exit(1)
-            if not result.has_changes and not result.pending_work:
-                if destroy:
-                    _destroyed(0)
-                    return
-                _finish(ws, state, view, run=False)
-                return
-            if saved is None and not auto_approve:
-                question = (
-                    "Do you really want to destroy all experiments?"
-                    if destroy
-                    else "Do you want to perform these actions?"
-                )
-                _confirm(question)
-            experiments = ws.apply_changes(state, result, view.say)
-            if destroy:
-                ws.record_outputs(state)
-                _destroyed(sum(c.action is Action.DESTROY for c in result.changes))
-                return
-            if experiments:
-                _loop(ws, state, experiments, view, once, interrupts)
-            failed = [e.name for e in experiments if _status(state, e.name) == "failed"]
-            _finish(ws, state, view, run=bool(experiments), failed=bool(failed))
-            if failed:
-                raise DiagnosticError([_failed(state, name) for name in failed])
-        finally:
-            try:
-                ws.save(state)  # also after an interrupt or an error: the state is consistent
-            finally:
-                state.close()
-                ws.close()
-
-
-def _status(state, name: str) -> str | None:
-    record = state.get_experiment(name)
-    return record.status if record is not None else None
-
-
-def _failed(state, name: str) -> Diagnostic:
-    """Terraform exits 1 when it cannot reach the desired state; so does apply when an
-    experiment ends failed (SPEC 6 "Exit codes")."""
-    from tunectl.search.stopping import REASON_TEXT
-
-    record = state.get_experiment(name)
-    reason = REASON_TEXT.get(record.stop_reason, record.stop_reason) if record else ""
-    counts = state.trial_counts(name)
-    return error(
-        f"experiment.{name} failed",
-        f"The experiment ended failed ({reason}; {counts['complete']} complete, "
-        f"{counts['failed']} failed trials). See the failed trials' messages with "
-        f"`tunectl show experiment.{name}` and their output with `tunectl logs "
-        f"experiment.{name} --trial N`; fix the cause, then raise the limit or replace the "
-        "experiment and apply again.",
-    )
-
-
-def _destroyed(count: int) -> None:
-    noun = "experiment" if count == 1 else "experiments"
-    echo(f"\nDestroy complete! {count} {noun} destroyed.")
-
-
-def _var_text(value: Any) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Interrupts) -> None:
-    from tunectl.engine.reconcile import LoopOptions, Reconciler, Runner
-    from tunectl.search.space import space_size
-
-    models = ws.models()
-    # A shared state learns of a local task before it starts (see Runner).
-    shared = ws.remote() is not None
-    runners = [
-        Runner(
-            exp,
-            state,
-            ws.provider(exp.trial.provider),
-            models,
-            ws.directory,
-            space_size(exp.algorithm, exp.params),
-            view.event,
-            before_launch=(lambda: ws.save(state, force=False, ahead=True)) if shared else None,
-        )
-        for exp in experiments
-    ]
-    view.start(runners)
-    try:
-
-        def should_stop() -> bool:
-            ws.save(state, force=False)  # a remote state is pushed every few seconds
-            return interrupts.event.is_set()
-
-        Reconciler(runners, LoopOptions(once=once), should_stop).run()
-    finally:
-        view.stop()
-    if interrupts.event.is_set():
-        view.say("Stopped. Running trials keep running; run tunectl apply again to adopt them.")
-        # Checkpointed, but not done: exit 1, as Terraform does after an interrupt.
-        ws.record_outputs(state)
-        raise typer.Exit(1)
-    elif once:
-        running = sum(len(r.active) for r in runners)
-        view.say(f"One pass done (--once); {running} trial(s) running, adopted by the next apply.")
-
-
-def _finish(ws: Workspace, state, view, run: bool, failed: bool = False) -> None:
-    outputs = ws.record_outputs(state)
-    if run:
-        view.summary(ws.exported(state), "Apply failed." if failed else "Apply complete.")
+        request, var = apply_op.saved_request(plan_path, var or [])
     else:
-        echo("\nNo changes. Your experiments match the configuration.")
-    if outputs:
-        from tunectl.views.outputs import render_outputs
-
-        echo("\nOutputs:\n")
-        echo(render_outputs(outputs))
+        request = apply_op.ApplyRequest(destroy=destroy, targets=target, replace=replace)
+    request = dataclasses.replace(request, once=once, auto_approve=auto_approve)
+    _check_addresses(list(request.targets), "--target")
+    _check_addresses(list(request.replace), "--replace")
+    ses = session(ctx, var, var_file, lock_timeout)
+    load(ses)
+    result = apply_op.run(ses, request, _Hooks())
+    if result.outcome == "cancelled":
+        echo("\nApply cancelled.")
+    if result.outcome != "done":
+        raise typer.Exit(1)
+    if result.failures:
+        raise DiagnosticError(result.failures)
 
 
 def apply(

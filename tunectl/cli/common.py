@@ -15,7 +15,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from tunectl.diags import Diagnostic, DiagnosticError, SourceFiles, did_you_mean, error, render
 from tunectl.names import shown
-from tunectl.workspace import Workspace
+from tunectl.operations.session import Session
 
 
 @dataclass
@@ -115,12 +115,13 @@ def emit_diagnostics(diags: Iterable[Diagnostic]) -> None:
         typer.echo("\n" + text, err=True)
 
 
-def workspace(
+def session(
     ctx: typer.Context,
     var: list[str] | None = None,
     var_file: list[Path] | None = None,
     lock_timeout: str = "0s",
-) -> Workspace:
+) -> Session:
+    """The session a command's operations share, from its options."""
     from tunectl.durations import parse_duration
 
     obj: Context = ctx.obj
@@ -131,24 +132,23 @@ def workspace(
             error("Invalid --lock-timeout", f"{exc} Use a duration such as 10s or 2m.")
         ) from None
     files = [p if p.is_absolute() else Path.cwd() / p for p in (var_file or [])]
-    ws = Workspace(obj.directory, var or [], files, timeout)
-    return ws
+    return Session(obj.directory, var or [], files, timeout)
 
 
-def load(ws: Workspace):
+def load(session: Session) -> Any:
     """Load the configuration, keeping its sources for diagnostics."""
     from tunectl.config.load import config_files
 
     # Keep the raw texts even when loading fails, to quote them in diagnostics.
     texts = {}
-    if ws.directory.is_dir():
-        for path in config_files(ws.directory):
+    if session.directory.is_dir():
+        for path in config_files(session.directory):
             try:
                 texts[path.name] = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 pass
     _CURRENT["sources"] = SourceFiles(texts)
-    return ws.config
+    return session.config
 
 
 VarOpt = Annotated[

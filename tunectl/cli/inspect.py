@@ -10,10 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from tunectl.addrs import check_trial_option, parse_address
-from tunectl.cli.common import color_enabled, echo, load, workspace
+from tunectl.cli.common import color_enabled, echo, load, session
 from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import json_text, to_string
 from tunectl.names import check_name, is_valid_name, shown
+from tunectl.operations.outputs import exported, recorded
+from tunectl.operations.session import Session
+from tunectl.states import State
 
 
 def _is_file(path: str) -> bool:
@@ -24,10 +27,10 @@ def _is_file(path: str) -> bool:
         return False
 
 
-def _open_readonly(ctx: typer.Context):
-    ws = workspace(ctx)
-    load(ws)
-    return ws, ws.open_state(create=False)
+def _open_readonly(ctx: typer.Context) -> tuple[Session, State]:
+    ses = session(ctx)
+    load(ses)
+    return ses, ses.open_state(create=False)
 
 
 def show(
@@ -62,13 +65,13 @@ def show(
         )
     # Check the address before loading anything: a typo is reported alone.
     address = parse_address(target) if target is not None else None
-    ws, state = _open_readonly(ctx)
+    ses, state = _open_readonly(ctx)
     try:
         if address is None:
-            data = {
+            data: dict[str, Any] = {
                 "lineage": state.lineage,
                 "serial": state.serial,
-                "experiments": ws.exported(state),
+                "experiments": exported(state),
             }
             if json_:
                 echo(json.dumps(data, indent=2, sort_keys=True, default=str))
@@ -176,16 +179,9 @@ def output(
     if invalid is not None:
         raise DiagnosticError(invalid)
 
-    ws = workspace(ctx)
-    load(ws)
-    state = ws.open_state(create=False)
-    try:
-        outputs = state.get_outputs()
-        if name is not None and name in outputs and outputs[name][1]:
-            # Sensitive values are never stored: evaluate it again, now.
-            outputs[name] = ws.outputs(state)[name]
-    finally:
-        state.close()
+    ses = session(ctx)
+    load(ses)
+    outputs = recorded(ses, name)
     if name is not None:
         if name not in outputs:
             raise DiagnosticError(
@@ -234,7 +230,7 @@ def logs(
     parsed = parse_address(address)
     name = parsed.experiment
     number = check_trial_option(trial) if trial is not None else parsed.trial
-    ws, state = _open_readonly(ctx)
+    ses, state = _open_readonly(ctx)
     try:
         if state.get_experiment(name) is None:
             raise DiagnosticError(
@@ -251,7 +247,7 @@ def logs(
                 error("No such trial", f"experiment.{name}.trial[{number}] has no tasks.")
             )
         for task in tasks:
-            provider = ws.provider(task.provider)
+            provider = ses.provider(task.provider)
             handle = TaskHandle(task.key, task.handle_id or task.key)
             if len(tasks) > 1:
                 echo(f"==> task {task.task_name} (attempt {task.attempt + 1}) <==")
@@ -267,7 +263,7 @@ def logs(
                 time.sleep(0.5)
     finally:
         state.close()
-        ws.close()
+        ses.close()
 
 
 def _print_log(provider: Any, handle: Any, cursor: int) -> int:

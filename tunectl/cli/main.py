@@ -1,4 +1,4 @@
-"""The `tunectl` command: a thin typer layer over the workspace, engine and views.
+"""The `tunectl` command: a thin typer layer over the operations and views.
 
 Every command turns `DiagnosticError` into rendered diagnostics and exit code 1; a usage
 error (unknown flag or command, missing argument, bad option value) is rendered the same

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from tunectl.cli.common import VarFileOpt, VarOpt, echo, emit_diagnostics, load, workspace
+from tunectl.cli.common import VarFileOpt, VarOpt, echo, emit_diagnostics, load, session
 from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
+from tunectl.operations.session import Session
 
 
 def init(
@@ -26,12 +27,12 @@ def init(
     ] = False,
 ) -> None:
     """Check that the configuration's providers are installed and create the state."""
-    ws = workspace(ctx, var, var_file)
+    ses = session(ctx, var, var_file)
     # `load` keeps the sources to quote in diagnostics; whether a failure to load matters
     # to init (missing variable values may not) is `load_for_init`'s to say.
     with contextlib.suppress(DiagnosticError):
-        load(ws)
-    names = ws.load_for_init()
+        load(ses)
+    names = ses.load_for_init()
     echo("Initializing providers...")
     from tunectl.providers import registry
 
@@ -50,26 +51,23 @@ def init(
         entry = installed[name]
         echo(f"- {name}: {entry.distribution} v{entry.version}")
     if migrate_state:
-        _migrate(ws)
+        _migrate(ses)
         return
-    with ws.locked("OperationTypeInit"):
-        state = ws.open_state(create=True)
-        path = state.path
-        ws.save(state)
+    with ses.locked("OperationTypeInit"):
+        state = ses.open_state(create=True)
+        ses.save(state)
         state.close()
-    remote = ws.remote()
-    where = remote.uri if remote is not None else path
-    echo(f"\nState: {where}\n\ntunectl has been successfully initialized!")
+    echo(f"\nState: {ses.backend.where()}\n\ntunectl has been successfully initialized!")
 
 
-def _migrate(ws: Any) -> None:
+def _migrate(ses: Session) -> None:
     """Move the local state to the S3 backend, refusing to overwrite a state there."""
+    from tunectl.operations.session import config_id
     from tunectl.states import State
-    from tunectl.workspace import config_id
 
-    remote = ws.remote()
-    source = ws.directory / "state" / "tunectl.db"
-    if remote is None:
+    backend = ses.backend
+    source = ses.directory / "state" / "tunectl.db"
+    if not backend.shared:
         raise DiagnosticError(
             error(
                 "Nothing to migrate to",
@@ -81,32 +79,25 @@ def _migrate(ws: Any) -> None:
         raise DiagnosticError(
             error("No local state", f"There is no local state at {source} to migrate.")
         )
-    with ws.locked("OperationTypeMigrate"):
-        if _remote_exists(ws):
+    with ses.locked("OperationTypeMigrate"):
+        if backend.exists():
             raise DiagnosticError(
                 error(
                     "Backend already has a state",
-                    f"{remote.uri} already holds a state; tunectl does not overwrite it. "
+                    f"{backend.where()} already holds a state; tunectl does not overwrite it. "
                     "Delete it first if the local state is the one to keep.",
                 )
             )
-        local = State.open(source, create=False, config_id=config_id(ws.directory))
+        local = State.open(source, create=False, config_id=config_id(ses.directory))
         try:
-            ws.save(local)
+            ses.save(local)
             serial = local.serial
         finally:
             local.close()
     echo(
-        f"Copied the local state ({source}, serial {serial}) to {remote.uri}.\n"
+        f"Copied the local state ({source}, serial {serial}) to {backend.where()}.\n"
         "The local file is left in place; delete it once you have checked the migration."
     )
-
-
-def _remote_exists(ws: Any) -> bool:
-    remote = ws.remote()
-    from tunectl.workspace import _storage_call
-
-    return bool(_storage_call(remote.pull))
 
 
 def validate(
@@ -116,9 +107,9 @@ def validate(
     var_file: VarFileOpt = None,
 ) -> None:
     """Check the configuration alone (no state, no network)."""
-    ws = workspace(ctx, var, var_file)
+    ses = session(ctx, var, var_file)
     try:
-        load(ws)
+        load(ses)
     except DiagnosticError as exc:
         if not json_:
             raise

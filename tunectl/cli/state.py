@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tunectl.addrs import parse_address
-from tunectl.cli.common import App, LockTimeoutOpt, echo, load, workspace
+from tunectl.cli.common import App, LockTimeoutOpt, echo, load, session
 from tunectl.diags import DiagnosticError, error
 
 state_app = App(help="Inspect and change the state by hand.")
@@ -17,9 +17,9 @@ state_app = App(help="Inspect and change the state by hand.")
 @state_app.command("list")
 def list_(ctx: typer.Context) -> None:
     """List the addresses in the state."""
-    ws = workspace(ctx.parent)  # type: ignore[arg-type]
-    load(ws)
-    state = ws.open_state(create=False)
+    ses = session(ctx.parent)  # type: ignore[arg-type]
+    load(ses)
+    state = ses.open_state(create=False)
     try:
         for record in state.list_experiments():
             echo(f"experiment.{record.name}")
@@ -35,9 +35,9 @@ def show(
     """Show one experiment or trial as stored."""
     parsed = parse_address(address)
     name, number = parsed.experiment, parsed.trial
-    ws = workspace(ctx.parent)  # type: ignore[arg-type]
-    load(ws)
-    state = ws.open_state(create=False)
+    ses = session(ctx.parent)  # type: ignore[arg-type]
+    load(ses)
+    state = ses.open_state(create=False)
     try:
         record = state.get_experiment(name)
         if record is None:
@@ -63,17 +63,17 @@ def rm(
 ) -> None:
     """Forget an experiment without stopping its tasks or deleting its models."""
     name = parse_address(address, trials=False).experiment
-    ws = workspace(ctx.parent, lock_timeout=lock_timeout)  # type: ignore[arg-type]
-    load(ws)
-    with ws.locked("OperationTypeStateRm"):
-        state = ws.open_state(create=False)
+    ses = session(ctx.parent, lock_timeout=lock_timeout)  # type: ignore[arg-type]
+    load(ses)
+    with ses.locked("OperationTypeStateRm"):
+        state = ses.open_state(create=False)
         try:
             if state.get_experiment(name) is None:
                 raise DiagnosticError(error("No such address", f"{address} is not in the state."))
             active = state.active_tasks(name)
             state.backup()
             state.delete_experiment(name)
-            ws.save(state)
+            ses.save(state)
         finally:
             state.close()
     echo(f"Removed {address}")
@@ -90,15 +90,9 @@ def force_unlock(
     ],
 ) -> None:
     """Release a stuck state lock."""
-    from tunectl.states.lock import force_unlock as unlock
-
-    ws = workspace(ctx)
-    load(ws)
-    remote = ws.remote()
-    if remote is not None:
-        remote.force_unlock(lock_id)
-    else:
-        unlock(ws.state_path(), lock_id)
+    ses = session(ctx)
+    load(ses)
+    ses.backend.force_unlock(lock_id)
     echo("tunectl state has been successfully unlocked!")
 
 

@@ -82,18 +82,11 @@ class StateLock:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 os.close(fd)
-                raise _locked_error(self.db_path)
+                info, problem = read_info(self.db_path)
+                raise lock_held_error(info, problem)
             time.sleep(min(_RETRY_INTERVAL, remaining))
         self._fd = fd
-        self.info = LockInfo(
-            id=str(uuid.uuid4()),
-            operation=self.operation,
-            who=_who(),
-            version=self.version,
-            created=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            path=str(self.db_path),
-            pid=os.getpid(),
-        )
+        self.info = new_lock_info(self.operation, str(self.db_path), self.version)
         try:
             _write_info(self.db_path, self.info)
         except BaseException:
@@ -220,7 +213,8 @@ def _write_info(db_path: Path, info: LockInfo) -> None:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
-def _who() -> str:
+def who() -> str:
+    """`user@host` of this process, as a `LockInfo` names its holder."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (containers)
@@ -228,8 +222,27 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _locked_error(db_path: Path) -> DiagnosticError:
-    info, problem = read_info(db_path)
+def new_lock_info(operation: str, path: str, version: str) -> LockInfo:
+    """The `LockInfo` this process writes when it takes the lock on `path`."""
+    return LockInfo(
+        id=str(uuid.uuid4()),
+        operation=operation,
+        who=who(),
+        version=version,
+        created=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        path=path,
+        pid=os.getpid(),
+    )
+
+
+def lock_held_error(
+    info: LockInfo | None, problem: str, *, force_unlock_hint: bool = False
+) -> DiagnosticError:
+    """The one "Error acquiring the state lock" every backend raises when the lock is held.
+
+    `info` is the holder (None when it could not be read: `problem` says why, as a clause);
+    `force_unlock_hint` adds how to free a lock whose holder was killed, for backends whose
+    locks outlive their holder (a local lock dies with its process)."""
     if info is None:
         lock_info = f"Lock Info:\n  ({problem[0].upper() + problem[1:]}.)"
     else:
@@ -243,11 +256,14 @@ def _locked_error(db_path: Path) -> DiagnosticError:
             f"  Version:   {info.version}\n"
             f"  Created:   {info.created}"
         )
+    wait = "Use --lock-timeout to wait"
+    if force_unlock_hint:
+        wait += "; if the holder was killed, run tunectl force-unlock ID"
     return DiagnosticError(
         error(
             "Error acquiring the state lock",
             f"{lock_info}\n\ntunectl acquires a state lock to protect the state from being "
             "written by multiple users at the same time. Please resolve the issue above and "
-            "try again. (Use --lock-timeout to wait.)",
+            f"try again. ({wait}.)",
         )
     )

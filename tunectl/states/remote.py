@@ -36,16 +36,14 @@ import os
 import socket
 import sys
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tunectl import __version__, private_files
 from tunectl.diags import DiagnosticError, error
 from tunectl.durations import format_duration
-from tunectl.states.lock import _who
+from tunectl.states.lock import lock_held_error, new_lock_info
 from tunectl.states.records import LockInfo
 
 PUSH_INTERVAL = 5.0
@@ -88,15 +86,7 @@ class S3Backend:
     def lock(self, operation: str, timeout: float) -> LockInfo:
         from tunectl.s3 import PreconditionFailed
 
-        info = LockInfo(
-            id=str(uuid.uuid4()),
-            operation=operation,
-            who=_who(),
-            version=__version__,
-            created=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            path=self.uri,
-            pid=os.getpid(),
-        )
+        info = new_lock_info(operation, self.uri, __version__)
         body = (json.dumps(info.to_dict(), indent=2) + "\n").encode()
         deadline = time.monotonic() + max(timeout, 0)
         while True:
@@ -175,28 +165,10 @@ class S3Backend:
         self.s3.delete(self.lock_key)
 
     def _locked_error(self) -> DiagnosticError:
-        info = self.holder()
-        if info is None:
-            lock_info = "Lock Info:\n  (The lock was released while tunectl was reading it.)"
-        else:
-            lock_info = (
-                "Lock Info:\n"
-                f"  ID:        {info.id}\n"
-                f"  Path:      {info.path}\n"
-                f"  Operation: {info.operation}\n"
-                f"  Who:       {info.who}\n"
-                f"  PID:       {info.pid}\n"
-                f"  Version:   {info.version}\n"
-                f"  Created:   {info.created}"
-            )
-        return DiagnosticError(
-            error(
-                "Error acquiring the state lock",
-                f"{lock_info}\n\ntunectl acquires a state lock to protect the state from being "
-                "written by multiple users at the same time. Please resolve the issue above "
-                "and try again. (Use --lock-timeout to wait; if the holder was killed, run "
-                "tunectl force-unlock ID.)",
-            )
+        return lock_held_error(
+            self.holder(),
+            "the lock was released while tunectl was reading it",
+            force_unlock_hint=True,
         )
 
     # -- state object -------------------------------------------------------------------

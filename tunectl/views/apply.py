@@ -99,6 +99,30 @@ class ApplyView:
             print(line)
 
 
+    def finished(
+        self,
+        ran: bool,
+        failed: bool,
+        exported: Mapping[str, Any],
+        outputs: Mapping[str, tuple[Any, bool]],
+    ) -> None:
+        """How apply ends: each experiment's summary when trials ran (else that nothing
+        changed), then the outputs."""
+        if ran:
+            self.summary(exported, "Apply failed." if failed else "Apply complete.")
+        else:
+            _echo("\nNo changes. Your experiments match the configuration.")
+        if outputs:
+            from tunectl.views.outputs import render_outputs
+
+            _echo("\nOutputs:\n")
+            _echo(render_outputs(outputs))
+
+
+def _echo(text: str) -> None:
+    print(text, flush=True)
+
+
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -110,3 +134,9 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def destroyed_text(count: int) -> str:
+    """The line destroy ends with."""
+    noun = "experiment" if count == 1 else "experiments"
+    return f"\nDestroy complete! {count} {noun} destroyed."

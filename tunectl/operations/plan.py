@@ -1,0 +1,241 @@
+"""Plan: refresh, then diff the configuration against the state (`tunectl.plans`), and
+add what only a session knows — unknown `--target`s, the providers' capacity, the cost
+of the trials still to run, the digest a saved plan is checked against."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tunectl.config import sensitive
+from tunectl.config.model import Config
+from tunectl.diags import Diagnostic, DiagnosticError, error
+from tunectl.engine.models import ModelStore, stored_usage
+from tunectl.operations.outputs import direction
+from tunectl.operations.refresh import refresh
+from tunectl.operations.session import Session
+from tunectl.plans.change import Drift, Plan
+from tunectl.plans.differ import DiffOptions, StateView, make_plan
+from tunectl.providers import registry
+from tunectl.search.stopping import Progress, time_used
+from tunectl.states import State
+from tunectl.states.backend import storage_call
+
+
+def refresh_and_plan(session: Session, state: State, options: DiffOptions) -> Plan:
+    """What `tunectl plan` shows: drift from a refresh, then the plan."""
+    return plan(session, state, options, refresh(session, state))
+
+
+def plan(
+    session: Session, state: State, options: DiffOptions, drift: Sequence[Drift] = ()
+) -> Plan:
+    from tunectl.search.space import space_size
+
+    config = session.config
+    models = session.models()
+    _scrub(session, state)
+    views = state_views(state, models)
+
+    def replace_keys(provider: str) -> tuple[str, ...]:
+        try:
+            return registry.load(provider).replace_on_change
+        except (KeyError, registry.ProviderLoadError):
+            return ()
+
+    result = make_plan(
+        config,
+        views,
+        options,
+        replace_keys=replace_keys,
+        space_size=lambda exp: space_size(exp.algorithm, exp.params),
+        drift=drift,
+        storage_name=models.describe(),
+        salt=state.salt,
+    )
+    for target in options.targets:
+        name = target.removeprefix("experiment.").split(".")[0].split("[")[0]
+        if not target.startswith("experiment.") or (
+            name not in config.experiments and name not in views
+        ):
+            result.errors.append(
+                f"--target {target}: no experiment with that address in the configuration "
+                "or the state."
+            )
+    _bound_by_capacity(session, result)
+    _estimate_costs(session, result)
+    result.lineage, result.serial = state.lineage, state.serial
+    result.config_digest = digest(session, state)
+    result.variables = {
+        k: v for k, v in config.values.items() if not config.variables[k].sensitive
+    }
+    return result
+
+
+def state_views(state: State, models: ModelStore) -> dict[str, StateView]:
+    """Each experiment in the state as the differ compares it."""
+    views = {}
+    for record in state.list_experiments():
+        counts = state.trial_counts(record.name)
+        best = state.best_trial(record.name, direction(record.config))
+        since_best = state.count_ended_after(record.name, best.number) if best else 0
+        progress = Progress(
+            complete=counts.get("complete", 0),
+            pruned=counts.get("pruned", 0),
+            failed=counts.get("failed", 0),
+            running=counts.get("running", 0) + counts.get("pending", 0),
+            best_value=best.value if best else None,
+            since_best=since_best,
+            elapsed=time_used(record.elapsed, record.clock_since, time.time()),
+            asked=sum(counts.values()),
+        )
+        stored, size = storage_call(functools.partial(stored_usage, state, models, record.name))
+        views[record.name] = StateView(
+            name=record.name,
+            config=record.config,
+            status=record.status,
+            progress=progress,
+            models=stored,
+            model_bytes=size,
+            running_trials=progress.running,
+            stop_reason=record.stop_reason,
+        )
+    return views
+
+
+def digest(session: Session, state: State) -> str:
+    """What a saved plan records of the configuration and the variable values: the plain
+    digest of the files and non-sensitive values, and an HMAC of the sensitive values
+    keyed by the state's salt. Apply recomputes it from the values given again (--var,
+    TUNECTL_VAR_*), so a changed secret makes the plan stale without the plan file
+    holding anything that reveals it."""
+    config = session.config
+    secret = config.sensitive_values
+    if not secret:
+        return config.digest
+    return config.digest + "+" + sensitive.digest(secret, state.salt)
+
+
+def config_hash(data: Mapping[str, Any]) -> str:
+    """The hash an experiment record keeps of its canonical configuration."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _scrub(session: Session, state: State) -> None:
+    """Replace sensitive values the state holds in clear by their markers.
+
+    A state written by an older tunectl, or before a variable was declared sensitive,
+    has them in its copy of the experiment. Hidden as if stored that way, an unchanged
+    secret is no change, and no plan shows the old value."""
+    salt = state.salt
+    for record in state.list_experiments():
+        exp = session.config.experiments.get(record.name)
+        if exp is None or not exp.sensitive:
+            continue
+        hidden = sensitive.hide_paths(copy.deepcopy(record.config), exp.sensitive, salt)
+        if hidden != record.config:
+            record.config, record.config_hash = hidden, config_hash(hidden)
+            state.put_experiment(record)
+
+
+def _bound_by_capacity(session: Session, plan: Plan) -> None:
+    """Trials run at once: `max_concurrent`, bounded by the provider's capacity (local
+    `slots`), as apply bounds them (SPEC "Budget")."""
+    for change in plan.changes:
+        exp = session.config.experiments.get(change.name)
+        if change.intent is None or exp is None:
+            continue
+        try:
+            limit = session.provider(exp.trial.provider).capacity()
+        except (DiagnosticError, registry.ProviderLoadError):
+            continue
+        if limit is not None and limit < change.intent.max_concurrent:
+            change.intent = dataclasses.replace(change.intent, max_concurrent=limit)
+
+
+def _estimate_costs(session: Session, plan: Plan) -> None:
+    """Where the provider knows prices: what the trials still to run may cost, at most.
+
+    Each trial is priced for its longest possible run (`max_running_time` or the
+    task's `timeout`); without either there is no estimate.
+    """
+    for change in plan.changes:
+        exp = session.config.experiments.get(change.name)
+        if change.intent is None or exp is None or not change.intent.to_run:
+            continue
+        try:
+            cls = registry.load(exp.trial.provider)
+        except (KeyError, registry.ProviderLoadError):
+            continue
+        if not cls.capabilities.price:
+            continue
+        provider = session.provider(exp.trial.provider)
+        total = 0.0
+        for task in exp.trial.tasks:
+            settings = dict(task.settings)
+            limit = settings.get("max_running_time") or task.timeout or exp.trial.timeout
+            if isinstance(limit, str):
+                from tunectl.durations import parse_duration
+
+                limit = parse_duration(limit)
+            price = provider.estimate_price(settings, float(limit)) if limit else None
+            if price is None:
+                break
+            total += price
+        else:
+            change.intent = dataclasses.replace(
+                change.intent,
+                estimated_cost=total * change.intent.to_run,
+                currency=str(provider.config.get("currency") or ""),
+            )
+
+
+@dataclasses.dataclass
+class PlanResult:
+    """`tunectl plan`'s result: the plan, the state's plan key to seal it with when it is
+    to be saved (empty otherwise), and the plan's errors as diagnostics."""
+
+    plan: Plan
+    key: bytes = b""
+    diagnostics: list[Diagnostic] = dataclasses.field(default_factory=list)
+
+
+def run(session: Session, options: DiffOptions, *, seal: bool = False) -> PlanResult:
+    """`tunectl plan`: under the lock, refresh and plan; persist what the refresh recorded."""
+    with session.locked("OperationTypePlan"):
+        state = session.open_state(create=True)
+        try:
+            result = refresh_and_plan(session, state, options)
+            key = state.plan_key() if seal else b""  # made before the push
+            session.save(state)  # the refresh may have recorded drift
+        finally:
+            state.close()
+            session.close()
+    return PlanResult(result, key, plan_diagnostics(session.config, result))
+
+
+def plan_diagnostics(config: Config, plan: Plan) -> list[Diagnostic]:
+    """The plan's errors (which make it unappliable) as diagnostics, their text as the
+    detail. One about an experiment has that experiment's block as its subject
+    (`lifecycle.prevent_destroy` is read from the configuration, so the block is there);
+    one about a flag (`--target`, `--replace`) has none."""
+    diags = []
+    for text in plan.errors:
+        head = text.split(" ", 1)[0]
+        exp = config.experiments.get(head.removeprefix("experiment."))
+        if head.startswith("experiment.") and "lifecycle.prevent_destroy" in text:
+            summary = "Experiment cannot be destroyed"
+        elif head in ("--target", "--replace"):
+            summary = f"Invalid {head} address"
+            exp = None
+        else:
+            summary = "Planning failed"
+        subject = exp.range if exp is not None and head.startswith("experiment.") else None
+        diags.append(error(summary, text, subject))
+    return diags
