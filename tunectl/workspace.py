@@ -223,7 +223,7 @@ class Workspace:
                 status = statuses.get(task.handle_id or task.key)
                 if status is None or not status.state.terminal:
                     continue
-                before = task.status
+                before = task.status.value
                 state.update_task(
                     task.key,
                     status=status.state.value,
@@ -491,7 +491,7 @@ class Workspace:
             counts = state.trial_counts(record.name)
             best = state.best_trial(record.name, _direction(record.config))
             out[record.name] = {
-                "status": record.status,
+                "status": record.status.value,
                 "stop_reason": record.stop_reason,
                 "best": {
                     "value": best.value if best else None,

@@ -239,7 +239,7 @@ class Runner:
                 self.state.update_task(task.key, handle_id=handle.id, status="pending")
             active.handle = handle
         self.active[trial.number] = active
-        self.event("adopt", self.exp.name, f"trial {trial.number} adopted ({task.status})")
+        self.event("adopt", self.exp.name, f"trial {trial.number} adopted ({task.status.value})")
 
     # -- one pass -----------------------------------------------------------------------
 
