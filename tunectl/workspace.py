@@ -33,6 +33,7 @@ from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskStat
 from tunectl.search.stopping import Progress, time_used
 from tunectl.states import ExperimentRecord, State, StateLock
 from tunectl.states.remote import S3Backend, working_copy
+from tunectl.status import ExperimentStatus
 
 ACTIVE = ("submitting", "pending", "running")
 
@@ -299,15 +300,6 @@ class Workspace:
             storage_name=models.describe(),
             salt=state.salt,
         )
-        for target in options.targets:
-            name = target.removeprefix("experiment.").split(".")[0].split("[")[0]
-            if not target.startswith("experiment.") or (
-                name not in config.experiments and name not in views
-            ):
-                plan.errors.append(
-                    f"--target {target}: no experiment with that address in the configuration "
-                    "or the state."
-                )
         self._bound_by_capacity(plan)
         self._estimate_costs(plan)
         plan.lineage, plan.serial = state.lineage, state.serial
@@ -422,7 +414,7 @@ class Workspace:
                     generation=generation,
                     config=canonical(exp, salt),
                     config_hash=_hash(canonical(exp, salt)),
-                    status="pending",
+                    status=ExperimentStatus.PENDING,
                     created_at=time.time(),
                 )
                 state.put_experiment(record)

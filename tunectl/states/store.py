@@ -370,11 +370,9 @@ class State:
         rows = self._conn.execute(sql + " ORDER BY number", params)
         return [_TRIALS.from_row(row) for row in rows]
 
-    def trial_counts(
-        self, experiment: str, generation: int | None = None
-    ) -> dict[TrialStatus, int]:
-        """Trials per status, every status present (0 when none)."""
-        counts = dict.fromkeys(TrialStatus, 0)
+    def trial_counts(self, experiment: str, generation: int | None = None) -> dict[str, int]:
+        """Trials per status (`TrialStatus` members), every status present (0 when none)."""
+        counts: dict[str, int] = dict.fromkeys(TrialStatus, 0)
         rows = self._conn.execute(
             f"SELECT status, count(*) FROM trials WHERE experiment = ? AND {_GENERATION} "
             "GROUP BY status",
