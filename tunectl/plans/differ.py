@@ -138,7 +138,10 @@ def forces_replacement(
         if key == "timeout":
             return False
         if key not in TASK_REPLACE_KEYS:
-            return key in set(replace_keys(provider))
+            # A listed key forces replacement also where a provider setting nests it (a
+            # DLC role's own `image` in `worker = { image = ... }`), as SPEC's "image" says.
+            listed = set(replace_keys(provider))
+            return key in listed or parts[-1] in listed
     return True
 
 
