@@ -3,7 +3,12 @@
 Each experiment is compared through its canonical dict (`canonical`), flattened to dotted
 paths. Which paths update in place and which force replacement is SPEC section 3's table:
 limits and stop conditions update in place (they only change how far the same study goes);
-anything that changes what a trial computes or how it is judged forces replacement.
+anything that changes what a trial computes or how it is judged forces replacement. That
+table is written out row by row in tests/plans/test_differ_table.py.
+
+Problems found while planning (prevent_destroy, `--target`/`--replace` naming no
+experiment) are `Diagnostic`s in `Plan.errors`, pointing at the configuration where they
+can; the views render them.
 """
 
 from __future__ import annotations
