@@ -292,7 +292,7 @@ def make_plan(
     )
     experiments = {} if (config is None or options.destroy) else config.experiments
     configured = {} if config is None else config.experiments
-    replace = set()
+    replace: set[str] = set()
     for text in options.replace:
         found = _address(text, trials=False)
         if found is None or found.experiment not in experiments:
