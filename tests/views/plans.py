@@ -9,7 +9,9 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from tunectl.diags import SourceRange, error
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
+from tunectl.status import ExperimentStatus
 
 MNIST: dict[str, Any] = {
     "description": "LR and batch size for the MNIST CNN",
@@ -99,7 +101,7 @@ def _update_change() -> Change:
             pruned=2,
             failed=1,
             to_run=20,
-            status="running",
+            status=ExperimentStatus.RUNNING,
         ),
     )
 
@@ -194,7 +196,12 @@ def drift() -> Plan:
 
 def _done_intent() -> TrialIntent:
     return TrialIntent(
-        max_trials=40, max_concurrent=4, done=40, complete=38, pruned=2, status="succeeded"
+        max_trials=40,
+        max_concurrent=4,
+        done=40,
+        complete=38,
+        pruned=2,
+        status=ExperimentStatus.SUCCEEDED,
     )
 
 
@@ -222,7 +229,7 @@ def _pending_intent() -> TrialIntent:
         failed=1,
         running=2,
         to_run=26,
-        status="running",
+        status=ExperimentStatus.RUNNING,
         estimated_cost=3.5,
         currency="¥",
     )
@@ -266,9 +273,14 @@ def errors() -> Plan:
     plan.changes[0].before["lifecycle"]["prevent_destroy"] = True  # type: ignore[index]
     plan.changes[0].after["lifecycle"]["prevent_destroy"] = True  # type: ignore[index]
     plan.errors.append(
-        "experiment.mnist has lifecycle.prevent_destroy set, but the plan calls for it to be "
-        "replaced, which destroys its trials and models. Remove prevent_destroy to allow it, "
-        "or undo the change that forces replacement."
+        error(
+            "Experiment cannot be destroyed",
+            "experiment.mnist has lifecycle.prevent_destroy set, but the plan calls for it to be "
+            "replaced, which destroys its trials and models. Remove prevent_destroy to allow it, "
+            "or undo the change that forces replacement.",
+            SourceRange("main.hcl", 41),
+            'in experiment "mnist"',
+        )
     )
     return plan
 

@@ -11,8 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from plans import PLANS, create, multiple, no_change, update
+from plans import PLANS, create, errors, multiple, no_change, update
 
+from tunectl.diags import SourceFiles, error
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Plan
 from tunectl.views.plan_human import SEPARATOR, hcl_value, render_plan, unchanged_count
 
@@ -114,11 +115,30 @@ def test_hcl_values(value: object, text: str) -> None:
 def test_errors_come_last() -> None:
     plan = Plan(
         errors=[
-            "--replace experiment.nope: no experiment with that address is in the configuration."
+            error(
+                "Invalid --replace address",
+                "--replace experiment.nope: no experiment with that address is in the "
+                "configuration.",
+            )
         ]
     )
     text = render_plan(plan, color=False)
     assert text.startswith("Planning failed.")
     assert text.endswith(
-        "Error: --replace experiment.nope: no experiment with that address is in the configuration."
+        "Error: Invalid --replace address\n\n"
+        "--replace experiment.nope: no experiment with that address is in the configuration."
     )
+
+
+def test_errors_quote_their_source_line() -> None:
+    plan = errors()
+    sources = SourceFiles({"main.hcl": "\n" * 40 + "  lifecycle {\n"})
+    text = render_plan(plan, color=False, sources=sources)
+    assert (
+        "Error: Experiment cannot be destroyed\n\n"
+        '  on main.hcl line 41, in experiment "mnist":\n'
+        "  41:   lifecycle {\n\n"
+        "experiment.mnist has lifecycle.prevent_destroy set"
+    ) in text
+    colored = render_plan(plan, color=True, sources=sources)
+    assert "\x1b[1;31mError:\x1b[0m Experiment cannot be destroyed" in colored

@@ -54,9 +54,10 @@ def _render(plan: Plan, fmt: str) -> str:
         from tunectl.views.plan_markdown import render_plan_markdown
 
         return render_plan_markdown(plan)
+    from tunectl.cli.common import _CURRENT
     from tunectl.views.plan_human import render_plan
 
-    return render_plan(plan, color=color_enabled())
+    return render_plan(plan, color=color_enabled(), sources=_CURRENT.get("sources"))
 
 
 def _check_addresses(addresses: list[str], flag: str) -> None:

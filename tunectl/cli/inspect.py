@@ -111,7 +111,7 @@ def show(
             for t in trials:
                 value = "-" if t.value is None else f"{t.value:.6g}"
                 echo(
-                    f"{t.number:>6}  {t.status:<9} {value:>12}  "
+                    f"{t.number:>6}  {t.status.value:<9} {value:>12}  "
                     f"{json_text(t.params)}"
                 )
             return
@@ -139,7 +139,7 @@ def _trial_text(address: str, trial: Any, tasks: list[Any], metrics: list[Any]) 
     """One trial for people: what it tried, how it went, where its model is."""
     value = "-" if trial.value is None else f"{trial.value:.6g}"
     lines = [
-        f"# {address}: {trial.status}",
+        f"# {address}: {trial.status.value}",
         f"    id:       {trial.id}",
         f"    value:    {value}",
         f"    params:   {json_text(trial.params)}",
@@ -158,7 +158,7 @@ def _trial_text(address: str, trial: Any, tasks: list[Any], metrics: list[Any]) 
     for task in tasks:
         code = "" if task.exit_code is None else f", exit code {task.exit_code}"
         lines.append(
-            f"    task {task.task_name} (attempt {task.attempt + 1}): {task.status}{code}"
+            f"    task {task.task_name} (attempt {task.attempt + 1}): {task.status.value}{code}"
             f"  [{task.provider} {task.handle_id or task.key}]"
         )
     return "\n".join(lines)

@@ -42,6 +42,7 @@ from tunectl.search.stopping import (
     time_used,
 )
 from tunectl.states import ExperimentRecord, MetricRecord, State, TaskRecord, TrialRecord
+from tunectl.status import ExperimentStatus, TaskRecordStatus, TrialStatus
 
 ENDED = ("complete", "pruned", "failed")
 # A trial whose task the provider lost (an infrastructure failure, not the trial's own) is
@@ -136,7 +137,7 @@ class Runner:
         restart = self.record.status in ("pending", "succeeded", "failed", "stopped")
         if restart:
             # (Re)starting: an update may have lifted a stop condition.
-            self.record.status = "running"
+            self.record.status = ExperimentStatus.RUNNING
             self.record.started_at = self.record.started_at or now
             self.record.finished_at = None
             self.record.stop_reason = ""
@@ -246,7 +247,7 @@ class Runner:
                 self.state.update_task(task.key, handle_id=handle.id, status="pending")
             active.handle = handle
         self.active[trial.number] = active
-        self.event("adopt", self.exp.name, f"trial {trial.number} adopted ({task.status})")
+        self.event("adopt", self.exp.name, f"trial {trial.number} adopted ({task.status.value})")
 
     # -- one pass -----------------------------------------------------------------------
 
@@ -286,7 +287,7 @@ class Runner:
                     and active.task.status != "running"
                 ):
                     self.state.update_task(active.task.key, status="running")
-                    active.task.status = "running"
+                    active.task.status = TaskRecordStatus.RUNNING
                     self.changes += 1
         progress = self.progress()
         reason = stop_reason(self.exp.stop_rules, progress, self.space_size)
@@ -585,7 +586,7 @@ class Runner:
                 )
         if cancel:
             self._cancel_task(active.task)
-        trial.status, trial.value, trial.finished_at = status, value, now
+        trial.status, trial.value, trial.finished_at = TrialStatus(status), value, now
         del self.active[trial.number]
         self.ended.append(trial)
         text = f"trial {trial.number} {status}"
@@ -613,7 +614,7 @@ class Runner:
             params=suggestion.params,
             internal=suggestion.internal,
             system_attrs=suggestion.system_attrs,
-            status="pending",
+            status=TrialStatus.PENDING,
             created_at=self.clock(),
             generation=self.generation,
         )
@@ -650,7 +651,7 @@ class Runner:
             task_name=task_spec.name,
             attempt=trial.attempt,
             provider=self.provider.name,
-            status="submitting",
+            status=TaskRecordStatus.SUBMITTING,
             submitted_at=self.clock(),
             generation=self.generation,
             host=home(self.provider.state_dir) if self.provider.capabilities.host_local else None,
@@ -670,9 +671,9 @@ class Runner:
             self.state.update_trial(
                 self.exp.name, trial.number, status="running", started_at=trial.started_at or now
             )
-        trial.status = "running"
+        trial.status = TrialStatus.RUNNING
         trial.started_at = trial.started_at or now
-        task.handle_id, task.status = handle.id, "pending"
+        task.handle_id, task.status = handle.id, TaskRecordStatus.PENDING
         active = self._active(trial, task, handle)
         if series:
             active.series = series
@@ -760,7 +761,7 @@ class Runner:
         self.state.update_trial(
             self.exp.name, trial.number, status=status, finished_at=now, message=message
         )
-        trial.status, trial.finished_at = status, now
+        trial.status, trial.finished_at = TrialStatus(status), now
         self.ended.append(trial)
         if self._search is not None:
             self._search.tell(trial.number, status, None)
@@ -802,7 +803,7 @@ class Runner:
     def _finish(self, reason: str, progress: Progress) -> None:
         self._retain()
         status = final_status(reason, progress)
-        self.record.status = status
+        self.record.status = ExperimentStatus(status)
         self.record.stop_reason = reason
         self.record.finished_at = self.clock()
         self._stop_clock()

@@ -34,12 +34,13 @@ from tunectl.operations.events import (
     TrialEvent,
 )
 from tunectl.operations.outputs import exported, record_outputs
-from tunectl.operations.plan import config_hash, digest, plan_diagnostics, refresh_and_plan
+from tunectl.operations.plan import config_hash, digest, refresh_and_plan
 from tunectl.operations.session import Session
 from tunectl.plans import planfile
 from tunectl.plans.change import Action, Plan
 from tunectl.plans.differ import DiffOptions, canonical
 from tunectl.states import ExperimentRecord, State
+from tunectl.status import ExperimentStatus
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def run(session: Session, request: ApplyRequest, hooks: ApplyHooks) -> ApplyResu
     """Apply or destroy; see the module docstring."""
     emit = hooks.emit
     saved = request.saved
-    config = session.config
+    session.config  # noqa: B018 (load it, and report bad input, before taking the lock)
     with session.locked(request.operation), hooks.interrupts() as stop:
         state = session.open_state(create=True)
         try:
@@ -128,7 +129,7 @@ def run(session: Session, request: ApplyRequest, hooks: ApplyHooks) -> ApplyResu
             if saved is None or plan.drift or plan.errors:
                 emit(PlanReady(plan))
             if plan.errors:
-                return ApplyResult("errors", plan, diagnostics=plan_diagnostics(config, plan))
+                return ApplyResult("errors", plan, diagnostics=list(plan.errors))
             if not plan.has_changes and not plan.pending_work:
                 if request.destroy:
                     emit(Destroyed(0))
@@ -188,7 +189,7 @@ def apply_changes(session: Session, state: State, plan: Plan, emit: Emit) -> lis
                 generation=generation,
                 config=canonical(exp, salt),
                 config_hash=config_hash(canonical(exp, salt)),
-                status="pending",
+                status=ExperimentStatus.PENDING,
                 created_at=time.time(),
             )
             state.put_experiment(record)

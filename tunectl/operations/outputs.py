@@ -18,7 +18,7 @@ def exported(state: State) -> dict[str, Any]:
         counts = state.trial_counts(record.name)
         best = state.best_trial(record.name, direction(record.config))
         out[record.name] = {
-            "status": record.status,
+            "status": record.status.value,
             "stop_reason": record.stop_reason,
             "best": {
                 "value": best.value if best else None,

@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tunectl.config import sensitive
-from tunectl.config.model import Config
-from tunectl.diags import Diagnostic, DiagnosticError, error
+from tunectl.diags import DiagnosticError
 from tunectl.engine.models import ModelStore, stored_usage
 from tunectl.operations.outputs import direction
 from tunectl.operations.refresh import refresh
@@ -59,15 +58,6 @@ def plan(
         storage_name=models.describe(),
         salt=state.salt,
     )
-    for target in options.targets:
-        name = target.removeprefix("experiment.").split(".")[0].split("[")[0]
-        if not target.startswith("experiment.") or (
-            name not in config.experiments and name not in views
-        ):
-            result.errors.append(
-                f"--target {target}: no experiment with that address in the configuration "
-                "or the state."
-            )
     _bound_by_capacity(session, result)
     _estimate_costs(session, result)
     result.lineage, result.serial = state.lineage, state.serial
@@ -198,12 +188,11 @@ def _estimate_costs(session: Session, plan: Plan) -> None:
 
 @dataclasses.dataclass
 class PlanResult:
-    """`tunectl plan`'s result: the plan, the state's plan key to seal it with when it is
-    to be saved (empty otherwise), and the plan's errors as diagnostics."""
+    """`tunectl plan`'s result: the plan (its errors are in `plan.errors`) and the state's
+    plan key to seal it with when it is to be saved (empty otherwise)."""
 
     plan: Plan
     key: bytes = b""
-    diagnostics: list[Diagnostic] = dataclasses.field(default_factory=list)
 
 
 def run(session: Session, options: DiffOptions, *, seal: bool = False) -> PlanResult:
@@ -217,25 +206,4 @@ def run(session: Session, options: DiffOptions, *, seal: bool = False) -> PlanRe
         finally:
             state.close()
             session.close()
-    return PlanResult(result, key, plan_diagnostics(session.config, result))
-
-
-def plan_diagnostics(config: Config, plan: Plan) -> list[Diagnostic]:
-    """The plan's errors (which make it unappliable) as diagnostics, their text as the
-    detail. One about an experiment has that experiment's block as its subject
-    (`lifecycle.prevent_destroy` is read from the configuration, so the block is there);
-    one about a flag (`--target`, `--replace`) has none."""
-    diags = []
-    for text in plan.errors:
-        head = text.split(" ", 1)[0]
-        exp = config.experiments.get(head.removeprefix("experiment."))
-        if head.startswith("experiment.") and "lifecycle.prevent_destroy" in text:
-            summary = "Experiment cannot be destroyed"
-        elif head in ("--target", "--replace"):
-            summary = f"Invalid {head} address"
-            exp = None
-        else:
-            summary = "Planning failed"
-        subject = exp.range if exp is not None and head.startswith("experiment.") else None
-        diags.append(error(summary, text, subject))
-    return diags
+    return PlanResult(result, key)

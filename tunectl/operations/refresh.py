@@ -35,7 +35,7 @@ def refresh(session: Session, state: State) -> list[Drift]:
             status = statuses.get(task.handle_id or task.key)
             if status is None or not status.state.terminal:
                 continue
-            before = task.status
+            before = task.status.value
             state.update_task(
                 task.key,
                 status=status.state.value,

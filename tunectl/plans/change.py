@@ -1,7 +1,9 @@
-"""What a plan is made of: `Change`s to experiments, drift, and trial-level intent.
+"""What a plan is made of: `Change`s to experiments, drift, trial-level intent, and the
+plan-time errors (`Diagnostic`s) that make a plan unappliable.
 
 The differ (`tunectl.plans.differ`) computes a `Plan`; renderers in `tunectl.views` turn it
-into text, JSON or markdown; the engine carries it out. Nothing here does I/O.
+into text, JSON or markdown (the sentences people read are built there, from these fields);
+the engine carries it out. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tunectl.addrs import parse_address
+from tunectl.diags import Diagnostic, error
+from tunectl.status import ExperimentStatus
 
 FORMAT_VERSION = "1.0"
 
@@ -75,25 +81,10 @@ class TrialIntent:
     failed: int = 0
     running: int = 0
     to_run: int = 0  # trials apply may still start
-    status: str = "pending"
+    status: ExperimentStatus = ExperimentStatus.PENDING
     space_size: int | None = None  # finite search space (grid/bruteforce)
     estimated_cost: float | None = None  # in the provider's currency
     currency: str = ""
-
-    def sentence(self) -> str:
-        if self.to_run == 0 and self.running == 0:
-            return f"will run no trials ({self.done} done, status {self.status})"
-        if self.to_run == 0:
-            return (
-                f"will start no new trials and follow the {self.running} running ({self.done} done)"
-            )
-        text = (
-            f"will run up to {self.to_run} trials, {self.max_concurrent} at a time "
-            f"({self.done} done, {self.running} running)"
-        )
-        if self.estimated_cost is not None:
-            text += f", estimated cost {self.currency}{self.estimated_cost:,.2f}"
-        return text
 
 
 @dataclass
@@ -111,7 +102,7 @@ class Change:
 
     @property
     def name(self) -> str:
-        return self.address.split(".", 1)[1]
+        return parse_address(self.address, trials=False).experiment
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,7 +115,7 @@ class Change:
             "attributes": [a.to_json() for a in self.attrs],
             "reasons": self.reasons,
             "consequences": self.consequences,
-            "intent": asdict(self.intent) if self.intent else None,
+            "intent": _intent_json(self.intent) if self.intent else None,
         }
 
 
@@ -152,8 +143,9 @@ class Plan:
     variables: dict[str, Any] = field(default_factory=dict)  # non-sensitive values only
     targets: list[str] = field(default_factory=list)
     replace: list[str] = field(default_factory=list)
-    # Plan-time errors that make the plan unappliable (e.g. prevent_destroy).
-    errors: list[str] = field(default_factory=list)
+    # Plan-time errors that make the plan unappliable (e.g. prevent_destroy), with the
+    # source range of what causes them where there is one.
+    errors: list[Diagnostic] = field(default_factory=list)
 
     @property
     def counts(self) -> tuple[int, int, int]:
@@ -183,12 +175,6 @@ class Plan:
             if c.action is not Action.DESTROY
         )
 
-    def summary_line(self) -> str:
-        if not self.has_changes:
-            return "No changes. Your experiments match the configuration."
-        add, change, destroy = self.counts
-        return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
-
     def to_json(self) -> dict[str, Any]:
         add, change, destroy = self.counts
         return {
@@ -203,5 +189,25 @@ class Plan:
             "changes": [c.to_json() for c in self.changes],
             "drift": [d.to_json() for d in self.drift],
             "summary": {"add": add, "change": change, "destroy": destroy},
-            "errors": self.errors,
+            # The plan format predates diagnostics: an error is its sentence.
+            "errors": [error_text(d) for d in self.errors],
         }
+
+
+PLAN_ERROR = "Plan cannot be applied"
+"""The summary of a plan-time error read back from a plan's JSON, which keeps only its text."""
+
+
+def error_text(diag: Diagnostic) -> str:
+    """What the JSON plan says of a plan-time error: its detail (its summary if it has none)."""
+    return diag.detail or diag.summary
+
+
+def error_from_text(text: str) -> Diagnostic:
+    return error(PLAN_ERROR, text)
+
+
+def _intent_json(intent: TrialIntent) -> dict[str, Any]:
+    out = asdict(intent)
+    out["status"] = intent.status.value
+    return out

@@ -3,7 +3,12 @@
 Each experiment is compared through its canonical dict (`canonical`), flattened to dotted
 paths. Which paths update in place and which force replacement is SPEC section 3's table:
 limits and stop conditions update in place (they only change how far the same study goes);
-anything that changes what a trial computes or how it is judged forces replacement.
+anything that changes what a trial computes or how it is judged forces replacement. That
+table is written out row by row in tests/plans/test_differ_table.py.
+
+Problems found while planning (prevent_destroy, `--target`/`--replace` naming no
+experiment) are `Diagnostic`s in `Plan.errors`, pointing at the configuration where they
+can; the views render them.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunectl.addrs import Address, parse_address
 from tunectl.config.model import Config, Experiment
 from tunectl.config.sensitive import hide_paths, is_marker
+from tunectl.diags import Diagnostic, DiagnosticError, error
 from tunectl.durations import format_duration
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
 from tunectl.search.stopping import Progress, launchable, stop_reason
+from tunectl.status import ExperimentStatus
 
 UPDATE_IN_PLACE = (
     "description",
@@ -135,7 +143,10 @@ def forces_replacement(
         if key == "timeout":
             return False
         if key not in TASK_REPLACE_KEYS:
-            return key in set(replace_keys(provider))
+            # A listed key forces replacement also where a provider setting nests it (a
+            # DLC role's own `image` in `worker = { image = ... }`), as SPEC's "image" says.
+            listed = set(replace_keys(provider))
+            return key in listed or parts[-1] in listed
     return True
 
 
@@ -187,7 +198,7 @@ class StateView:
 
     name: str
     config: dict[str, Any]
-    status: str
+    status: ExperimentStatus
     progress: Progress
     models: int = 0  # stored model objects (files)
     model_bytes: int = 0
@@ -202,10 +213,19 @@ class DiffOptions:
     replace: list[str] = field(default_factory=list)
 
 
-def _targeted(address: str, targets: Sequence[str]) -> bool:
-    return not targets or any(
-        address == t or address.startswith(t + ".") or t.startswith(address + ".") for t in targets
-    )
+def _address(text: str, *, trials: bool = True) -> Address | None:
+    """`text` as an address; None when it is not one (the CLI refuses those first)."""
+    try:
+        return parse_address(text, trials=trials)
+    except DiagnosticError:
+        return None
+
+
+def _targeted(name: str, targets: Sequence[str]) -> bool:
+    """Whether `--target`s select experiment `name` (a trial's address selects its experiment)."""
+    if not targets:
+        return True
+    return any((a := _address(t)) is not None and a.experiment == name for t in targets)
 
 
 def _consequences(view: StateView, storage: str) -> list[str]:
@@ -230,11 +250,13 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def intent(exp: Experiment, progress: Progress, status: str, space_size: int | None) -> TrialIntent:
+def intent(
+    exp: Experiment, progress: Progress, status: ExperimentStatus, space_size: int | None
+) -> TrialIntent:
     to_run = launchable(exp.stop_rules, progress, space_size)
     reason = stop_reason(exp.stop_rules, progress, space_size)
     if reason is None:
-        status = "running" if progress.asked else "pending"
+        status = ExperimentStatus.RUNNING if progress.asked else ExperimentStatus.PENDING
     return TrialIntent(
         max_trials=exp.max_trials,
         max_concurrent=exp.max_concurrent,
@@ -269,15 +291,18 @@ def make_plan(
         drift=list(drift),
     )
     experiments = {} if (config is None or options.destroy) else config.experiments
-    for addr in options.replace:
-        if addr.removeprefix("experiment.") not in experiments:
-            plan.errors.append(
-                f"--replace {addr}: no experiment with that address is in the configuration."
-            )
+    configured = {} if config is None else config.experiments
+    replace: set[str] = set()
+    for text in options.replace:
+        found = _address(text, trials=False)
+        if found is None or found.experiment not in experiments:
+            plan.errors.append(_unknown_address("--replace", text, "is in the configuration"))
+        else:
+            replace.add(found.experiment)
     names = sorted(set(experiments) | set(state))
     for name in names:
-        address = f"experiment.{name}"
-        if not _targeted(address, options.targets):
+        address = str(Address(name))
+        if not _targeted(name, options.targets):
             continue
         exp = experiments.get(name)
         view = state.get(name)
@@ -290,16 +315,8 @@ def make_plan(
             )
             # Read from the configuration, as Terraform does: removing prevent_destroy
             # (or the whole block) is how a user allows the destroy.
-            if (
-                config is not None
-                and name in config.experiments
-                and config.experiments[name].lifecycle.prevent_destroy
-            ):
-                plan.errors.append(
-                    f"{address} has lifecycle.prevent_destroy set, but the plan calls for it to be "
-                    "destroyed. Remove prevent_destroy to allow it, or leave the experiment out "
-                    "of this plan with --target."
-                )
+            if name in configured and configured[name].lifecycle.prevent_destroy:
+                plan.errors.append(_prevent_destroy(configured[name], Action.DESTROY))
             plan.changes.append(change)
             continue
         assert exp is not None
@@ -311,12 +328,12 @@ def make_plan(
                     address,
                     Action.CREATE,
                     after=after,
-                    intent=intent(exp, Progress(), "pending", size),
+                    intent=intent(exp, Progress(), ExperimentStatus.PENDING, size),
                 )
             )
             continue
         attrs = diff_attrs(view.config, after, replace_keys, exp.lifecycle.ignore_changes)
-        forced = address in options.replace
+        forced = name in replace
         if forced or any(a.forces_replacement for a in attrs):
             change = Change(
                 address,
@@ -325,16 +342,12 @@ def make_plan(
                 after=after,
                 attrs=attrs,
                 consequences=_consequences(view, storage_name),
-                intent=intent(exp, Progress(), "pending", size),
+                intent=intent(exp, Progress(), ExperimentStatus.PENDING, size),
             )
             if forced:
                 change.reasons.append("replacement requested with --replace")
             if exp.lifecycle.prevent_destroy:
-                plan.errors.append(
-                    f"{address} has lifecycle.prevent_destroy set, but the plan calls for it to be "
-                    "replaced, which destroys its trials and models. Remove prevent_destroy to "
-                    "allow it, or undo the change that forces replacement."
-                )
+                plan.errors.append(_prevent_destroy(exp, Action.REPLACE))
             plan.changes.append(change)
             continue
         action = Action.UPDATE if attrs else Action.NOOP
@@ -349,18 +362,56 @@ def make_plan(
         if action is Action.UPDATE and change.intent and change.intent.to_run:
             change.reasons.extend(_resumes(exp, view))
         plan.changes.append(change)
+    for text in options.targets:
+        found = _address(text)
+        if found is None or (found.experiment not in configured and found.experiment not in state):
+            plan.errors.append(
+                _unknown_address("--target", text, "in the configuration or the state")
+            )
     return plan
 
 
 def _resumes(exp: Experiment, view: StateView) -> list[str]:
     """Why an update continues a finished experiment, in the user's terms."""
-    if view.status not in ("succeeded", "failed", "stopped"):
+    if view.status not in _FINISHED:
         return []
     if view.stop_reason == "max_duration" and exp.max_duration is not None:
         seconds = round(view.progress.elapsed)
         used = format_duration(seconds) if seconds else "0s"
         return [
             f"max_duration is now {format_duration(exp.max_duration)} and {used} of it is "
-            f"used: the {view.status} experiment continues"
+            f"used: the {view.status.value} experiment continues"
         ]
-    return [f"the new settings let the {view.status} experiment continue"]
+    return [f"the new settings let the {view.status.value} experiment continue"]
+
+
+_FINISHED = (ExperimentStatus.SUCCEEDED, ExperimentStatus.FAILED, ExperimentStatus.STOPPED)
+
+PREVENT_DESTROY = "Experiment cannot be destroyed"
+
+
+def _prevent_destroy(exp: Experiment, action: Action) -> Diagnostic:
+    """The error for a plan that destroys or replaces an experiment with prevent_destroy,
+    pointing at its lifecycle block (or the experiment block) as Terraform does."""
+    address = Address(exp.name)
+    if action is Action.DESTROY:
+        detail = (
+            f"{address} has lifecycle.prevent_destroy set, but the plan calls for it to be "
+            "destroyed. Remove prevent_destroy to allow it, or leave the experiment out "
+            "of this plan with --target."
+        )
+    else:
+        detail = (
+            f"{address} has lifecycle.prevent_destroy set, but the plan calls for it to be "
+            "replaced, which destroys its trials and models. Remove prevent_destroy to "
+            "allow it, or undo the change that forces replacement."
+        )
+    subject = exp.ranges.get("lifecycle") or exp.range
+    return error(PREVENT_DESTROY, detail, subject, f'in experiment "{exp.name}"')
+
+
+def _unknown_address(flag: str, text: str, where: str) -> Diagnostic:
+    """An address given with `flag` that names no experiment (no source range: a flag)."""
+    return error(
+        f"Invalid {flag} address", f"{flag} {text}: no experiment with that address {where}."
+    )

@@ -21,6 +21,7 @@ TUNECTL_VAR_*) and the configuration digest proves they are the same.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -31,7 +32,18 @@ from typing import Any, NoReturn
 
 from tunectl import private_files
 from tunectl.diags import DiagnosticError, error
-from tunectl.plans.change import FORMAT_VERSION, Plan
+from tunectl.plans.change import (
+    FORMAT_VERSION,
+    MISSING,
+    Action,
+    AttrChange,
+    Change,
+    Drift,
+    Plan,
+    TrialIntent,
+    error_from_text,
+)
+from tunectl.status import ExperimentStatus
 
 KIND = "tunectl-plan"
 _SEALS = ("digest", "signature")
@@ -288,7 +300,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def from_json(data: dict[str, Any]) -> Plan:
     """Rebuild a `Plan` from its JSON form, to render a saved plan."""
-    from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, TrialIntent
 
     changes = []
     for c in data.get("changes", []):
@@ -301,7 +312,10 @@ def from_json(data: dict[str, Any]) -> Plan:
             )
             for a in c.get("attributes", [])
         ]
-        intent = TrialIntent(**c["intent"]) if c.get("intent") else None
+        intent = None
+        if c.get("intent"):
+            intent = TrialIntent(**c["intent"])
+            intent = dataclasses.replace(intent, status=ExperimentStatus(intent.status))
         changes.append(
             Change(
                 c["address"],
@@ -324,5 +338,5 @@ def from_json(data: dict[str, Any]) -> Plan:
         variables=dict(data.get("variables", {})),
         targets=list(data.get("targets", [])),
         replace=list(data.get("replace", [])),
-        errors=list(data.get("errors", [])),
+        errors=[error_from_text(text) for text in data.get("errors", [])],
     )

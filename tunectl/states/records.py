@@ -10,6 +10,8 @@ Each record is one row; `to_dict()` gives a JSON-able copy. Field invariants:
   never used twice within a lineage, whatever the experiment.
 * Trial numbers start at 0 within an (experiment, generation), like Optuna's.
 * Times are UNIX seconds (`time.time()`); `None` means "not yet".
+* `status` is a member of the enum of `tunectl.status`, also when read back from the state
+  (the store converts the stored text); the file keeps the member's value.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+from tunectl.status import ExperimentStatus, TaskRecordStatus, TrialStatus
 
 
 class _Record:
@@ -31,7 +35,7 @@ class ExperimentRecord(_Record):
     # The experiment's evaluated configuration (JSON-able), and a hash of it for the differ.
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
-    status: str = "pending"
+    status: ExperimentStatus = ExperimentStatus.PENDING
     stop_reason: str = ""
     created_at: float = 0
     started_at: float | None = None
@@ -48,7 +52,7 @@ class TrialRecord(_Record):
     number: int
     id: str
     params: dict[str, Any]
-    status: str = "pending"
+    status: TrialStatus = TrialStatus.PENDING
     value: float | None = None  # the objective; None until reported (NaN reads back as None)
     values: dict[str, float] = field(default_factory=dict)  # last value of every metric
     attempt: int = 0
@@ -77,7 +81,7 @@ class TaskRecord(_Record):
     attempt: int
     provider: str
     handle_id: str | None = None  # the provider's id, once `submit` returned
-    status: str = "submitting"
+    status: TaskRecordStatus = TaskRecordStatus.SUBMITTING
     exit_code: int | None = None
     log_cursor: int = 0
     file_cursors: dict[str, int] = field(default_factory=dict)

@@ -12,8 +12,14 @@ without rebuilding the table, and the store validates statuses before writing.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
+import uuid
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tunectl.states import files
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -138,7 +144,6 @@ def _run(script: str) -> Migration:
     return migration
 
 
-
 def _add_experiment_clock(conn: sqlite3.Connection) -> None:
     """`max_duration` counted across applies (SPEC 6 "Budgets")."""
     conn.execute("ALTER TABLE experiments ADD COLUMN elapsed REAL NOT NULL DEFAULT 0")
@@ -179,3 +184,57 @@ def migrate(conn: sqlite3.Connection, version: int) -> int:
         (current_version(),),
     )
     return current_version()
+
+
+def build(conn: sqlite3.Connection, config_id: str | None) -> None:
+    """A new state: meta at version 0, then every migration."""
+    conn.execute(META_DDL)
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?)",
+        [
+            ("schema_version", 0),
+            ("lineage", str(uuid.uuid4())),
+            ("serial", 0),
+            ("config_id", config_id),
+            ("salt", secrets.token_hex(32)),
+        ],
+    )
+    migrate(conn, 0)
+
+
+def read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    """The meta table, after checking the file is a state this code can read."""
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            raise files.load_failed(path, "it is a SQLite database but not a tunectl state")
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        version = int(meta["schema_version"])
+        str(meta["lineage"]), int(meta["serial"])
+    except sqlite3.DatabaseError as exc:
+        raise files.load_failed(path, f"SQLite reports {str(exc)!r}") from None
+    except (KeyError, TypeError, ValueError):
+        reason = "its meta table lacks the schema version, lineage or serial"
+        raise files.load_failed(path, reason) from None
+    if version > current_version():
+        raise files.unsupported_version(path, version)
+    if version == current_version() and not TABLES <= tables:
+        missing = ", ".join(sorted(TABLES - tables))
+        raise files.load_failed(path, f"tables are missing ({missing})")
+    return meta
+
+
+def upgrade(conn: sqlite3.Connection, path: Path, backup: Path) -> None:
+    """Migrate an open older state to the current version in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have upgraded the state since we read the version.
+        current = int(
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        )
+        if current < current_version():
+            migrate(conn, current)
+        conn.execute("COMMIT")
+    except Exception as exc:
+        conn.execute("ROLLBACK")
+        raise files.upgrade_failed(path, backup, exc) from exc

@@ -17,13 +17,10 @@ Contract:
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import secrets
 import sqlite3
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,19 +33,29 @@ from tunectl.states.records import (
     TaskRecord,
     TrialRecord,
 )
-from tunectl.states.rows import RowCodec, dump_json, quote
+from tunectl.states.rows import RowCodec, check_member, dump_json, quote
 from tunectl.status import (
     ACTIVE_TASK_STATUSES,
-    EXPERIMENT_STATUSES,
-    TASK_STATUSES,
-    TRIAL_STATUSES,
+    ExperimentStatus,
+    TaskRecordStatus,
+    TrialStatus,
 )
 
-_EXPERIMENTS = RowCodec("experiments", ExperimentRecord, json_fields=["config"])
-_TRIALS = RowCodec(
-    "trials", TrialRecord, json_fields=["params", "values", "internal", "system_attrs"]
+_EXPERIMENTS = RowCodec(
+    "experiments",
+    ExperimentRecord,
+    json_fields=["config"],
+    enum_fields={"status": ExperimentStatus},
 )
-_TASKS = RowCodec("tasks", TaskRecord, json_fields=["file_cursors"])
+_TRIALS = RowCodec(
+    "trials",
+    TrialRecord,
+    json_fields=["params", "values", "internal", "system_attrs"],
+    enum_fields={"status": TrialStatus},
+)
+_TASKS = RowCodec(
+    "tasks", TaskRecord, json_fields=["file_cursors"], enum_fields={"status": TaskRecordStatus}
+)
 _METRICS = RowCodec("metrics", MetricRecord, nan_fields=["value"])
 _MODEL_OBJECTS = RowCodec("model_objects", ModelObjectRecord)
 
@@ -61,6 +68,8 @@ _GENERATION = "generation = coalesce(?, (SELECT generation FROM experiments WHER
 
 # Spelled out so that SQLite can use the partial index `tasks_active`.
 _ACTIVE = "(" + ", ".join(f"'{s}'" for s in ACTIVE_TASK_STATUSES) + ")"
+_ENDED = "(" + ", ".join(f"'{s.value}'" for s in TrialStatus if s.ended) + ")"
+_COMPLETE = TrialStatus.COMPLETE.value
 
 _UPSERT_EXPERIMENT = (
     _EXPERIMENTS.insert
@@ -69,37 +78,7 @@ _UPSERT_EXPERIMENT = (
 )
 
 
-def _reports_damage(cls: type[State]) -> type[State]:
-    """Turn SQLite's "malformed" errors, met anywhere in a damaged file, into the
-    diagnostic that opening it would have given. (The checks on open read the header and
-    the schema only; reading every page, as `PRAGMA quick_check` does, would cost ~3 ms per
-    MB on every command.)"""
-
-    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def guarded(self: State, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(self, *args, **kwargs)
-            except sqlite3.DatabaseError as exc:
-                # Only the base class: subclasses (IntegrityError, OperationalError, ...)
-                # are not about a damaged file.
-                if type(exc) is not sqlite3.DatabaseError:
-                    raise
-                raise files.load_failed(self.path, f"SQLite reports {str(exc)!r}") from None
-            except json.JSONDecodeError as exc:
-                # A JSON column edited by hand or damaged: the state, not tunectl, is wrong.
-                reason = f"a row holds invalid JSON ({exc.msg} at character {exc.pos})"
-                raise files.load_failed(self.path, reason) from None
-
-        return guarded
-
-    for name, member in list(vars(cls).items()):
-        if not name.startswith("_") and inspect.isfunction(member) and name != "transaction":
-            setattr(cls, name, wrap(member))
-    return cls
-
-
-@_reports_damage
+@files.reports_damage
 class State:
     """An open state file. Create with `State.open`; close with `close()` (or `with`)."""
 
@@ -123,7 +102,7 @@ class State:
         if not path.exists():
             if not create:
                 raise files.no_state(path)
-            files.create(path, lambda conn: _build(conn, config_id))
+            files.create(path, lambda conn: schema.build(conn, config_id))
         files.check_file(path)
         try:
             files.make_private(path)  # a state from an older release is 0644
@@ -131,14 +110,14 @@ class State:
         except sqlite3.DatabaseError as exc:
             raise files.load_failed(path, f"SQLite reports {str(exc)!r}") from None
         try:
-            meta = _read_meta(conn, path)
+            meta = schema.read_meta(conn, path)
             version = int(meta["schema_version"])
             if version < schema.current_version():
                 # Copied first, so the backup is the file exactly as the older tunectl left it.
                 backup = path.with_name(f"{path.name}.schema-v{version}.backup")
                 files.copy(conn, backup)
                 files.configure(conn)
-                _upgrade(conn, path, backup)
+                schema.upgrade(conn, path, backup)
             else:
                 files.configure(conn)
             stored = meta.get("config_id")
@@ -317,7 +296,7 @@ class State:
 
     def put_experiment(self, rec: ExperimentRecord) -> None:
         """Insert or update; an update keeps the experiment's trials (no REPLACE)."""
-        _check_status("experiment", rec.status, EXPERIMENT_STATUSES)
+        check_member("experiment", rec.status, ExperimentStatus)
         with self._write():
             self._conn.execute(_UPSERT_EXPERIMENT, _EXPERIMENTS.to_row(rec))
 
@@ -333,7 +312,7 @@ class State:
 
     def add_trial(self, rec: TrialRecord) -> None:
         """Raises `ValueError` if the trial exists, `LookupError` if its experiment does not."""
-        _check_status("trial", rec.status, TRIAL_STATUSES)
+        check_member("trial", rec.status, TrialStatus)
         try:
             with self._write():
                 self._conn.execute(_TRIALS.insert, _TRIALS.to_row(rec))
@@ -347,9 +326,7 @@ class State:
     def update_trial(
         self, experiment: str, number: int, generation: int | None = None, **fields: Any
     ) -> None:
-        _check_fields("trial", fields, _TRIALS, frozenset())
-        if "status" in fields:
-            _check_status("trial", fields["status"], TRIAL_STATUSES)
+        _TRIALS.check_fields("trial", fields, frozenset())
         where = f" WHERE experiment = ? AND {_GENERATION} AND number = ?"
         params = (experiment, generation, experiment, number)
         with self._write():
@@ -387,21 +364,21 @@ class State:
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             for s in statuses:
-                _check_status("trial", s, TRIAL_STATUSES)
+                check_member("trial", s, TrialStatus)
             sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
-            params += statuses
+            params += [TrialStatus(s).value for s in statuses]
         rows = self._conn.execute(sql + " ORDER BY number", params)
         return [_TRIALS.from_row(row) for row in rows]
 
     def trial_counts(self, experiment: str, generation: int | None = None) -> dict[str, int]:
-        """Trials per status, every status present (0 when none)."""
-        counts = dict.fromkeys(TRIAL_STATUSES, 0)
+        """Trials per status (`TrialStatus` members), every status present (0 when none)."""
+        counts: dict[str, int] = dict.fromkeys(TrialStatus, 0)
         rows = self._conn.execute(
             f"SELECT status, count(*) FROM trials WHERE experiment = ? AND {_GENERATION} "
             "GROUP BY status",
             (experiment, generation, experiment),
         )
-        counts.update(rows)
+        counts.update((TrialStatus(status), count) for status, count in rows)
         return counts
 
     def next_trial_number(self, experiment: str, generation: int | None = None) -> int:
@@ -420,7 +397,7 @@ class State:
             raise ValueError(f"direction must be 'maximize' or 'minimize', not {direction!r}.")
         order = "DESC" if direction == "maximize" else "ASC"
         row = self._conn.execute(
-            _TRIALS.select + f" WHERE experiment = ? AND {_GENERATION} AND status = 'complete'"
+            _TRIALS.select + f" WHERE experiment = ? AND {_GENERATION} AND status = '{_COMPLETE}'"
             f" AND value IS NOT NULL ORDER BY value {order}, number LIMIT 1",
             (experiment, generation, experiment),
         ).fetchone()
@@ -430,7 +407,7 @@ class State:
         """Ended (complete, pruned, failed) trials numbered after `number`."""
         row = self._conn.execute(
             f"SELECT count(*) FROM trials WHERE experiment = ? AND {_GENERATION} AND number > ?"
-            " AND status IN ('complete', 'pruned', 'failed')",
+            f" AND status IN {_ENDED}",
             (experiment, generation, experiment, number),
         ).fetchone()
         return int(row[0])
@@ -439,7 +416,7 @@ class State:
 
     def add_task(self, rec: TaskRecord) -> None:
         """Raises `ValueError` if the key exists, `LookupError` if its trial does not."""
-        _check_status("task", rec.status, TASK_STATUSES)
+        check_member("task", rec.status, TaskRecordStatus)
         try:
             with self._write():
                 self._conn.execute(_TASKS.insert, _TASKS.to_row(rec))
@@ -452,9 +429,7 @@ class State:
             raise ValueError(f"Task {rec.key!r} already exists.") from None
 
     def update_task(self, key: str, **fields: Any) -> None:
-        _check_fields("task", fields, _TASKS, _TASK_IDENTITY)
-        if "status" in fields:
-            _check_status("task", fields["status"], TASK_STATUSES)
+        _TASKS.check_fields("task", fields, _TASK_IDENTITY)
         with self._write():
             if fields:
                 sets = ", ".join(f"{quote(f)} = ?" for f in fields)
@@ -605,7 +580,7 @@ class State:
                 {
                     "generation": generation,
                     "status": status,
-                    "trials": dict.fromkeys(TRIAL_STATUSES, 0),
+                    "trials": dict.fromkeys((s.value for s in TrialStatus), 0),
                     "total": 0,
                 },
             )
@@ -618,74 +593,3 @@ class State:
             "config_id": self.config_id,
             "experiments": experiments,
         }
-
-
-def _build(conn: sqlite3.Connection, config_id: str | None) -> None:
-    """A new state: meta at version 0, then every migration."""
-    conn.execute(schema.META_DDL)
-    conn.executemany(
-        "INSERT INTO meta (key, value) VALUES (?, ?)",
-        [
-            ("schema_version", 0),
-            ("lineage", str(uuid.uuid4())),
-            ("serial", 0),
-            ("config_id", config_id),
-            ("salt", secrets.token_hex(32)),
-        ],
-    )
-    schema.migrate(conn, 0)
-
-
-def _read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
-    """The meta table, after checking the file is a state this code can read."""
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" not in tables:
-            raise files.load_failed(path, "it is a SQLite database but not a tunectl state")
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        version = int(meta["schema_version"])
-        str(meta["lineage"]), int(meta["serial"])
-    except sqlite3.DatabaseError as exc:
-        raise files.load_failed(path, f"SQLite reports {str(exc)!r}") from None
-    except (KeyError, TypeError, ValueError):
-        reason = "its meta table lacks the schema version, lineage or serial"
-        raise files.load_failed(path, reason) from None
-    if version > schema.current_version():
-        raise files.unsupported_version(path, version)
-    if version == schema.current_version() and not schema.TABLES <= tables:
-        missing = ", ".join(sorted(schema.TABLES - tables))
-        raise files.load_failed(path, f"tables are missing ({missing})")
-    return meta
-
-
-def _upgrade(conn: sqlite3.Connection, path: Path, backup: Path) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Another process may have upgraded the state since we read the version.
-        current = int(
-            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        )
-        if current < schema.current_version():
-            schema.migrate(conn, current)
-        conn.execute("COMMIT")
-    except Exception as exc:
-        conn.execute("ROLLBACK")
-        raise files.upgrade_failed(path, backup, exc) from exc
-
-
-def _check_status(kind: str, status: str, allowed: tuple[str, ...]) -> None:
-    if status not in allowed:
-        raise ValueError(
-            f"{status!r} is not a valid {kind} status; use one of {', '.join(allowed)}."
-        )
-
-
-def _check_fields(
-    kind: str, fields: dict[str, Any], codec: RowCodec[Any], identity: frozenset[str]
-) -> None:
-    unknown = [f for f in fields if f not in codec.fields]
-    if unknown:
-        raise TypeError(f"A {kind} has no field {', '.join(map(repr, unknown))}.")
-    fixed = [f for f in fields if f in identity]
-    if fixed:
-        raise ValueError(f"A {kind}'s {', '.join(fixed)} cannot be updated; it identifies the row.")

@@ -7,7 +7,9 @@ newline; the CLI prints it as one block.
 Created and destroyed experiments print their whole canonical dict as HCL-like blocks;
 updated and replaced ones print only the changed attributes, by dotted path, and count the
 rest as "unchanged attributes hidden" (leaves as `tunectl.plans.differ.flatten` defines them,
-so the count matches the paths the differ compares).
+so the count matches the paths the differ compares). The sentences a plan reads in
+(`intent_sentence`, `summary_line`) are built here from the plan's fields; plan-time errors
+are diagnostics, rendered as every other diagnostic is (`tunectl.diags.render`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tunectl.config.sensitive import SHOWN, is_marker
+from tunectl.diags import Diagnostic, SourceFiles, render
 from tunectl.hcl.values import hcl_text
-from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan
+from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
 from tunectl.plans.differ import flatten
 
 SEPARATOR = "─" * 77
@@ -72,6 +75,37 @@ class _Style:
             return pad + symbol
         painted = "".join(f"{_COLORS[ch]}{ch}{_RESET}" if ch in _COLORS else ch for ch in symbol)
         return pad + painted
+
+
+def intent_sentence(intent: TrialIntent) -> str:
+    """What apply will do for one experiment, in trial terms (SPEC section 3)."""
+    if intent.to_run == 0 and intent.running == 0:
+        return f"will run no trials ({intent.done} done, status {intent.status.value})"
+    if intent.to_run == 0:
+        return (
+            f"will start no new trials and follow the {intent.running} running ({intent.done} done)"
+        )
+    text = (
+        f"will run up to {intent.to_run} trials, {intent.max_concurrent} at a time "
+        f"({intent.done} done, {intent.running} running)"
+    )
+    if intent.estimated_cost is not None:
+        text += f", estimated cost {intent.currency}{intent.estimated_cost:,.2f}"
+    return text
+
+
+def summary_line(plan: Plan) -> str:
+    """Terraform's last line: `Plan: X to add, Y to change, Z to destroy.` or no changes."""
+    if not plan.has_changes:
+        return "No changes. Your experiments match the configuration."
+    add, change, destroy = plan.counts
+    return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
+
+
+def render_error(diag: Diagnostic, sources: SourceFiles | None, *, color: bool) -> str:
+    """One plan-time error as every diagnostic is rendered, without its trailing blank line."""
+    head, _, rest = render(diag, sources).rstrip().partition(":")
+    return _Style(color).error(head + ":") + rest
 
 
 def hcl_value(value: Any) -> str:
@@ -208,7 +242,7 @@ def _change(change: Change, plan: Plan, style: _Style) -> list[str]:
     title = "  " + style.bold(f"# {change.address}")
     if change.action is Action.NOOP:
         assert change.intent is not None
-        return [f"{title} has pending trials", "    " + change.intent.sentence()]
+        return [f"{title} has pending trials", "    " + intent_sentence(change.intent)]
     lines = [f"{title} {HEADERS[change.action]}"]
     reasons = list(change.reasons)
     if change.action is Action.DESTROY and not plan.destroy and not reasons:
@@ -231,7 +265,7 @@ def _change(change: Change, plan: Plan, style: _Style) -> list[str]:
     lines.append(_close(0))
     lines.extend("    " + sentence for sentence in change.consequences)
     if change.intent is not None:
-        lines.append("    " + change.intent.sentence())
+        lines.append("    " + intent_sentence(change.intent))
     return lines
 
 
@@ -272,7 +306,7 @@ def _legend(shown: list[Change], style: _Style) -> list[str]:
 
 
 def _summary(plan: Plan, style: _Style) -> str:
-    line = plan.summary_line()
+    line = summary_line(plan)
     if line.startswith("Plan:"):
         return style.bold("Plan:") + line.removeprefix("Plan:")
     return style.bold(line)
@@ -283,8 +317,9 @@ def render_drift(drift: list[Drift], *, color: bool) -> str:
     return "\n".join(_drift(drift, _Style(color)))
 
 
-def render_plan(plan: Plan, *, color: bool) -> str:
-    """The plan as Terraform would print it; `color` adds ANSI codes."""
+def render_plan(plan: Plan, *, color: bool, sources: SourceFiles | None = None) -> str:
+    """The plan as Terraform would print it; `color` adds ANSI codes. `sources`, the
+    configuration's text, lets plan-time errors quote the line they point at."""
     style = _Style(color)
     shown = [c for c in plan.changes if c.action is not Action.NOOP or _pending(c)]
     sections: list[list[str]] = []
@@ -344,6 +379,6 @@ def render_plan(plan: Plan, *, color: bool) -> str:
         sections.extend(_change(c, plan, style) for c in shown)
         sections.append([_summary(plan, style)])
 
-    for message in plan.errors:
-        sections.append([style.error("Error:") + " " + message])
+    for diag in plan.errors:
+        sections.append([render_error(diag, sources, color=color)])
     return "\n\n".join("\n".join(section) for section in sections)

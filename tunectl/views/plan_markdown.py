@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from tunectl.plans.change import Action, Change, Plan
-from tunectl.views.plan_human import render_drift, render_plan
+from tunectl.plans.change import Action, Change, Plan, error_text
+from tunectl.views.plan_human import intent_sentence, render_drift, render_plan
 
 ACTION_WORDS = {
     Action.NOOP: "no change",
@@ -56,7 +56,7 @@ def render_plan_markdown(plan: Plan) -> str:
     if rows:
         out += ["", "| Experiment | Action | Trials |", "|---|---|---|"]
         for c in rows:
-            trials = c.intent.sentence() if c.intent is not None else "—"
+            trials = intent_sentence(c.intent) if c.intent is not None else "—"
             out.append(f"| `{c.address}` | {ACTION_WORDS[c.action]} | {_cell(trials)} |")
 
     warnings = [
@@ -67,7 +67,7 @@ def render_plan_markdown(plan: Plan) -> str:
     if warnings:
         out += ["", "> **Warning**", ">", *(f"> {w}" for w in warnings)]
     if plan.errors:
-        out += ["", "> **Error**", ">", *(f"> - {e}" for e in plan.errors)]
+        out += ["", "> **Error**", ">", *(f"> - {error_text(e)}" for e in plan.errors)]
 
     full = render_plan(dataclasses.replace(plan, drift=[]), color=False)
     out += ["", "<details><summary>Full plan</summary>", "", *_diff_block(full), "", "</details>"]
