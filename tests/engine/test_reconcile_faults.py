@@ -13,7 +13,8 @@ from tunectl_local import LocalProvider
 
 from tunectl.config.load import load_config
 from tunectl.engine.models import LocalModelStore
-from tunectl.engine.reconcile import SUBMIT_ROUNDS, SUBMIT_TRIES, Runner
+from tunectl.engine.runner import Runner
+from tunectl.engine.submission import SUBMIT_ROUNDS, SUBMIT_TRIES
 from tunectl.plans.differ import canonical
 from tunectl.providers.base import ProviderError, TaskRequest
 from tunectl.states import ExperimentRecord, State

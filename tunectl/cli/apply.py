@@ -281,7 +281,8 @@ def _var_text(value: Any) -> str:
 
 
 def _loop(ws: Workspace, state, experiments, view, once: bool, interrupts: Interrupts) -> None:
-    from tunectl.engine.reconcile import LoopOptions, Reconciler, Runner
+    from tunectl.engine.reconcile import LoopOptions, Reconciler
+    from tunectl.engine.runner import Runner
     from tunectl.search.space import space_size
 
     models = ws.models()
