@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.experiment_run import ExperimentRun
 from tunectl.engine.hosts import home
@@ -21,9 +19,8 @@ from tunectl.engine.trials import Placeholders, build_request, task_key, trial_i
 from tunectl.providers.base import ProviderError, TaskHandle
 from tunectl.states import TaskRecord, TrialRecord
 
-# Submission: a few quick tries (tenacity), then the trial waits, with exponential backoff,
-# for a later pass; other trials and experiments go on meanwhile.
-SUBMIT_TRIES = 3
+# A submission that failed waits, with exponential backoff, for a later pass; other trials
+# and experiments go on meanwhile.
 SUBMIT_BACKOFF_MAX = 60.0
 SUBMIT_ROUNDS = 6  # then the trial fails (about two minutes of backoff in all)
 
@@ -131,17 +128,9 @@ class Submission(ExperimentRun):
             local_files=self.provider.capabilities.local_files,
         )
         try:
-            # Safe to repeat: submission is idempotent on the key.
-            for attempt in Retrying(
-                stop=stop_after_attempt(SUBMIT_TRIES),
-                wait=wait_exponential(multiplier=0.2, max=2.0),
-                retry=retry_if_exception(
-                    lambda e: isinstance(e, ProviderError) and not e.permanent
-                ),
-                reraise=True,
-            ):
-                with attempt:
-                    return self.provider.submit(request)
+            # One call: the provider has retried its transient faults already. Safe to
+            # repeat on a later pass: submission is idempotent on the key.
+            return self.provider.submit(request)
         except ProviderError as exc:
             if exc.permanent:
                 # Every trial would fail the same way: stop here, with the provider's words.
