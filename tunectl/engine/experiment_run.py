@@ -22,6 +22,7 @@ from tunectl.engine.objective import combine
 from tunectl.engine.trials import Placeholders, metrics_files
 from tunectl.providers.base import Provider, ProviderError, TaskHandle
 from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
+from tunectl.status import TaskRecordStatus, TrialStatus
 
 Event = Callable[[str, str, str], None]  # (kind, experiment, message)
 
@@ -98,10 +99,10 @@ class ExperimentRun:
             history = []
             for trial in self.state.list_trials(self.exp.name):
                 curve: list[tuple[int, float]] = []
-                if trial.status != "failed":
+                if trial.status != TrialStatus.FAILED:
                     series = self._series(trial.number)
                     _, curve = combine(series, self.exp.objective)
-                if trial.status == "pruned" and trial.last_step is not None:
+                if trial.status == TrialStatus.PRUNED and trial.last_step is not None:
                     # What the pruner saw: values read after the pruning step are not.
                     curve = [(s, v) for s, v in curve if s <= trial.last_step]
                 history.append(
@@ -152,7 +153,9 @@ class ExperimentRun:
         except ProviderError as exc:
             self.event("warn", self.exp.name, f"could not cancel task {task.key}: {exc}")
             return
-        self.state.update_task(task.key, status="cancelled", finished_at=self.clock())
+        self.state.update_task(
+            task.key, status=TaskRecordStatus.CANCELLED, finished_at=self.clock()
+        )
 
     # -- provided by the parts ----------------------------------------------------------
 

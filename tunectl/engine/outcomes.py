@@ -18,6 +18,7 @@ from tunectl.engine.metrics import Sample
 from tunectl.engine.objective import combine, metric_values
 from tunectl.providers.base import ProviderError, TaskState, TaskStatus
 from tunectl.states import MetricRecord
+from tunectl.status import TaskRecordStatus, TrialStatus
 
 # A trial whose task the provider lost (an infrastructure failure, not the trial's own) is
 # relaunched this many times without counting toward its `retries`.
@@ -105,7 +106,7 @@ class Outcomes(ExperimentRun):
         for s in samples:
             active.series.setdefault(s.name, []).append((s.step, s.value))
         if bad is not None:
-            self._end_trial(active, "failed", message=_non_finite(bad), cancel=True)
+            self._end_trial(active, TrialStatus.FAILED, message=_non_finite(bad), cancel=True)
             return False
         if samples:
             self._maybe_prune(active)
@@ -137,14 +138,18 @@ class Outcomes(ExperimentRun):
             active.reported_step = step
             if search.report(active.trial.number, step, value):
                 self._end_trial(
-                    active, "pruned", value=value, message=f"pruned at step {step}", cancel=True
+                    active,
+                    TrialStatus.PRUNED,
+                    value=value,
+                    message=f"pruned at step {step}",
+                    cancel=True,
                 )
                 return
 
     def _task_ended(self, active: Active, status: TaskStatus) -> None:
         trial, task = active.trial, active.task
         self.changes += 1
-        task_status = status.state.value
+        task_status = TaskRecordStatus(status.state.value)
         with self.state.transaction():
             self.state.update_task(
                 task.key,
@@ -162,15 +167,17 @@ class Outcomes(ExperimentRun):
                 return
             value, _ = combine(active.series, self.exp.objective)
             if value is None:
-                self._end_trial(active, "failed", message=self._no_value(active))
+                self._end_trial(active, TrialStatus.FAILED, message=self._no_value(active))
             else:
-                self._end_trial(active, "complete", value=value)
+                self._end_trial(active, TrialStatus.COMPLETE, value=value)
             return
-        what = status.message or f"task {task.task_name} {task_status}"
+        what = status.message or f"task {task.task_name} {task_status.value}"
         if status.exit_code not in (None, 0) and not status.message:
             what = f"task {task.task_name} exited with code {status.exit_code}"
         lost = sum(
-            1 for t in self.state.tasks_for_trial(self.exp.name, trial.number) if t.status == "lost"
+            1
+            for t in self.state.tasks_for_trial(self.exp.name, trial.number)
+            if t.status == TaskRecordStatus.LOST
         )
         own_failures = trial.attempt - lost + (1 if status.state is TaskState.LOST else 0)
         infra = status.state is TaskState.LOST and lost <= INFRA_RELAUNCHES
@@ -188,7 +195,7 @@ class Outcomes(ExperimentRun):
             del self.active[trial.number]
             self._submit(trial, active.series)
             return
-        self._end_trial(active, "failed", message=what)
+        self._end_trial(active, TrialStatus.FAILED, message=what)
 
     def _no_value(self, active: Active) -> str:
         objective = self.exp.objective
@@ -207,7 +214,7 @@ class Outcomes(ExperimentRun):
     def _end_trial(
         self,
         active: Active,
-        status: str,
+        status: TrialStatus,
         *,
         value: float | None = None,
         message: str = "",
@@ -219,7 +226,7 @@ class Outcomes(ExperimentRun):
         model_uri = None
         stored: list[tuple[str, int]] = []
         try:
-            if status == "complete":
+            if status == TrialStatus.COMPLETE:
                 model_uri, stored = self.models.finish(self.place, trial.number)
             else:  # what a pruned or failed trial wrote is the state's to delete, too
                 stored = self.models.record(self.place, trial.number)
@@ -275,12 +282,12 @@ class Outcomes(ExperimentRun):
         trial.status, trial.value, trial.finished_at = status, value, now
         del self.active[trial.number]
         self.ended.append(trial)
-        text = f"trial {trial.number} {status}"
+        text = f"trial {trial.number} {status.value}"
         if value is not None:
             text += f": {value:g}"
-        if message and status != "complete":
+        if message and status != TrialStatus.COMPLETE:
             text += f" ({message})"
-        self.event(status, self.exp.name, text)
+        self.event(status.value, self.exp.name, text)
 
 
 def _non_finite(sample: Sample) -> str:

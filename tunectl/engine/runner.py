@@ -17,8 +17,10 @@ from tunectl.engine.submission import Submission
 from tunectl.providers.base import TaskHandle, TaskState
 from tunectl.search.stopping import REASON_TEXT, Progress, final_status, stop_reason, time_used
 from tunectl.states import TrialRecord
+from tunectl.status import ExperimentStatus, TaskRecordStatus, TrialStatus
 
-ENDED = ("complete", "pruned", "failed")
+# The ended trial statuses, as the state writes them (`progress` counts by them).
+ENDED = tuple(s.value for s in TrialStatus if s.ended)
 # Stop reasons after which trials still running are cancelled (the experiment is over).
 CANCEL_ON = ("goal", "max_duration", "max_failed_trials")
 
@@ -31,10 +33,10 @@ class Runner(Outcomes, Submission):
     def prepare(self) -> None:
         """Load the history and adopt every trial left running by an earlier apply."""
         now = self.clock()
-        restart = self.record.status in ("pending", "succeeded", "failed", "stopped")
+        restart = self.record.status != ExperimentStatus.RUNNING
         if restart:
             # (Re)starting: an update may have lifted a stop condition.
-            self.record.status = "running"
+            self.record.status = ExperimentStatus.RUNNING
             self.record.started_at = self.record.started_at or now
             self.record.finished_at = None
             self.record.stop_reason = ""
@@ -50,7 +52,7 @@ class Runner(Outcomes, Submission):
                 for task in self.state.tasks_for_trial(self.exp.name, trial.number):
                     # Another host's task is stopped by that host's apply, which sees the
                     # trial ended.
-                    if task.status in ("submitting", "pending", "running") and not elsewhere(
+                    if TaskRecordStatus(task.status).active and not elsewhere(
                         task.host, self.provider.state_dir
                     ):
                         self._cancel_task(task)
@@ -91,13 +93,15 @@ class Runner(Outcomes, Submission):
         if active.series:
             _, curve = combine(active.series, self.exp.objective)
             active.reported_step = curve[-1][0] if curve else -1
-        if task.status == "submitting":
+        if task.status == TaskRecordStatus.SUBMITTING:
             handle = self._call_submit(trial, task.task_index, task.key)
             if handle is None:
                 self._wait_to_submit(trial, active.series)
                 return
             with self.state.transaction():
-                self.state.update_task(task.key, handle_id=handle.id, status="pending")
+                self.state.update_task(
+                    task.key, handle_id=handle.id, status=TaskRecordStatus.PENDING
+                )
             active.handle = handle
         self.active[trial.number] = active
         self.event("adopt", self.exp.name, f"trial {trial.number} adopted ({task.status})")
@@ -152,10 +156,10 @@ class Runner(Outcomes, Submission):
                 elif (
                     status is not None
                     and status.state is TaskState.RUNNING
-                    and active.task.status != "running"
+                    and active.task.status != TaskRecordStatus.RUNNING
                 ):
-                    self.state.update_task(active.task.key, status="running")
-                    active.task.status = "running"
+                    self.state.update_task(active.task.key, status=TaskRecordStatus.RUNNING)
+                    active.task.status = TaskRecordStatus.RUNNING
                     self.changes += 1
         progress = self.progress()
         reason = stop_reason(self.exp, progress, self.space_size)
@@ -163,7 +167,7 @@ class Runner(Outcomes, Submission):
             if reason in CANCEL_ON:
                 message = f"stopped: {REASON_TEXT[reason]}"
                 for active in list(self.active.values()):
-                    self._end_trial(active, "pruned", message=message, cancel=True)
+                    self._end_trial(active, TrialStatus.PRUNED, message=message, cancel=True)
                 for trial, _, _ in list(self.waiting.values()):
                     self._end_unsubmitted(trial, message)
             if not self.active and not self.waiting and not self.elsewhere:
@@ -216,7 +220,7 @@ class Runner(Outcomes, Submission):
         scored = [
             (sign * t.value, t.number)
             for t in self.ended
-            if t.status == "complete" and t.value is not None
+            if t.status == TrialStatus.COMPLETE and t.value is not None
         ]
         ranked = [number for _, number in sorted(scored)]
         keep = kept_trials(self.models.keep, ranked)
@@ -245,14 +249,14 @@ class Runner(Outcomes, Submission):
 
     def _finish(self, reason: str, progress: Progress) -> None:
         self._retain()
-        status = final_status(reason, progress)
+        status = ExperimentStatus(final_status(reason, progress))
         self.record.status = status
         self.record.stop_reason = reason
         self.record.finished_at = self.clock()
         self._stop_clock()
         self.state.put_experiment(self.record)
         self.finished = True
-        self.event("finish", self.exp.name, f"{status}: {REASON_TEXT[reason]}")
+        self.event("finish", self.exp.name, f"{status.value}: {REASON_TEXT[reason]}")
 
     def pause(self) -> None:
         """Called when apply leaves the experiment: with nothing of it running, its clock

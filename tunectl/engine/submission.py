@@ -18,6 +18,7 @@ from tunectl.engine.hosts import home
 from tunectl.engine.trials import Placeholders, build_request, task_key, trial_id
 from tunectl.providers.base import ProviderError, TaskHandle
 from tunectl.states import TaskRecord, TrialRecord
+from tunectl.status import TaskRecordStatus, TrialStatus
 
 # A submission that failed waits, with exponential backoff, for a later pass; other trials
 # and experiments go on meanwhile.
@@ -42,7 +43,7 @@ class Submission(ExperimentRun):
             params=suggestion.params,
             internal=suggestion.internal,
             system_attrs=suggestion.system_attrs,
-            status="pending",
+            status=TrialStatus.PENDING,
             created_at=self.clock(),
             generation=self.generation,
         )
@@ -79,7 +80,7 @@ class Submission(ExperimentRun):
             task_name=task_spec.name,
             attempt=trial.attempt,
             provider=self.provider.name,
-            status="submitting",
+            status=TaskRecordStatus.SUBMITTING,
             submitted_at=self.clock(),
             generation=self.generation,
             host=home(self.provider.state_dir) if self.provider.capabilities.host_local else None,
@@ -95,13 +96,16 @@ class Submission(ExperimentRun):
         self._submit_failures.pop(trial.number, None)
         now = self.clock()
         with self.state.transaction():
-            self.state.update_task(key, handle_id=handle.id, status="pending")
+            self.state.update_task(key, handle_id=handle.id, status=TaskRecordStatus.PENDING)
             self.state.update_trial(
-                self.exp.name, trial.number, status="running", started_at=trial.started_at or now
+                self.exp.name,
+                trial.number,
+                status=TrialStatus.RUNNING,
+                started_at=trial.started_at or now,
             )
-        trial.status = "running"
+        trial.status = TrialStatus.RUNNING
         trial.started_at = trial.started_at or now
-        task.handle_id, task.status = handle.id, "pending"
+        task.handle_id, task.status = handle.id, TaskRecordStatus.PENDING
         active = self._active(trial, task, handle)
         if series:
             active.series = series
@@ -154,17 +158,21 @@ class Submission(ExperimentRun):
             self.waiting[trial.number] = (trial, series, 0.0)
             error = self._submit_errors.get(trial.number, "unknown error")
             self._end_unsubmitted(
-                trial, f"could not be submitted after {SUBMIT_ROUNDS} rounds: {error}", "failed"
+                trial,
+                f"could not be submitted after {SUBMIT_ROUNDS} rounds: {error}",
+                TrialStatus.FAILED,
             )
             return
         delay = min(SUBMIT_BACKOFF_MAX, 2.0**failures)
         self.waiting[trial.number] = (trial, series, self.clock() + delay)
 
-    def _end_unsubmitted(self, trial: TrialRecord, message: str, status: str = "pruned") -> None:
+    def _end_unsubmitted(
+        self, trial: TrialRecord, message: str, status: TrialStatus = TrialStatus.PRUNED
+    ) -> None:
         """End a trial whose task was never confirmed submitted."""
         del self.waiting[trial.number]
         for task in self.state.tasks_for_trial(self.exp.name, trial.number):
-            if task.status == "submitting":
+            if task.status == TaskRecordStatus.SUBMITTING:
                 self._cancel_task(task)  # in case the submission did reach the provider
         now = self.clock()
         self.state.update_trial(
@@ -174,7 +182,7 @@ class Submission(ExperimentRun):
         self.ended.append(trial)
         if self._search is not None:
             self._search.tell(trial.number, status, None)
-        self.event(status, self.exp.name, f"trial {trial.number} {status} ({message})")
+        self.event(status.value, self.exp.name, f"trial {trial.number} {status.value} ({message})")
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
