@@ -30,16 +30,17 @@ Tests replace `sleep` (this module's attribute) to skip the waits.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 from tenacity.stop import stop_base
 
@@ -51,12 +52,24 @@ ATTEMPTS = 6  # tries of one call, the first included
 WITHIN = 60.0  # seconds, from the first try, after which no further try starts
 MULTIPLIER = 0.1  # the first wait, in seconds (before jitter)
 MAX_WAIT = 8.0  # the longest single wait, in seconds
+JITTER = 1.0  # at most this many seconds added to each wait, at random
 
 sleep: Callable[[float], None] = time.sleep
 
 
 def _sleep(seconds: float) -> None:
     sleep(seconds)  # looked up at each wait, so a test's replacement applies
+
+
+def _backoff(multiplier: float, max_wait: float) -> Callable[[RetryCallState], float]:
+    """tenacity's `wait_exponential_jitter` formula, written out: its `multiplier` argument
+    is recent (tenacity 9.x), and older releases spell it differently."""
+
+    def wait(state: RetryCallState) -> float:
+        exponential = multiplier * 2 ** (state.attempt_number - 1)
+        return min(max_wait, exponential + random.uniform(0, JITTER))
+
+    return wait
 
 
 def policy(
@@ -82,7 +95,7 @@ def policy(
     return Retrying(
         sleep=_sleep,
         stop=stop,
-        wait=wait_exponential_jitter(multiplier=multiplier, max=max_wait),
+        wait=_backoff(multiplier, max_wait),
         retry=retry_if_exception(transient),
         reraise=True,
     )
