@@ -1,10 +1,11 @@
 """S3-compatible object storage (AWS S3, Alibaba OSS, MinIO) through boto3.
 
-One retry policy for every call: throttling (503 SlowDown, 429, ...), 5xx, timeouts and
-dropped connections are retried with tenacity (exponential backoff with jitter, at most
-`ATTEMPTS` tries, about half a minute in all); botocore's own retries are switched off so
-there is one policy, not two multiplied. Other errors (access denied, no such bucket) are
-raised at once as `StorageError` with a sentence the user can act on.
+One retry policy for every call, tunectl's shared one (`tunectl.retry`): throttling (503
+SlowDown, 429, ...), 5xx, timeouts and dropped connections are retried with exponential
+backoff and jitter, at most `ATTEMPTS` tries (about half a minute in all); botocore's own
+retries are switched off so there is one policy, not two multiplied. Other errors (access
+denied, no such bucket) are raised at once as `StorageError` with a sentence the user can
+act on.
 
 An outage (every try of a call transient) raises `StorageUnavailable`; callers that can
 wait longer (the state backend's pushes, see `tunectl.states.remote`) keep trying, with
@@ -25,14 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tenacity import (
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
-
+from tunectl import retry
 from tunectl.durations import parse_duration
 
 T = TypeVar("T")
@@ -133,7 +127,6 @@ class S3:
             ) from None
         window = settings.get("retry_window")
         self.retry_window = parse_duration(str(window)) if window else DEFAULT_RETRY_WINDOW
-        self._sleep: Callable[[float], None] | None = None
 
     # -- the retry policy ---------------------------------------------------------------
 
@@ -147,16 +140,10 @@ class S3:
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-        retrying = Retrying(
-            stop=stop_after_attempt(ATTEMPTS) if within is None else stop_after_delay(within),
-            wait=wait_exponential_jitter(multiplier=0.1, max=8.0),
-            retry=retry_if_exception(_transient),
-            reraise=True,
-        )
         try:
-            for attempt in retrying:
-                with attempt:
-                    return fn(**kwargs)
+            if within is None:
+                return retry.retry_call(lambda: fn(**kwargs), _transient, attempts=ATTEMPTS)
+            return retry.retry_call(lambda: fn(**kwargs), _transient, attempts=None, within=within)
         except NoCredentialsError:
             raise StorageError(
                 f"{self.what}: no credentials. Set AWS_ACCESS_KEY_ID and "
@@ -174,7 +161,6 @@ class S3:
         except (BotoCoreError, Boto3Error) as exc:
             kind = StorageUnavailable if _transient(exc) else StorageError
             raise kind(f"{self.what}: {action} failed: {exc}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- objects ------------------------------------------------------------------------
 

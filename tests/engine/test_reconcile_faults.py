@@ -1,19 +1,23 @@
 """The reconcile loop under provider faults: submissions that fail, then succeed or never do.
 
 The loop runs for real (real state, real local processes); only the provider is wrapped so
-that its first submissions fail, as a cloud API does when it throttles. A manual clock
-lets the test skip the backoff delays instead of sleeping through them.
+that its first submissions fail, as a cloud API does when it throttles after its own
+retries. A manual clock lets the test skip the backoff delays instead of sleeping through
+them. The engine never retries a call itself: one submit call per pass.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import pytest
 from tunectl_local import LocalProvider
 
 from tunectl.config.load import load_config
 from tunectl.engine.models import LocalModelStore
-from tunectl.engine.reconcile import SUBMIT_ROUNDS, SUBMIT_TRIES, Runner
+from tunectl.engine.runner import Runner
+from tunectl.engine.submission import SUBMIT_ROUNDS
 from tunectl.plans.differ import canonical
 from tunectl.providers.base import ProviderError, TaskRequest
 from tunectl.states import ExperimentRecord, State
@@ -94,8 +98,8 @@ def run(runner: Runner, provider: FlakyProvider, clock: Clock, passes: int = 400
 
 
 def test_throttled_submissions_are_retried_and_nothing_is_lost(tmp_path: Path) -> None:
-    # Enough failures to exhaust the quick tries of several submissions.
-    runner, provider, clock = make_runner(tmp_path, trials=4, failures=SUBMIT_TRIES * 2 + 1)
+    # Failures spread over several submissions, none failing often enough to give up.
+    runner, provider, clock = make_runner(tmp_path, trials=4, failures=SUBMIT_ROUNDS)
     try:
         run(runner, provider, clock)
         trials = runner.state.list_trials("demo")
@@ -116,7 +120,34 @@ def test_a_trial_that_can_never_be_submitted_fails(tmp_path: Path) -> None:
         (trial,) = runner.state.list_trials("demo")
         assert trial.status == "failed"
         assert f"after {SUBMIT_ROUNDS} rounds" in trial.message and "503" in trial.message
-        assert provider.calls == SUBMIT_TRIES * (SUBMIT_ROUNDS + 1)
+        # One submit call per pass, no retries on top of the provider's own.
+        assert provider.calls == SUBMIT_ROUNDS + 1
         assert runner.record.status == "failed"  # no trial completed
+    finally:
+        runner.state.close()
+
+
+def test_a_failed_submission_waits_for_a_later_pass_without_sleeping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, provider, clock = make_runner(tmp_path, trials=1, failures=10_000)
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"the loop slept {seconds}s for a failed submission")
+
+    try:
+        runner.prepare()
+        monkeypatch.setattr(time, "sleep", no_sleep)
+        assert runner.refresh()
+        assert runner.launch() == 0
+        assert provider.calls == 1
+        # Due again on a later pass, after the backoff; nothing is submitted before that.
+        due = runner.next_retry()
+        assert due is not None and due > clock.now
+        runner.launch()
+        assert provider.calls == 1
+        clock.now = due
+        runner.launch()
+        assert provider.calls == 2
     finally:
         runner.state.close()

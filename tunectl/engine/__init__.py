@@ -1,1 +1,11 @@
-"""The apply engine: reconcile loop, Optuna bridge, metrics, model storage."""
+"""The apply engine: reconcile loop, Optuna bridge, metrics, model storage.
+
+- `reconcile`: the outer loop (`Reconciler`) and the crash-safety reasoning of apply;
+- `runner`: one experiment's trials (`Runner`), made of `experiment_run` (its bookkeeping),
+  `submission` (launching, submitting, backoff) and `outcomes` (polling, reading metrics,
+  pruning, ending trials);
+- `search`: the Optuna bridge; `trials`: task requests and keys; `metrics`, `objective`:
+  reading reports and combining them; `models`: model storage; `hosts`: which host runs what.
+
+The engine retries no provider or storage call itself (see `tunectl.retry`).
+"""

@@ -231,7 +231,8 @@ def _run_trials(
     stop: threading.Event,
 ) -> bool:
     """Run the experiments' trials; False when the user interrupted."""
-    from tunectl.engine.reconcile import LoopOptions, Reconciler, Runner
+    from tunectl.engine.reconcile import LoopOptions, Reconciler
+    from tunectl.engine.runner import Runner
     from tunectl.search.space import space_size
 
     models = session.models()

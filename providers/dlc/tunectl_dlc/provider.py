@@ -10,9 +10,9 @@ SDK (`alibabacloud-pai-dlc20201203`).
 - Logs: `GetPodLogs` of the worker pod, read incrementally (a cursor in lines), at most
   every `log_interval` seconds per running job, and once more when it ends.
 - Cancel: `StopJob` (a job already ended or gone is fine).
-- Faults: throttling, 5xx, timeouts and dropped connections are retried with tenacity
-  (exponential backoff with jitter, a ceiling of `ATTEMPTS` tries); the SDK's own retry is
-  off so there is one policy.
+- Faults: throttling, 5xx, timeouts and dropped connections are retried with tunectl's
+  shared policy (`tunectl.retry`: exponential backoff with jitter, at most `ATTEMPTS`
+  tries); the SDK's own retry is off so there is one policy.
 - Credentials: Alibaba Cloud's default chain (`ALIBABA_CLOUD_ACCESS_KEY_ID` /
   `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, the `~/.alibabacloud/credentials` profile, an ECS RAM
   role, ...), resolved on the first API call; never read from HCL, never stored or logged.
@@ -28,8 +28,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
 from tunectl.diags import Diagnostic, error
 from tunectl.durations import parse_duration
 from tunectl.providers.base import (
@@ -43,6 +41,7 @@ from tunectl.providers.base import (
     TaskState,
     TaskStatus,
 )
+from tunectl.retry import retry_call
 
 T = TypeVar("T")
 
@@ -260,17 +259,13 @@ class DlcProvider(Provider):
         from alibabacloud_pai_dlc20201203 import models
 
         client = self._sdk()
-        retrying = Retrying(
-            stop=stop_after_attempt(ATTEMPTS),
-            wait=wait_exponential_jitter(multiplier=0.1, max=5.0),
-            retry=retry_if_exception(_transient),
-            reraise=True,
-        )
+
+        def once() -> T:
+            self.calls += 1
+            return fn(client, models)
+
         try:
-            for attempt in retrying:
-                with attempt:
-                    self.calls += 1
-                    return fn(client, models)
+            return retry_call(once, _transient, attempts=ATTEMPTS, max_wait=5.0)
         except ProviderError:
             raise
         except Exception as exc:
@@ -287,7 +282,6 @@ class DlcProvider(Provider):
             raise ProviderError(
                 f"dlc: {action} failed: {code}: {message}", permanent=permanent
             ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- running ------------------------------------------------------------------------
 

@@ -1,0 +1,164 @@
+"""One experiment's run in an apply: what it holds, and the helpers every part of it uses.
+
+`ExperimentRun` owns the experiment's in-memory bookkeeping — the trials whose tasks run
+(`active`), wait to be submitted (`waiting`) or run on other hosts (`elsewhere`), the
+ended trials, the search engine rebuilt from the state — and the small helpers the
+submission (`tunectl.engine.submission`) and outcome (`tunectl.engine.outcomes`) parts
+share. `tunectl.engine.runner.Runner` puts the parts together; it is what apply uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunectl.config.model import Experiment
+from tunectl.engine.metrics import JsonLinesParser, MetricsParser
+from tunectl.engine.models import Generation, ModelStore
+from tunectl.engine.objective import combine
+from tunectl.engine.trials import Placeholders, metrics_files
+from tunectl.providers.base import Provider, ProviderError, TaskHandle
+from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
+from tunectl.status import TaskRecordStatus, TrialStatus
+
+Event = Callable[[str, str, str], None]  # (kind, experiment, message)
+
+
+@dataclass
+class Active:
+    """A trial whose current task is submitted and not yet seen to end."""
+
+    trial: TrialRecord
+    task: TaskRecord
+    handle: TaskHandle
+    parser: MetricsParser
+    series: dict[str, list[tuple[int | None, float]]] = field(default_factory=dict)
+    reported_step: int = -1
+    # The task's metrics files (resolved for this trial), each with its own parser.
+    files: dict[str, JsonLinesParser] = field(default_factory=dict)
+    warned: int = 0  # skipped-line warnings shown so far
+
+
+class ExperimentRun:
+    """The state of one experiment's run. Not thread-safe; one instance per apply."""
+
+    def __init__(
+        self,
+        exp: Experiment,
+        state: State,
+        provider: Provider,
+        models: ModelStore,
+        config_dir: Path,
+        space_size: int | None,
+        event: Event,
+        clock: Callable[[], float] = time.time,
+        before_launch: Callable[[], None] | None = None,
+    ) -> None:
+        """`before_launch` is called after a host-local task is recorded and before it is
+        launched: with a shared (S3) state it saves the record there first, so an apply in
+        another working directory or on another machine never launches the trial again
+        after this one is killed (write-ahead; other providers find their tasks by key)."""
+        self.exp = exp
+        self.before_launch = before_launch
+        self.state = state
+        self.provider = provider
+        self.models = models
+        self.config_dir = config_dir
+        self.space_size = space_size
+        self.event = event
+        self.clock = clock
+        record = state.get_experiment(exp.name)
+        assert record is not None, "the experiment must be in the state before it runs"
+        self.record: ExperimentRecord = record
+        self.generation = record.generation
+        self.place = Generation.of(state, exp.name, record.generation)
+        self.active: dict[int, Active] = {}
+        # Trials whose task runs on another host (host-local providers): number -> host.
+        # Never polled, relaunched or counted as lost here; they hold their slot.
+        self.elsewhere: dict[int, str] = {}
+        # Trials whose task could not be submitted yet: number -> (trial, series, retry at).
+        self.waiting: dict[int, tuple[TrialRecord, dict | None, float]] = {}
+        self._submit_failures: dict[int, int] = {}
+        # Trials whose model could not be stored yet: number -> when the first try failed.
+        self._store_failing: dict[int, float] = {}
+        self._submit_errors: dict[int, str] = {}
+        self._draining = False  # a stop condition holds: launch nothing new
+        self.changes = 0  # grows whenever a pass sees something new (adaptive polling)
+        self.ended: list[TrialRecord] = []  # ended trials in number order
+        self.asked = 0
+        self._search: Any = None
+        self.finished = False
+
+    def _search_engine(self) -> Any:
+        if self._search is None:
+            from tunectl.engine.search import PastTrial, SearchEngine
+
+            history = []
+            for trial in self.state.list_trials(self.exp.name):
+                curve: list[tuple[int, float]] = []
+                if trial.status != TrialStatus.FAILED:
+                    series = self._series(trial.number)
+                    _, curve = combine(series, self.exp.objective)
+                if trial.status == TrialStatus.PRUNED and trial.last_step is not None:
+                    # What the pruner saw: values read after the pruning step are not.
+                    curve = [(s, v) for s, v in curve if s <= trial.last_step]
+                history.append(
+                    PastTrial(
+                        number=trial.number,
+                        state=trial.status,
+                        internal=trial.internal,
+                        value=trial.value,
+                        intermediate=curve,
+                        system_attrs=trial.system_attrs,
+                    )
+                )
+            self._search = SearchEngine(self.exp, history)
+        return self._search
+
+    def _series(self, number: int) -> dict[str, list[tuple[int | None, float]]]:
+        series: dict[str, list[tuple[int | None, float]]] = {}
+        for m in self.state.metrics_for(self.exp.name, number):
+            series.setdefault(m.name, []).append((m.step, m.value))
+        return series
+
+    def _parser(self, task_index: int) -> MetricsParser:
+        task = self.exp.trial.tasks[task_index]
+        return MetricsParser(task.metrics, self.exp.objective.metric_names)
+
+    def _active(self, trial: TrialRecord, task: TaskRecord, handle: TaskHandle) -> Active:
+        active = Active(trial, task, handle, self._parser(task.task_index))
+        spec = self.exp.trial.tasks[task.task_index]
+        if self.provider.capabilities.read_files and any(m.kind == "json" for m in spec.metrics):
+            for path in metrics_files(spec, self._placeholders(trial)):
+                active.files[path] = JsonLinesParser()
+        return active
+
+    def _model_dir(self, trial: TrialRecord) -> str:
+        if self.provider.capabilities.local_model_dir:
+            return str(self.models.staging_dir(self.place, trial.number))
+        # The trial runs elsewhere and writes straight to the store (or nowhere).
+        return self.models.remote_dir(self.place, trial.number) or ""
+
+    def _placeholders(self, trial: TrialRecord) -> Placeholders:
+        return Placeholders(
+            self.exp, self.generation, trial.number, trial.params, self._model_dir(trial)
+        )
+
+    def _cancel_task(self, task: TaskRecord) -> None:
+        try:
+            self.provider.cancel(TaskHandle(task.key, task.handle_id or task.key))
+        except ProviderError as exc:
+            self.event("warn", self.exp.name, f"could not cancel task {task.key}: {exc}")
+            return
+        self.state.update_task(
+            task.key, status=TaskRecordStatus.CANCELLED, finished_at=self.clock()
+        )
+
+    # -- provided by the parts ----------------------------------------------------------
+
+    def _submit(self, trial: TrialRecord, series: dict | None = None) -> bool:
+        """Submit the trial's current task (see `Submission`); False when it must wait."""
+        raise NotImplementedError
