@@ -57,7 +57,7 @@ from tunectl.diags import (
 from tunectl.durations import parse_duration
 from tunectl.hcl.expr import Scope, Template, evaluate, references
 from tunectl.hcl.syntax import Block, Body, check_size, parse
-from tunectl.names import check_name, is_valid_name
+from tunectl.names import check_name, is_valid_name, path_component_problem
 from tunectl.providers import registry
 from tunectl.providers.base import AttrSpec
 
@@ -1012,7 +1012,7 @@ def _check_placeholders(
     sit where its value can be quoted), "workdir" (no value may add or climb a level:
     see `path_component_problem`) or "env" (any text without NUL).
     """
-    from tunectl.engine.trials import format_value, path_component_problem
+    from tunectl.engine.trials import format_value
     from tunectl.providers.shell import placeholder_slots
 
     items = (
