@@ -84,7 +84,7 @@ def plan(
     _check_addresses(target or [], "--target")
     _check_addresses(replace or [], "--replace")
     ws = workspace(ctx, var, var_file, lock_timeout)
-    load(ws)
+    load(ws, warn=True)
     options = DiffOptions(destroy=destroy, targets=target or [], replace=replace or [])
     with ws.locked("OperationTypePlan"):
         state = ws.open_state(create=True)
@@ -194,7 +194,7 @@ def _run(
     _check_addresses(target, "--target")
     _check_addresses(replace, "--replace")
     ws = workspace(ctx, var, var_file, lock_timeout)
-    load(ws)
+    load(ws, warn=True)
     view = ApplyView(color=color_enabled())
     operation = "OperationTypeDestroy" if destroy else "OperationTypeApply"
     with ws.locked(operation), Interrupts() as interrupts:

@@ -135,8 +135,9 @@ def workspace(
     return ws
 
 
-def load(ws: Workspace):
-    """Load the configuration, keeping its sources for diagnostics."""
+def load(ws: Workspace, warn: bool = False):
+    """Load the configuration, keeping its sources for diagnostics; with `warn`, show the
+    configuration's warnings (validate, plan and apply do)."""
     from tunectl.config.load import config_files
 
     # Keep the raw texts even when loading fails, to quote them in diagnostics.
@@ -148,7 +149,10 @@ def load(ws: Workspace):
             except (OSError, UnicodeDecodeError):
                 pass
     _CURRENT["sources"] = SourceFiles(texts)
-    return ws.config
+    config = ws.config
+    if warn:
+        emit_diagnostics(config.warnings)
+    return config
 
 
 VarOpt = Annotated[

@@ -118,7 +118,7 @@ def validate(
     """Check the configuration alone (no state, no network)."""
     ws = workspace(ctx, var, var_file)
     try:
-        load(ws)
+        config = load(ws, warn=not json_)
     except DiagnosticError as exc:
         if not json_:
             raise
@@ -138,12 +138,14 @@ def validate(
                     "format_version": "1.0",
                     "valid": True,
                     "error_count": 0,
-                    "warning_count": 0,
-                    "diagnostics": [],
+                    "warning_count": len(config.warnings),
+                    "diagnostics": [d.to_json() for d in config.warnings],
                 },
                 indent=2,
             )
         )
+    elif config.warnings:
+        echo("Success! The configuration is valid, but there were some warnings.")
     else:
         echo("Success! The configuration is valid.")
 

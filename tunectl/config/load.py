@@ -175,6 +175,7 @@ def _evaluated(
         experiments=experiments,
         outputs=outputs,
         digest=digest.hexdigest(),
+        warnings=tuple(redactor.diagnostics(d for d in diags if d.severity == "warning")),
     )
 
 

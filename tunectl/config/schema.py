@@ -69,6 +69,13 @@ def _s(name: str, type_: str = "any", required: bool = False) -> AttrSpec:
 OPEN = BlockSchema(open_attrs=True)
 
 METRICS_KINDS = ("stdout", "json", "tensorboard", "table")
+# The attributes each kind of metrics source reads; others are accepted with a warning.
+METRICS_READS = {
+    "stdout": ("pattern", "name"),
+    "json": ("path",),
+    "tensorboard": ("logdir", "tag"),
+    "table": ("sql",),
+}
 METRICS_SCHEMA = BlockSchema(
     attrs=attributes(
         _s("pattern", "string"),

@@ -16,9 +16,9 @@ from typing import Any
 
 from tunectl.config.model import MetricsSource, ParamSpec, ProviderConfig, TaskSpec, TrialSpec
 from tunectl.config.providers import provider_class, read_settings
-from tunectl.config.schema import METRICS_KINDS, Reader
+from tunectl.config.schema import METRICS_KINDS, METRICS_READS, Reader
 from tunectl.config.sensitive import object_keys, refers_to
-from tunectl.diags import Diagnostics, did_you_mean, error
+from tunectl.diags import Diagnostics, did_you_mean, error, warning
 from tunectl.hcl.expr import Scope, Template
 from tunectl.hcl.syntax import Block, Body
 from tunectl.names import path_component_problem
@@ -160,6 +160,7 @@ def _metrics(
             continue
         reader = Reader(mb.body, scope, context, diags)
         settings = {n: reader.get(n, "string") for n in mb.body.attributes}
+        _warn_unread(kind, mb.body, context, diags)
         need = {"json": "path", "tensorboard": "logdir", "table": "sql"}.get(kind)
         if need and need not in settings:
             reader.fail(None, "Missing required argument", f'metrics "{kind}" needs "{need}".')
@@ -205,6 +206,32 @@ def _metrics(
             )
         )
     return tuple(out)
+
+
+def _warn_unread(kind: str, body: Body, context: str, diags: Diagnostics) -> None:
+    """A setting the metrics source never reads is accepted, and said to have no effect."""
+    reads = METRICS_READS[kind]
+    for name, attr in body.attributes.items():
+        if name not in reads:
+            diags.append(
+                warning(
+                    "Argument has no effect",
+                    f'metrics "{kind}" reads only {", ".join(reads)}; "{name}" is ignored.',
+                    attr.range,
+                    context,
+                )
+            )
+    if kind == "stdout" and "name" in body.attributes and "pattern" not in body.attributes:
+        diags.append(
+            warning(
+                "Argument has no effect",
+                '"name" is the metric a pattern\'s one unnamed group reports. Without a '
+                "pattern, stdout is read for NAME=VALUE lines of the objective's metrics "
+                'and "name" is ignored.',
+                body.attributes["name"].range,
+                context,
+            )
+        )
 
 
 # Placeholders that differ between any two trials, of any experiment and generation.
