@@ -324,7 +324,7 @@ def _locals(
             tainted.add(name)
             secret.add(("local", name))
         try:
-            out[name] = _evaluate(pending[name].expr, scope)
+            out[name] = evaluate(pending[name].expr, scope)
         except DiagnosticError as exc:
             diags.extend(exc.diags)
         for dependent in dependents.get(name, ()):
@@ -341,12 +341,6 @@ def _locals(
             )
         )
     return out, tainted
-
-
-def _evaluate(expr, scope: Scope) -> Any:
-    from tunectl.hcl.expr import evaluate
-
-    return evaluate(expr, scope)
 
 
 def _outputs(
