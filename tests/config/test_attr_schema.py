@@ -215,3 +215,14 @@ def test_a_wrong_map_element_is_pointed_at(tmp_path: Path, typed_env: dict[str, 
     (diag,) = json.loads(result.out)["diagnostics"]
     assert diag["range"]["start"]["line"] == 4, diag
     assert 'element "cost"' in diag["detail"]
+
+
+def test_variables_convert_with_the_same_types(tmp_path: Path) -> None:
+    hcl = 'variable "ids" {\n  type    = list(number)\n  default = [1, "two"]\n}\n\n'
+    directory = write(tmp_path / "cfg", {"main.hcl": hcl + experiment("local")})
+    result = run_cli(directory, "validate")
+    assert result.code == 1, result.text
+    assert "Error: Invalid default value for variable" in result.err, result.err
+    assert "element 1: a number is required, but got string." in result.err
+    result = run_cli(directory, "validate", "--var", 'ids=[1, "2"]')
+    assert result.code == 0, result.text

@@ -52,6 +52,7 @@ class Reader(hcl_schema.Reader):
     """A `tunectl.hcl.schema.Reader` that knows tunectl's types and placeholders."""
 
     TEMPLATE_TYPES: ClassVar[frozenset[str]] = frozenset({"string", "command", "any"})
+    DEFERRED_SUMMARY: ClassVar[str] = "Value not known until a trial is created"
     DEFERRED_DETAIL: ClassVar[str] = (
         '"{name}" cannot use ${{param.*}}, ${{trial.*}} or ${{experiment.*}}.'
     )

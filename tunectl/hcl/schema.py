@@ -204,13 +204,21 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_PLURALS = {
+    "string": "strings",
+    "number": "numbers",
+    "int": "whole numbers",
+    "bool": "bools",
+    "any": "values",
+}
+
+
 def type_words(type_: str) -> str:
     """How a type is named in a message: "a string", "a list of strings", ..."""
     collection = _COLLECTION.fullmatch(type_)
     if collection:
         kind, element = collection.groups()
-        words = TYPE_WORDS.get(element, element).split(" ", 1)[-1].split(" (")[0]
-        return f"a {kind} of {words}s"
+        return f"a {kind} of {_PLURALS.get(element, element)}"
     return TYPE_WORDS.get(type_, type_)
 
 
@@ -300,6 +308,7 @@ class Reader:
     """
 
     TEMPLATE_TYPES: ClassVar[frozenset[str]] = frozenset({"string", "any"})
+    DEFERRED_SUMMARY: ClassVar[str] = "Value not known yet"
     DEFERRED_DETAIL: ClassVar[str] = '"{name}" cannot use a value that is not known yet.'
 
     def __init__(self, body: Body, scope: Scope, context: str | None, diags: Diagnostics):
@@ -329,11 +338,7 @@ class Reader:
         if value is None:
             return default
         if isinstance(value, Template) and type_ not in self.TEMPLATE_TYPES:
-            self.fail(
-                attr,
-                "Value not known until a trial is created",
-                self.DEFERRED_DETAIL.format(name=name),
-            )
+            self.fail(attr, self.DEFERRED_SUMMARY, self.DEFERRED_DETAIL.format(name=name))
             return default
         try:
             return self.convert(value, type_)
