@@ -27,9 +27,10 @@ from typing import Any
 
 os.environ["TUNECTL_CACHE_DIR"] = "off"  # measure parsing, not the cache
 
-from tunectl.config.load import _evaluate, _locals, load_config  # noqa: E402
+from tunectl.config.load import _locals, load_config  # noqa: E402
 from tunectl.diags import DiagnosticError, Diagnostics, error  # noqa: E402
 from tunectl.hcl.expr import Scope  # noqa: E402
+from tunectl.hcl.expr import evaluate as _evaluate  # noqa: E402
 from tunectl.hcl.syntax import Block, parse  # noqa: E402
 from tunectl.hcl.traversals import references  # noqa: E402
 
@@ -108,7 +109,7 @@ def main() -> None:
             assert config.locals[f"c{n - 1}"] == n, "wrong value"
             load = best_of(args.repeat, lambda d=directory: load_config(d))
             blocks = parse(text, "main.hcl").blocks_of("locals")
-            new = best_of(args.repeat, lambda b=blocks: _locals(b, {}, Diagnostics()))
+            new = best_of(args.repeat, lambda b=blocks: _locals(b, {}, frozenset(), Diagnostics()))
             if n <= args.baseline_max:
                 old = best_of(1, lambda b=blocks: baseline_locals(b, {}, Diagnostics()))
                 old_text = f"{old:9.3f}s"

@@ -6,6 +6,9 @@ paths, S3 keys, provider job names, shell commands and addresses, so the rule is
 the same everywhere: the configuration loader checks every label with `check_name`, and the
 address parser (`tunectl.addrs`) checks the names typed on the command line with
 `name_problem`. Nothing else decides what a valid name is.
+
+`path_component_problem` is the rule for values placed inside a path (a parameter value in
+`workdir`): the loader refuses them up front, the engine again when it renders a trial.
 """
 
 from __future__ import annotations
@@ -86,3 +89,20 @@ def check_name(
         subject,
         context,
     )
+
+
+def path_component_problem(value: str) -> str | None:
+    """Why `value` cannot be substituted into a path, or None when it can.
+
+    Substituted into `workdir` or a metrics `path`, a value names (part of) one file or
+    directory in the place the configuration chose. Without `/` it cannot add a level;
+    made of more than dots it cannot, even glued to literal dots, form `.` or `..`, so the
+    path never climbs out. An empty value (an inactive parameter) adds nothing.
+    """
+    if "/" in value:
+        return "it contains a /"
+    if value and value.strip(".") == "":
+        return "it is only dots, which name a directory or its parent"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "it contains a control character (such as a newline or NUL)"
+    return None

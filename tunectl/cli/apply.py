@@ -96,7 +96,7 @@ def plan(
     _check_addresses(target or [], "--target")
     _check_addresses(replace or [], "--replace")
     ses = session(ctx, var, var_file, lock_timeout)
-    load(ses)
+    load(ses, warn=True)
     options = DiffOptions(destroy=destroy, targets=target or [], replace=replace or [])
     planned = plan_op.run(ses, options, seal=out is not None)
     result, key = planned.plan, planned.key
@@ -224,7 +224,7 @@ def _run(
     _check_addresses(list(request.targets), "--target")
     _check_addresses(list(request.replace), "--replace")
     ses = session(ctx, var, var_file, lock_timeout)
-    load(ses)
+    load(ses, warn=True)
     result = apply_op.run(ses, request, _Hooks())
     if result.outcome == "cancelled":
         echo("\nApply cancelled.")

@@ -135,8 +135,9 @@ def session(
     return Session(obj.directory, var or [], files, timeout)
 
 
-def load(session: Session) -> Any:
-    """Load the configuration, keeping its sources for diagnostics."""
+def load(session: Session, warn: bool = False) -> Any:
+    """Load the configuration, keeping its sources for diagnostics; with `warn`, show the
+    configuration's warnings (validate, plan and apply do)."""
     from tunectl.config.load import config_files
 
     # Keep the raw texts even when loading fails, to quote them in diagnostics.
@@ -148,7 +149,10 @@ def load(session: Session) -> Any:
             except (OSError, UnicodeDecodeError):
                 pass
     _CURRENT["sources"] = SourceFiles(texts)
-    return session.config
+    config = session.config
+    if warn:
+        emit_diagnostics(config.warnings)
+    return config
 
 
 VarOpt = Annotated[

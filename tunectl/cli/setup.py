@@ -109,7 +109,7 @@ def validate(
     """Check the configuration alone (no state, no network)."""
     ses = session(ctx, var, var_file)
     try:
-        load(ses)
+        config = load(ses, warn=not json_)
     except DiagnosticError as exc:
         if not json_:
             raise
@@ -129,12 +129,14 @@ def validate(
                     "format_version": "1.0",
                     "valid": True,
                     "error_count": 0,
-                    "warning_count": 0,
-                    "diagnostics": [],
+                    "warning_count": len(config.warnings),
+                    "diagnostics": [d.to_json() for d in config.warnings],
                 },
                 indent=2,
             )
         )
+    elif config.warnings:
+        echo("Success! The configuration is valid, but there were some warnings.")
     else:
         echo("Success! The configuration is valid.")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunectl.diags import SourceFiles, SourceRange
+from tunectl.diags import Diagnostic, SourceFiles, SourceRange
 from tunectl.hcl.syntax import Expr
 from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.stopping import StopRules
@@ -179,6 +179,9 @@ class Config:
     # sha256 over the files' text and the values of variables that are not sensitive; a
     # saved plan records it together with an HMAC of the sensitive ones (Workspace.digest).
     digest: str = ""
+    # What loading found that is not an error (a setting that has no effect, a provider's
+    # warning): validate, plan and apply show them, and `validate --json` lists them.
+    warnings: tuple[Diagnostic, ...] = ()
 
     @property
     def sensitive_values(self) -> dict[str, Any]:

@@ -1,218 +1,38 @@
-"""Block schemas and typed attribute evaluation.
+"""tunectl's schema: the block schemas of every block, and its own attribute types.
 
-A `BlockSchema` says which attributes and nested blocks a body may hold; `check_body`
-reports unknown, missing and duplicated ones (with "did you mean"). `Reader` evaluates a
-body's attributes against a `Scope` and converts them to the declared type, turning every
-mistake into a located diagnostic.
+The tables here say what each block of the language (SPEC 2) may hold; `load.py` checks
+the whole configuration against `ROOT_SCHEMA` before decoding anything. The generic
+machinery (`AttrSpec`, `BlockSchema`, `check_body`, `Reader`) is HCL's, in
+`tunectl.hcl.schema`; this module adds the types only tunectl has: "duration" (`"30m"`,
+or seconds) and "command" (a shell string or an argv list), and a `Reader` that knows
+them and allows the placeholders of a trial (`${param.*}`, `${trial.*}`,
+`${experiment.*}`) where a value may wait for its trial.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from tunectl.diags import Diagnostic, DiagnosticError, Diagnostics, did_you_mean, error
 from tunectl.durations import parse_duration
-from tunectl.hcl.expr import Scope, evaluate
-from tunectl.hcl.syntax import Attribute, Block, Body
+from tunectl.hcl import schema as hcl_schema
+from tunectl.hcl.schema import AttrSpec, BlockSchema, NestedBlock, attributes
 from tunectl.hcl.values import Template
+from tunectl.search.algorithms import ALGORITHMS
+from tunectl.search.pruners import PRUNERS
 
-
-@dataclass(frozen=True)
-class AttrSchema:
-    type: str = "any"  # string number int bool duration list map any command
-    required: bool = False
-    deferred: bool = False  # may hold ${param.*}/${trial.*}/${experiment.*}
-
-
-@dataclass(frozen=True)
-class BlockSchema:
-    attrs: Mapping[str, AttrSchema] = field(default_factory=dict)
-    blocks: Mapping[str, NestedBlock] = field(default_factory=dict)
-    # Accept any attribute (provider-specific settings are checked by their own schema).
-    open_attrs: bool = False
-
-
-@dataclass(frozen=True)
-class NestedBlock:
-    schema: BlockSchema
-    labels: tuple[str, ...] = ()  # label names, e.g. ("name",)
-    max_items: int | None = None
-    required: bool = False
-    # When the label must be one of these (algorithm names, early-stopping names, ...).
-    label_choices: tuple[str, ...] = ()
-
-
-def block_context(block: Block) -> str:
-    labels = "".join(f' "{label}"' for label in block.labels)
-    return f"in {block.type}{labels}"
-
-
-def check_body(body: Body, schema: BlockSchema, context: str | None, diags: Diagnostics) -> None:
-    """Report unknown attributes/blocks, missing required ones, and duplicates."""
-    for name, attr in body.attributes.items():
-        if name in schema.attrs or schema.open_attrs:
-            continue
-        hint = did_you_mean(name, schema.attrs)
-        if name in schema.blocks:
-            detail = f'"{name}" is a block here, not an argument: write {name} {{ ... }}.'
-            diags.append(error("Unsupported argument", detail, attr.range, context))
-            continue
-        diags.append(
-            error(
-                "Unsupported argument",
-                f'An argument named "{name}" is not expected here.{hint}',
-                attr.range,
-                context,
-            )
-        )
-    for name, spec in schema.attrs.items():
-        if spec.required and name not in body.attributes:
-            diags.append(
-                error(
-                    "Missing required argument",
-                    f'The argument "{name}" is required, but no definition was found.',
-                    body.range,
-                    context,
-                )
-            )
-    seen: dict[str, int] = {}
-    for block in body.blocks:
-        nested = schema.blocks.get(block.type)
-        if nested is None:
-            if block.type in schema.attrs:
-                detail = f'"{block.type}" is an argument here: write {block.type} = ...'
-            else:
-                hint = did_you_mean(block.type, schema.blocks)
-                detail = f'Blocks of type "{block.type}" are not expected here.{hint}'
-            diags.append(error("Unsupported block type", detail, block.range, context))
-            continue
-        if len(block.labels) != len(nested.labels):
-            if nested.labels:
-                names = ", ".join(nested.labels)
-                detail = (
-                    f'A "{block.type}" block needs {len(nested.labels)} label(s): {names}, '
-                    f'as in {block.type} "NAME" {{ ... }}.'
-                )
-            else:
-                detail = f'A "{block.type}" block takes no labels: write {block.type} {{ ... }}.'
-            diags.append(
-                error(
-                    "Missing name for block" if not block.labels else "Extraneous label for block",
-                    detail,
-                    block.range,
-                    context,
-                )
-            )
-            continue
-        if nested.label_choices and block.labels[0] not in nested.label_choices:
-            hint = did_you_mean(block.labels[0], nested.label_choices)
-            diags.append(
-                error(
-                    f"Unknown {block.type.replace('_', ' ')}",
-                    f'"{block.labels[0]}" is not a known {block.type}.{hint} '
-                    f"Choose one of: {', '.join(nested.label_choices)}.",
-                    block.range,
-                    context,
-                )
-            )
-        seen[block.type] = seen.get(block.type, 0) + 1
-        # Recurse into bodies whose contents this schema declares; open settings blocks
-        # (algorithm, provider, ...) are checked by the code that reads them.
-        if nested.schema.attrs or nested.schema.blocks:
-            check_body(block.body, nested.schema, block_context(block), diags)
-        if nested.max_items is not None and seen[block.type] > nested.max_items:
-            diags.append(
-                error(
-                    "Duplicate block",
-                    f'Only {nested.max_items} "{block.type}" block is allowed here.',
-                    block.range,
-                    context,
-                )
-            )
-    for name, nested in schema.blocks.items():
-        if nested.required and name not in seen:
-            diags.append(
-                error(
-                    "Missing required block",
-                    f'A "{name}" block is required here.',
-                    body.range,
-                    context,
-                )
-            )
-
-
-_TYPE_WORDS = {
-    "string": "a string",
-    "number": "a number",
-    "int": "a whole number",
-    "bool": "a bool (true or false)",
+TYPE_WORDS = {
     "duration": 'a duration such as "30m" or "2h"',
-    "list": "a list",
-    "map": "a map",
     "command": "a string or a list of strings",
 }
 
 
-def type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str | Template):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "map"
-    return type(value).__name__
-
-
 def convert(value: Any, type_: str) -> Any:
-    """Convert an evaluated value to `type_`; ValueError with a sentence when it can't."""
-    if type_ == "any":
-        return value
-    if type_ == "string":
-        if isinstance(value, str | Template):
-            return value
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int | float):
-            return str(value)
-    elif type_ in ("number", "int"):
-        if isinstance(value, str) and not isinstance(value, bool):
-            try:
-                value = float(value) if any(c in value for c in ".eE") else int(value)
-            except ValueError:
-                pass
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError("must be a finite number")
-            if type_ == "int":
-                if float(value) != int(value):
-                    raise ValueError(f"must be a whole number, got {value}")
-                return int(value)
-            return value
-    elif type_ == "bool":
-        if isinstance(value, bool):
-            return value
-        if value in ("true", "false"):
-            return value == "true"
-    elif type_ == "duration":
+    """`tunectl.hcl.schema.convert`, and tunectl's "duration" and "command" types."""
+    if type_ == "duration":
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
             return float(value)
         if isinstance(value, str):
             return parse_duration(value)
-    elif type_ == "list":
-        if isinstance(value, list):
-            return value
-    elif type_ == "map":
-        if isinstance(value, dict):
-            return value
     elif type_ == "command":
         if isinstance(value, str | Template):
             if not str(value).strip():
@@ -223,60 +43,184 @@ def convert(value: Any, type_: str) -> Any:
                 if not isinstance(item, str | Template | int | float) or isinstance(item, bool):
                     raise ValueError("must be a list of strings")
             return [v if isinstance(v, str | Template) else str(v) for v in value]
-    got = type_name(value)
-    raise ValueError(f"{_TYPE_WORDS.get(type_, type_)} is required, but got {got}")
+    else:
+        return hcl_schema.convert(value, type_)
+    got = hcl_schema.type_name(value)
+    raise ValueError(f"{TYPE_WORDS[type_]} is required, but got {got}")
 
 
-class Reader:
-    """Evaluates attributes of one body, collecting diagnostics instead of raising."""
+class Reader(hcl_schema.Reader):
+    """A `tunectl.hcl.schema.Reader` that knows tunectl's types and placeholders."""
 
-    def __init__(self, body: Body, scope: Scope, context: str | None, diags: Diagnostics):
-        self.body = body
-        self.scope = scope
-        self.context = context
-        self.diags = diags
+    TEMPLATE_TYPES: ClassVar[frozenset[str]] = frozenset({"string", "command", "any"})
+    DEFERRED_SUMMARY: ClassVar[str] = "Value not known until a trial is created"
+    DEFERRED_DETAIL: ClassVar[str] = (
+        '"{name}" cannot use ${{param.*}}, ${{trial.*}} or ${{experiment.*}}.'
+    )
 
-    def has(self, name: str) -> bool:
-        return name in self.body.attributes
+    def convert(self, value: Any, type_: str) -> Any:
+        return convert(value, type_)
 
-    def attr(self, name: str) -> Attribute | None:
-        return self.body.attributes.get(name)
 
-    def get(self, name: str, type_: str = "any", default: Any = None, scope: Scope | None = None):
-        attr = self.body.attributes.get(name)
-        if attr is None:
-            return default
-        try:
-            value = evaluate(attr.expr, scope or self.scope)
-        except DiagnosticError as exc:
-            self.diags.extend(_with_context(exc.diags, self.context))
-            return default
-        if value is None:
-            return default
-        if isinstance(value, Template) and type_ not in ("string", "command", "any"):
-            self.fail(
-                attr,
-                "Value not known until a trial is created",
-                f'"{name}" cannot use ${{param.*}}, ${{trial.*}} or ${{experiment.*}}.',
+def _s(name: str, type_: str = "any", required: bool = False) -> AttrSpec:
+    return AttrSpec(name, type_, required=required)
+
+
+# Blocks whose attributes are read by the code that decodes them (algorithm settings,
+# provider settings, ...).
+OPEN = BlockSchema(open_attrs=True)
+
+METRICS_KINDS = ("stdout", "json", "tensorboard", "table")
+# The attributes each kind of metrics source reads; others are accepted with a warning.
+METRICS_READS = {
+    "stdout": ("pattern", "name"),
+    "json": ("path",),
+    "tensorboard": ("logdir", "tag"),
+    "table": ("sql",),
+}
+METRICS_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("pattern", "string"),
+        _s("name", "string"),
+        _s("path", "string"),
+        _s("logdir", "string"),
+        _s("sql", "string"),
+        _s("tag", "string"),
+    )
+)
+# The attributes of a task (and of a trial, for its tasks) that tunectl reads; any other
+# is the provider's (`Provider.trial_schema`).
+TASK_ATTRS = (
+    _s("provider", "string"),
+    _s("command", "command"),
+    _s("workdir", "string"),
+    _s("env", "map"),
+    _s("timeout", "duration"),
+)
+METRICS_BLOCK = NestedBlock(METRICS_SCHEMA, labels=("kind",), label_choices=METRICS_KINDS)
+TASK_SCHEMA = BlockSchema(
+    attrs=attributes(*TASK_ATTRS),
+    blocks={"metrics": METRICS_BLOCK},
+    open_attrs=True,  # provider-specific attributes, checked against the provider's schema
+)
+TRIAL_SCHEMA = BlockSchema(
+    attrs=attributes(*TASK_ATTRS, _s("retries", "int")),
+    blocks={"metrics": METRICS_BLOCK, "task": NestedBlock(TASK_SCHEMA, labels=("name",))},
+    open_attrs=True,
+)
+PARAM_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("type", "string", required=True),
+        _s("low", "number"),
+        _s("high", "number"),
+        _s("q", "number"),
+        _s("mu", "number"),
+        _s("sigma", "number"),
+        _s("values", "list"),
+        _s("step", "number"),
+        _s("log", "bool"),
+        _s("when", "map"),
+    )
+)
+OBJECTIVE_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("metric", "string"),
+        _s("metrics", "map"),
+        _s("direction", "string", required=True),
+        _s("goal", "number"),
+        _s("reduce", "string"),
+    )
+)
+LIFECYCLE_SCHEMA = BlockSchema(
+    attrs=attributes(_s("prevent_destroy", "bool"), _s("ignore_changes", "list"))
+)
+EXPERIMENT_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("description", "string"),
+        _s("max_trials", "int", required=True),
+        _s("max_concurrent", "int"),
+        _s("max_failed_trials", "int"),
+        _s("max_duration", "duration"),
+        _s("max_trials_without_improvement", "int"),
+    ),
+    blocks={
+        "algorithm": NestedBlock(OPEN, ("name",), 1, True, tuple(ALGORITHMS)),
+        "objective": NestedBlock(OBJECTIVE_SCHEMA, (), 1, True),
+        "early_stopping": NestedBlock(OPEN, ("name",), 1, False, tuple(PRUNERS)),
+        "param": NestedBlock(PARAM_SCHEMA, ("name",)),
+        "trial": NestedBlock(TRIAL_SCHEMA, (), 1, True),
+        "lifecycle": NestedBlock(LIFECYCLE_SCHEMA, (), 1),
+    },
+)
+VARIABLE_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("type"),
+        _s("default"),
+        _s("description", "string"),
+        _s("sensitive", "bool"),
+        _s("nullable", "bool"),
+    ),
+    blocks={
+        "validation": NestedBlock(
+            BlockSchema(
+                attrs=attributes(
+                    _s("condition", required=True), _s("error_message", "string", required=True)
+                )
             )
-            return default
-        try:
-            return convert(value, type_)
-        except ValueError as exc:
-            self.fail(
-                attr, "Incorrect attribute value type", f'Inappropriate value for "{name}": {exc}.'
-            )
-            return default
+        )
+    },
+)
+OUTPUT_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("value", required=True), _s("description", "string"), _s("sensitive", "bool")
+    )
+)
+BACKEND_KINDS = ("local", "s3")
+STORAGE_KINDS = ("local", "s3")
+ROOT_SCHEMA = BlockSchema(
+    blocks={
+        "tunectl": NestedBlock(
+            BlockSchema(
+                attrs=attributes(_s("required_version", "string")),
+                blocks={"backend": NestedBlock(OPEN, ("kind",), 1, False, BACKEND_KINDS)},
+            ),
+            (),
+            1,
+        ),
+        "variable": NestedBlock(OPEN, ("name",)),
+        "locals": NestedBlock(OPEN),
+        "provider": NestedBlock(OPEN, ("name",)),
+        "storage": NestedBlock(OPEN, ("kind",), 1, False, STORAGE_KINDS),
+        "experiment": NestedBlock(EXPERIMENT_SCHEMA, ("name",)),
+        "output": NestedBlock(OUTPUT_SCHEMA, ("name",)),
+    }
+)
 
-    def fail(self, attr: Attribute | None, summary: str, detail: str) -> None:
-        subject = attr.range if attr is not None else self.body.range
-        self.diags.append(error(summary, detail, subject, self.context))
-
-
-def _with_context(diags: list[Diagnostic], context: str | None) -> list[Diagnostic]:
-    if context is None:
-        return list(diags)
-    return [
-        d if d.context else Diagnostic(d.severity, d.summary, d.detail, d.subject, context)
-        for d in diags
-    ]
+# The settings of `tunectl { backend "KIND" { ... } }` and `storage "KIND" { ... }`.
+BACKEND_SCHEMAS: dict[str, tuple[AttrSpec, ...]] = {
+    "local": (AttrSpec("path"),),
+    "s3": (
+        AttrSpec("bucket"),
+        AttrSpec("key"),
+        AttrSpec("endpoint"),
+        AttrSpec("region"),
+        AttrSpec("profile"),
+        AttrSpec("force_path_style", "bool"),
+        AttrSpec("retry_window"),
+    ),
+}
+STORAGE_SCHEMAS: dict[str, tuple[AttrSpec, ...]] = {
+    "local": (AttrSpec("path"), AttrSpec("keep", "any")),
+    "s3": (
+        AttrSpec("bucket"),
+        AttrSpec("prefix"),
+        AttrSpec("endpoint"),
+        AttrSpec("region"),
+        AttrSpec("profile"),
+        AttrSpec("force_path_style", "bool"),
+        AttrSpec("keep", "any"),
+        AttrSpec("retry_window"),
+    ),
+}
+# Checked after the values are read: a null or mistyped value counts as missing.
+REQUIRED_SETTINGS = {("backend", "s3"): ("bucket", "key"), ("storage", "s3"): ("bucket",)}

@@ -13,32 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from tunectl.config.model import Variable
-from tunectl.config.schema import AttrSchema, BlockSchema, NestedBlock, Reader, check_body, convert
+from tunectl.config.schema import VARIABLE_SCHEMA, Reader, convert
 from tunectl.config.sensitive import refers_to
 from tunectl.diags import DiagnosticError, Diagnostics, SourceRange, error
 from tunectl.hcl.expr import Scope, evaluate
+from tunectl.hcl.schema import check_body
 from tunectl.hcl.syntax import Block, Body, parse
 from tunectl.names import check_name
-
-VARIABLE_SCHEMA = BlockSchema(
-    attrs={
-        "type": AttrSchema(),
-        "default": AttrSchema(),
-        "description": AttrSchema("string"),
-        "sensitive": AttrSchema("bool"),
-        "nullable": AttrSchema("bool"),
-    },
-    blocks={
-        "validation": NestedBlock(
-            BlockSchema(
-                attrs={
-                    "condition": AttrSchema(required=True),
-                    "error_message": AttrSchema("string", required=True),
-                }
-            )
-        )
-    },
-)
 
 _TYPE_RE = re.compile(
     r"^(string|number|bool|any|list|map|list\((string|number|bool|any)\)|map\((string|number|bool|any)\))$"
@@ -109,7 +90,7 @@ def declare(blocks: Sequence[Block], diags: Diagnostics) -> dict[str, Variable]:
             var.default = reader.get("default")
             if var.default is not None and var.type:
                 try:
-                    var.default = convert_to(var.default, var.type)
+                    var.default = convert(var.default, var.type)
                 except ValueError as exc:
                     reader.fail(
                         block.body.attributes["default"],
@@ -118,18 +99,6 @@ def declare(blocks: Sequence[Block], diags: Diagnostics) -> dict[str, Variable]:
                     )
         out[name] = var
     return out
-
-
-def convert_to(value: Any, type_: str) -> Any:
-    """Convert a variable value to its declared type."""
-    if type_ in ("string", "number", "bool", "any", "list", "map"):
-        return convert(value, type_)
-    inner = type_[type_.index("(") + 1 : -1]
-    if type_.startswith("list("):
-        items = convert(value, "list")
-        return [convert_to(v, inner) for v in items]
-    items = convert(value, "map")
-    return {k: convert_to(v, inner) for k, v in items.items()}
 
 
 def _parse_cli_value(raw: str, type_: str | None) -> Any:
@@ -183,7 +152,7 @@ def resolve(
                 if isinstance(value, str) and origin != "variables file":
                     value = _parse_cli_value(value, var.type)
                 if var.type:
-                    value = convert_to(value, var.type)
+                    value = convert(value, var.type)
             except (ValueError, DiagnosticError) as exc:
                 msg = exc.diags[0].summary if isinstance(exc, DiagnosticError) else str(exc)
                 if var.sensitive:

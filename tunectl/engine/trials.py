@@ -16,6 +16,7 @@ from typing import Any
 from tunectl.config.model import Experiment, TaskSpec
 from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import Template, format_path, format_value
+from tunectl.names import path_component_problem
 from tunectl.providers.base import TaskRequest
 from tunectl.providers.shell import UnsafePlaceholder, command_line
 
@@ -50,23 +51,6 @@ def task_key(
     if len(key) > KEY_LIMIT:
         raise ValueError(f"A task key cannot hold generation {generation}, trial {number}.")
     return key
-
-
-def path_component_problem(value: str) -> str | None:
-    """Why `value` cannot be substituted into a path, or None when it can.
-
-    Substituted into `workdir` or a metrics `path`, a value names (part of) one file or
-    directory in the place the configuration chose. Without `/` it cannot add a level;
-    made of more than dots it cannot, even glued to literal dots, form `.` or `..`, so the
-    path never climbs out. An empty value (an inactive parameter) adds nothing.
-    """
-    if "/" in value:
-        return "it contains a /"
-    if value and value.strip(".") == "":
-        return "it is only dots, which name a directory or its parent"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        return "it contains a control character (such as a newline or NUL)"
-    return None
 
 
 class Placeholders:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tunectl.diags import Diagnostic
+from tunectl.hcl.schema import AttrSpec as AttrSpec  # the attributes a provider accepts
 
 
 class TaskState(str, enum.Enum):
@@ -40,23 +41,6 @@ class TaskState(str, enum.Enum):
     @property
     def terminal(self) -> bool:
         return self not in (TaskState.PENDING, TaskState.RUNNING)
-
-
-@dataclass(frozen=True)
-class AttrSpec:
-    """One attribute a provider accepts in its provider block or in a trial/task block.
-
-    `type` is one of: "string", "number", "int", "bool", "list(string)", "map(string)",
-    "any". `choices` limits a string to listed values.
-    """
-
-    name: str
-    type: str = "string"
-    required: bool = False
-    default: Any = None
-    description: str = ""
-    choices: tuple[str, ...] = ()
-    sensitive: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,296 @@
+"""The experiment decoder: an `experiment "NAME"` block into an `Experiment`.
+
+Its parameters, algorithm, early stopping, objective, lifecycle and limits are read and
+checked here (the search space's own rules are `tunectl.search.space`'s); its trial block
+is `trial.py`'s. A block with any error decodes to None, its diagnostics said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tunectl.config.model import (
+    Experiment,
+    Lifecycle,
+    Objective,
+    ProviderConfig,
+    TrialSpec,
+)
+from tunectl.config.schema import Reader, convert
+from tunectl.config.sensitive import refers_to
+from tunectl.config.trial import decode_trial
+from tunectl.diags import Diagnostics, did_you_mean, error
+from tunectl.hcl.expr import Scope
+from tunectl.hcl.schema import block_context
+from tunectl.hcl.syntax import Block
+from tunectl.hcl.values import Template
+from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
+from tunectl.search.params import PARAM_TYPES
+
+
+def decode_experiment(
+    block: Block, scope: Scope, providers: Mapping[str, ProviderConfig], diags: Diagnostics
+) -> Experiment | None:
+    from tunectl.search.pruners import validate_pruner
+    from tunectl.search.space import validate_space
+
+    name = block.labels[0]
+    context = block_context(block)
+    start = len(diags)
+    body = block.body
+    reader = Reader(body, scope, context, diags)
+    ranges = {n: a.range for n, a in body.attributes.items()}
+    for sub in body.blocks:
+        ranges.setdefault(sub.type, sub.range)
+
+    params: list[ParamSpec] = []
+    seen_params: set[str] = set()
+    for pb in body.blocks_of("param"):
+        if len(pb.labels) != 1:
+            continue
+        if pb.labels[0] in seen_params:
+            diags.append(
+                error(
+                    "Duplicate param block",
+                    f'A parameter named "{pb.labels[0]}" is already declared in this experiment.',
+                    pb.range,
+                    context,
+                )
+            )
+            continue
+        seen_params.add(pb.labels[0])
+        p = _param(pb, scope, context, diags)
+        if p is not None:
+            params.append(p)
+    if not body.blocks_of("param"):
+        diags.append(
+            error(
+                "Missing required block",
+                'An experiment needs at least one param "NAME" block.',
+                block.range,
+                context,
+            )
+        )
+
+    algorithm = Algorithm("tpe")
+    for ab in body.blocks_of("algorithm")[:1]:
+        settings = _open_settings(ab, scope, context, diags)
+        algorithm = Algorithm(ab.labels[0] if ab.labels else "tpe", tuple(sorted(settings.items())))
+    early = EarlyStopping()
+    for eb in body.blocks_of("early_stopping")[:1]:
+        settings = _open_settings(eb, scope, context, diags)
+        early = EarlyStopping(
+            eb.labels[0] if eb.labels else "none", tuple(sorted(settings.items()))
+        )
+        for sentence in validate_pruner(early):
+            diags.append(error("Invalid early stopping", sentence, eb.range, context))
+
+    objective = None
+    for ob in body.blocks_of("objective")[:1]:
+        objective = _objective(ob, scope, context, diags)
+    trial = None
+    for tb in body.blocks_of("trial")[:1]:
+        trial = decode_trial(tb, scope, providers, context, {p.name: p for p in params}, diags)
+
+    lifecycle = Lifecycle()
+    for lb in body.blocks_of("lifecycle")[:1]:
+        lr = Reader(lb.body, scope, context, diags)
+        ignore = lr.get("ignore_changes", "list", [])
+        for item in ignore:
+            if not isinstance(item, str):
+                lr.fail(
+                    lb.body.attributes.get("ignore_changes"),
+                    "Invalid ignore_changes",
+                    "ignore_changes lists attribute names as strings.",
+                )
+        lifecycle = Lifecycle(
+            lr.get("prevent_destroy", "bool", False), tuple(str(i) for i in ignore)
+        )
+
+    max_trials = reader.get("max_trials", "int", 1)
+    max_concurrent = reader.get("max_concurrent", "int", 1)
+    max_failed = reader.get("max_failed_trials", "int")
+    max_duration = reader.get("max_duration", "duration")
+    without = reader.get("max_trials_without_improvement", "int")
+    for attr_name, value, low in (
+        ("max_trials", max_trials, 1),
+        ("max_concurrent", max_concurrent, 1),
+        ("max_failed_trials", max_failed, 0),
+        ("max_trials_without_improvement", without, 1),
+    ):
+        if value is not None and value < low:
+            reader.fail(
+                body.attributes.get(attr_name),
+                "Invalid value",
+                f"{attr_name} must be at least {low}, got {value}.",
+            )
+    if max_duration is not None and max_duration <= 0:
+        reader.fail(
+            body.attributes.get("max_duration"),
+            "Invalid value",
+            "max_duration must be longer than zero.",
+        )
+
+    for pname, sentence in validate_space(algorithm, params):
+        where = next((p.range for p in params if p.name == pname), None)
+        where = where or ranges.get("algorithm") or block.range
+        diags.append(error("Invalid search space", sentence, where, context))
+
+    if len(diags) > start and Diagnostics(diags[start:]).has_errors():
+        return None
+    assert objective is not None and trial is not None
+    return Experiment(
+        name=name,
+        algorithm=algorithm,
+        objective=objective,
+        params=tuple(params),
+        trial=trial,
+        description=reader.get("description", "string", ""),
+        max_trials=max_trials,
+        max_concurrent=max_concurrent,
+        max_failed_trials=max_failed,
+        max_duration=max_duration,
+        max_trials_without_improvement=without,
+        early_stopping=early,
+        lifecycle=lifecycle,
+        range=block.range,
+        ranges=ranges,
+        sensitive=_sensitive_paths(block, trial, scope.sensitive),
+    )
+
+
+def _sensitive_paths(
+    block: Block, trial: TrialSpec, hidden: frozenset[tuple[str, str]]
+) -> frozenset[str]:
+    """The canonical paths (`tunectl.plans.differ.canonical`) of an experiment whose
+    values derive from sensitive variables."""
+    if not hidden:
+        return frozenset()
+    out: set[str] = set()
+    for name, attr in block.body.attributes.items():
+        if refers_to(attr.expr, hidden):
+            out.add(name)
+    for sub in block.body.blocks:
+        if sub.type == "trial":
+            for name in ("provider", "timeout", "retries"):
+                found = sub.body.attributes.get(name)
+                if found is not None and refers_to(found.expr, hidden):
+                    out.add(f"trial.{name}")
+            continue
+        prefix = f"param.{sub.labels[0]}." if sub.type == "param" and sub.labels else sub.type + "."
+        for name, attr in sub.body.attributes.items():
+            if refers_to(attr.expr, hidden):
+                out.add(prefix + name)
+    for task in trial.tasks:
+        out.update(f"trial.task.{task.name}.{path}" for path in task.sensitive)
+    return frozenset(out)
+
+
+def _open_settings(block: Block, scope: Scope, context: str, diags: Diagnostics) -> dict[str, Any]:
+    reader = Reader(block.body, scope, context, diags)
+    out = {}
+    for name in block.body.attributes:
+        value = reader.get(name)
+        if isinstance(value, Template):
+            reader.fail(
+                block.body.attributes[name],
+                "Value not known until a trial is created",
+                "Settings cannot use placeholders.",
+            )
+        elif value is not None:
+            out[name] = value
+    for sub in block.body.blocks:
+        diags.append(
+            error(
+                "Unsupported block type",
+                f'Blocks of type "{sub.type}" are not expected here.',
+                sub.range,
+                context,
+            )
+        )
+    return out
+
+
+def _param(block: Block, scope: Scope, context: str, diags: Diagnostics) -> ParamSpec | None:
+    from tunectl.search.space import validate_param
+
+    reader = Reader(block.body, scope, context, diags)
+    type_ = reader.get("type", "string")
+    if type_ is None:
+        return None
+    if type_ not in PARAM_TYPES:
+        reader.fail(
+            block.body.attributes.get("type"),
+            "Unknown parameter type",
+            f'"{type_}" is not a parameter type.{did_you_mean(type_, PARAM_TYPES)} '
+            f"Choose one of: {', '.join(PARAM_TYPES)}.",
+        )
+        return None
+    values = reader.get("values", "list", [])
+    when = reader.get("when", "map", {})
+    spec = ParamSpec(
+        name=block.labels[0],
+        type=type_,
+        low=reader.get("low", "number"),
+        high=reader.get("high", "number"),
+        q=reader.get("q", "number"),
+        mu=reader.get("mu", "number"),
+        sigma=reader.get("sigma", "number"),
+        values=tuple(values),
+        step=reader.get("step", "number"),
+        log=reader.get("log", "bool", False),
+        when=tuple(sorted(when.items())),
+        range=block.range,
+    )
+    for sentence in validate_param(spec):
+        diags.append(
+            error("Invalid parameter", f'Parameter "{spec.name}": {sentence}', block.range, context)
+        )
+    return spec
+
+
+def _objective(block: Block, scope: Scope, context: str, diags: Diagnostics) -> Objective | None:
+    reader = Reader(block.body, scope, context, diags)
+    direction = reader.get("direction", "string", "maximize")
+    if direction not in ("maximize", "minimize"):
+        reader.fail(
+            block.body.attributes.get("direction"),
+            "Invalid direction",
+            'direction must be "maximize" or "minimize", got '
+            f'"{direction}".{did_you_mean(str(direction), ("maximize", "minimize"))}',
+        )
+    metric = reader.get("metric", "string")
+    metrics = reader.get("metrics", "map")
+    if (metric is None) == (metrics is None):
+        reader.fail(
+            None,
+            "Invalid objective",
+            'Set exactly one of metric = "NAME" or metrics = { NAME = WEIGHT, ... }.',
+        )
+    weights: list[tuple[str, float]] = []
+    for key, weight in (metrics or {}).items():
+        try:
+            weights.append((key, float(convert(weight, "number"))))
+        except ValueError:
+            reader.fail(
+                block.body.attributes.get("metrics"),
+                "Invalid objective",
+                f'The weight of "{key}" must be a number.',
+            )
+    if metrics is not None and not metrics:
+        reader.fail(
+            block.body.attributes.get("metrics"),
+            "Invalid objective",
+            "metrics needs at least one NAME = WEIGHT entry.",
+        )
+    reduce = reader.get("reduce", "string", "final")
+    if reduce not in ("final", "best", "avg"):
+        reader.fail(
+            block.body.attributes.get("reduce"),
+            "Invalid reduce",
+            f'reduce must be "final", "best" or "avg", got "{reduce}".',
+        )
+    return Objective(
+        direction, metric, tuple(sorted(weights)), reader.get("goal", "number"), reduce
+    )
