@@ -36,6 +36,11 @@ from tunectl.config.model import (
     TrialSpec,
     Variable,
 )
+from tunectl.config.provider_checks import (
+    check_metric_sources,
+    check_provider_block,
+    check_task,
+)
 from tunectl.config.schema import (
     AttrSchema,
     BlockSchema,
@@ -605,28 +610,8 @@ def _providers(root: Body, scope: Scope, diags: Diagnostics) -> dict[str, Provid
                 )
             )
         out[name] = ProviderConfig(name, settings, block.range)
-        diags.extend(_validate_provider(cls, settings, block, context))
+        diags.extend(check_provider_block(cls, settings, block.body, block.range, context))
     return out
-
-
-def _validate_provider(cls: Any, settings: dict[str, Any], block: Block, context: str) -> list:
-    """The provider's own checks of its block (`Provider.validate_config`), each pointed at
-    the attribute its detail names in double quotes, else at the block."""
-    try:
-        found = cls(settings, Path(".")).validate_config()
-    except Exception as exc:  # a provider bug must not hide the user's other errors
-        found = [error("Invalid provider settings", f"The {cls.name} provider failed: {exc}")]
-    located = []
-    for diag in found:
-        if diag.subject is None:
-            where = block.range
-            for attr_name, attr in block.body.attributes.items():
-                if f'"{attr_name}"' in diag.detail:
-                    where = attr.range
-                    break
-            diag = dataclasses.replace(diag, subject=where, context=diag.context or context)
-        located.append(diag)
-    return located
 
 
 def _backend_or_storage(
@@ -1013,7 +998,7 @@ def _check_placeholders(
     see `path_component_problem`) or "env" (any text without NUL).
     """
     from tunectl.engine.trials import format_value, path_component_problem
-    from tunectl.providers.shell import placeholder_slots
+    from tunectl.providers.bodies import COMMAND
 
     items = (
         value
@@ -1022,10 +1007,9 @@ def _check_placeholders(
         if isinstance(value, dict)
         else [value]
     )
-    if position == "command" and isinstance(value, Template):
-        for slot in placeholder_slots(value.parts):
-            if slot.refusal is not None:
-                reader.fail(attr, "Placeholder in an unsafe position", slot.refusal)
+    if position == "command":
+        for refusal in COMMAND.kind_for(value).refusals(value):
+            reader.fail(attr, "Placeholder in an unsafe position", refusal)
     for item in items:
         if not isinstance(item, Template):
             continue
@@ -1316,18 +1300,12 @@ def _trial(
                 ),
             )
         )
-        if provider in providers or cls is not None:
-            for sentence in _validate_task(cls, providers, provider, settings):
-                diags.append(error("Invalid trial settings", sentence, where, context))
+        config = providers[provider].settings if provider in providers else {}
+        written = [body] if body is block.body else [body, block.body]
+        diags.extend(check_task(cls, config, settings, tname, written, where, context))
+    bodies = [block.body, *(b.body for b in task_blocks)]
+    diags.extend(check_metric_sources(cls, bodies, context, skip=UNSUPPORTED_METRICS))
     return TrialSpec(provider, tuple(tasks), timeout, retries or 0, block.range)
-
-
-def _validate_task(cls, providers, provider, settings) -> list[str]:
-    config = providers[provider].settings if provider in providers else {}
-    try:
-        return cls(config, Path(".")).validate_task(settings)
-    except Exception as exc:  # a provider bug must not hide the user's other errors
-        return [f"the {provider} provider could not check the trial: {exc}"]
 
 
 def _outputs(

@@ -32,7 +32,15 @@ from tunectl.engine.metrics import JsonLinesParser, MetricsParser, Sample
 from tunectl.engine.models import Generation, ModelStore, delete_stored, kept_trials
 from tunectl.engine.objective import combine, metric_values
 from tunectl.engine.trials import Placeholders, build_request, metrics_files, task_key, trial_id
-from tunectl.providers.base import Provider, ProviderError, TaskHandle, TaskState, TaskStatus
+from tunectl.providers.base import (
+    MetricSource,
+    MetricsRef,
+    Provider,
+    ProviderError,
+    TaskHandle,
+    TaskState,
+    TaskStatus,
+)
 from tunectl.search.stopping import REASON_TEXT, Progress, final_status, stop_reason, time_used
 from tunectl.states import ExperimentRecord, MetricRecord, State, TaskRecord, TrialRecord
 
@@ -191,7 +199,8 @@ class Runner:
     def _active(self, trial: TrialRecord, task: TaskRecord, handle: TaskHandle) -> Active:
         active = Active(trial, task, handle, self._parser(task.task_index))
         spec = self.exp.trial.tasks[task.task_index]
-        if self.provider.capabilities.read_files and any(m.kind == "json" for m in spec.metrics):
+        readable = self.provider.capabilities.metric_sources
+        if MetricSource.FILE in readable and any(m.kind == "json" for m in spec.metrics):
             for path in metrics_files(spec, self._placeholders(trial)):
                 active.files[path] = JsonLinesParser()
         return active
@@ -385,9 +394,13 @@ class Runner:
         cursors = dict(task.file_cursors)
         try:
             # Every read first, then parsing: a failed read must not feed a parser twice.
-            chunk = self.provider.read_log(active.handle, task.log_cursor)
+            read = self.provider.read_metrics
+            chunk = read(active.handle, MetricsRef(MetricSource.STDOUT), task.log_cursor)
             files = [
-                (path, self.provider.read_file(active.handle, path, cursors.get(path, 0)))
+                (
+                    path,
+                    read(active.handle, MetricsRef(MetricSource.FILE, path), cursors.get(path, 0)),
+                )
                 for path in active.files
             ]
         except ProviderError as exc:
@@ -716,6 +729,7 @@ class Runner:
             model_dir=model_dir,
             trial_number=trial.number,
             local_files=self.provider.capabilities.local_files,
+            bodies=self.provider.task_bodies,
         )
         try:
             # Safe to repeat: submission is idempotent on the key.
