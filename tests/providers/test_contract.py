@@ -194,3 +194,16 @@ def test_an_experiment_runs_on_the_fake_provider(tmp_path: Path) -> None:
         assert world.started and all(n == 1 for n in world.started.values())
     finally:
         state.close()
+
+
+def test_placeholders_are_checked_by_the_provider_s_body_kind(tmp_path: Path) -> None:
+    unsafe_in_a_shell = '    provider = "%s"\n    command  = "acc=`${param.x}`"'
+    (found,) = diagnostics(tmp_path, unsafe_in_a_shell % "local")
+    assert found.summary == "Placeholder in an unsafe position"
+    assert "inside backquotes" in found.detail
+    assert diagnostics(tmp_path, unsafe_in_a_shell % "fake") == []  # text: no shell reads it
+    (found,) = diagnostics(tmp_path, '    provider = "fake"\n    command  = ["acc=1"]')
+    assert (found.summary, found.detail) == (
+        "Incorrect attribute value type",
+        'In the fake provider, "command" cannot be a list.',
+    )

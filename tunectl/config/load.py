@@ -37,6 +37,7 @@ from tunectl.config.model import (
     Variable,
 )
 from tunectl.config.provider_checks import (
+    body_problems,
     check_metric_sources,
     check_provider_block,
     check_task,
@@ -989,16 +990,21 @@ def _objective(block: Block, scope: Scope, context: str, diags: Diagnostics) -> 
 
 
 def _check_placeholders(
-    value: Any, params: Mapping[str, ParamSpec], attr, reader: Reader, position: str = "env"
+    value: Any,
+    params: Mapping[str, ParamSpec],
+    attr,
+    reader: Reader,
+    position: str = "env",
+    provider: Any = None,
 ) -> None:
     """Refuse placeholders that name nothing, and values that cannot be placed safely.
 
-    `position` is "command" (a string command runs through a shell: each placeholder must
-    sit where its value can be quoted), "workdir" (no value may add or climb a level:
-    see `path_component_problem`) or "env" (any text without NUL).
+    `position` is "command" (the body's kind, declared by `provider`, says where a
+    placeholder's value can be quoted: a string command runs through a shell), "workdir"
+    (no value may add or climb a level: see `path_component_problem`) or "env" (any text
+    without NUL).
     """
     from tunectl.engine.trials import format_value, path_component_problem
-    from tunectl.providers.bodies import COMMAND
 
     items = (
         value
@@ -1008,8 +1014,8 @@ def _check_placeholders(
         else [value]
     )
     if position == "command":
-        for refusal in COMMAND.kind_for(value).refusals(value):
-            reader.fail(attr, "Placeholder in an unsafe position", refusal)
+        for summary, detail in body_problems(provider, "command", value):
+            reader.fail(attr, summary, detail)
     for item in items:
         if not isinstance(item, Template):
             continue
@@ -1276,6 +1282,7 @@ def _trial(
                 body.attributes.get(attr_name) or block.body.attributes.get(attr_name),
                 tr,
                 attr_name,
+                cls,
             )
         metrics = (
             shared_metrics

@@ -23,6 +23,7 @@ from tunectl.providers.base import (
     ValidateResponse,
     ValidateTaskRequest,
 )
+from tunectl.providers.bodies import COMMAND
 
 
 def locate(
@@ -43,6 +44,22 @@ def _located(
                 subject = attr.range
                 break
     return Diagnostic(diag.severity, diag.summary, diag.detail, subject, context)
+
+
+def body_problems(provider: type[Provider] | None, name: str, value: Any) -> list[tuple[str, str]]:
+    """(summary, detail) for a body the provider's declared kinds cannot take: a shape it
+    does not accept, or placeholders its kind refuses. Without a provider class (it
+    failed to load: reported already), the `command` body's rules apply."""
+    specs = provider.task_bodies if provider is not None else (COMMAND,)
+    spec = next((s for s in specs if s.name == name), None)
+    if spec is None:
+        return []
+    try:
+        kind = spec.kind_for(value)
+    except ValueError as exc:
+        who = provider.name if provider is not None else "the"
+        return [("Incorrect attribute value type", f"In the {who} provider, {exc}.")]
+    return [("Placeholder in an unsafe position", why) for why in kind.refusals(value)]
 
 
 def check_provider_block(
