@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from tunectl.diags import DiagnosticError
 from tunectl.engine.trials import Placeholders
 from tunectl.hcl.values import Template
+from tunectl.providers.bodies import COMMAND
 from tunectl.providers.shell import (
     Slot,
     UnsafePlaceholder,
@@ -306,13 +308,13 @@ def placeholders(**params: object) -> Placeholders:
 
 def test_a_command_is_quoted_per_position() -> None:
     command = Template(["python t.py ", P, " '", P, "' \"", P, '"'])
-    rendered = placeholders(s="a'b\"c").render_command(command)
+    rendered = placeholders(s="a'b\"c").render_body(COMMAND, command)
     assert rendered == "python t.py 'a'\"'\"'b\"c' 'a'\\''b\"c' \"a'b\\\"c\""
 
 
 def test_an_unsafe_command_stops_with_a_diagnostic() -> None:
     with pytest.raises(DiagnosticError) as caught:
-        placeholders(s="x").render_command(Template(["echo `", P, "`"]))
+        placeholders(s="x").render_body(COMMAND, Template(["echo `", P, "`"]))
     assert list(caught.value.diags)[0].summary == "Unsafe placeholder in a command"
     assert "Trial 3: ${param.s} sits inside backquotes" in list(caught.value.diags)[0].detail
 
@@ -335,7 +337,8 @@ def test_path_values_that_stay_inside() -> None:
 
 
 def test_nul_never_reaches_env_or_argv() -> None:
-    for render_one in ("render", "render_command", "render_path"):
+    values = placeholders(s="a\0b")
+    for render_one in (values.render, values.render_path, partial(values.render_body, COMMAND)):
         with pytest.raises(DiagnosticError) as caught:
-            getattr(placeholders(s="a\0b"), render_one)(Template(["x", P]))
+            render_one(Template(["x", P]))
         assert "contains a NUL byte" in list(caught.value.diags)[0].detail

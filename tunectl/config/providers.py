@@ -9,14 +9,13 @@ and storage blocks are read against `tunectl.config.schema.BACKEND_SCHEMAS` and
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from tunectl.config.model import ProviderConfig
+from tunectl.config.provider_checks import check_provider_block
 from tunectl.config.schema import BACKEND_SCHEMAS, REQUIRED_SETTINGS, STORAGE_SCHEMAS, Reader
-from tunectl.diags import Diagnostic, Diagnostics, SourceRange, did_you_mean, error
+from tunectl.diags import Diagnostics, SourceRange, did_you_mean, error
 from tunectl.durations import parse_duration
 from tunectl.hcl.expr import Scope
 from tunectl.hcl.schema import AttrSpec, block_context
@@ -121,30 +120,8 @@ def decode_providers(root: Body, scope: Scope, diags: Diagnostics) -> dict[str, 
                 )
             )
         out[name] = ProviderConfig(name, settings, block.range)
-        diags.extend(_validate_provider(cls, settings, block, context))
+        diags.extend(check_provider_block(cls, settings, block.body, block.range, context))
     return out
-
-
-def _validate_provider(
-    cls: Any, settings: dict[str, Any], block: Block, context: str
-) -> list[Diagnostic]:
-    """The provider's own checks of its block (`Provider.validate_config`), each pointed at
-    the attribute its detail names in double quotes, else at the block."""
-    try:
-        found = cls(settings, Path(".")).validate_config()
-    except Exception as exc:  # a provider bug must not hide the user's other errors
-        found = [error("Invalid provider settings", f"The {cls.name} provider failed: {exc}")]
-    located = []
-    for diag in found:
-        if diag.subject is None:
-            where = block.range
-            for attr_name, attr in block.body.attributes.items():
-                if f'"{attr_name}"' in diag.detail:
-                    where = attr.range
-                    break
-            diag = dataclasses.replace(diag, subject=where, context=diag.context or context)
-        located.append(diag)
-    return located
 
 
 def backend_or_storage(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from tunectl.config.model import MetricsSource, ProviderConfig, TaskSpec, TrialSpec
+from tunectl.config.provider_checks import body_problems, check_metric_sources, check_task
 from tunectl.config.providers import provider_class, read_settings
 from tunectl.config.schema import METRICS_KINDS, METRICS_READS, Reader
 from tunectl.config.sensitive import object_keys, refers_to
@@ -58,16 +58,21 @@ def _task_sensitive(body: Body, hidden: frozenset[tuple[str, str]]) -> set[str]:
 
 
 def _check_placeholders(
-    value: Any, params: Mapping[str, ParamSpec], attr, reader: Reader, position: str = "env"
+    value: Any,
+    params: Mapping[str, ParamSpec],
+    attr,
+    reader: Reader,
+    position: str = "env",
+    provider: Any = None,
 ) -> None:
     """Refuse placeholders that name nothing, and values that cannot be placed safely.
 
-    `position` is "command" (a string command runs through a shell: each placeholder must
-    sit where its value can be quoted), "workdir" (no value may add or climb a level:
-    see `path_component_problem`) or "env" (any text without NUL).
+    `position` is "command" (the body's kind, declared by `provider`, says where a
+    placeholder's value can be quoted: a string command runs through a shell), "workdir"
+    (no value may add or climb a level: see `path_component_problem`) or "env" (any text
+    without NUL).
     """
     from tunectl.hcl.values import format_value
-    from tunectl.providers.shell import placeholder_slots
 
     items = (
         value
@@ -76,10 +81,9 @@ def _check_placeholders(
         if isinstance(value, dict)
         else [value]
     )
-    if position == "command" and isinstance(value, Template):
-        for slot in placeholder_slots(value.parts):
-            if slot.refusal is not None:
-                reader.fail(attr, "Placeholder in an unsafe position", slot.refusal)
+    if position == "command":
+        for summary, detail in body_problems(provider, "command", value):
+            reader.fail(attr, summary, detail)
     for item in items:
         if not isinstance(item, Template):
             continue
@@ -373,6 +377,7 @@ def decode_trial(
                 body.attributes.get(attr_name) or block.body.attributes.get(attr_name),
                 tr,
                 attr_name,
+                cls,
             )
         metrics = (
             shared_metrics
@@ -397,15 +402,9 @@ def decode_trial(
                 ),
             )
         )
-        if provider in providers or cls is not None:
-            for sentence in _validate_task(cls, providers, provider, settings):
-                diags.append(error("Invalid trial settings", sentence, where, context))
+        config = providers[provider].settings if provider in providers else {}
+        written = [body] if body is block.body else [body, block.body]
+        diags.extend(check_task(cls, config, settings, tname, written, where, context))
+    bodies = [block.body, *(b.body for b in task_blocks)]
+    diags.extend(check_metric_sources(cls, bodies, context, skip=UNSUPPORTED_METRICS))
     return TrialSpec(provider, tuple(tasks), timeout, retries or 0, block.range)
-
-
-def _validate_task(cls, providers, provider, settings) -> list[str]:
-    config = providers[provider].settings if provider in providers else {}
-    try:
-        return cls(config, Path(".")).validate_task(settings)
-    except Exception as exc:  # a provider bug must not hide the user's other errors
-        return [f"the {provider} provider could not check the trial: {exc}"]

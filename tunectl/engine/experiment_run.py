@@ -20,7 +20,7 @@ from tunectl.engine.metrics import JsonLinesParser, MetricsParser
 from tunectl.engine.models import Generation, ModelStore
 from tunectl.engine.objective import combine
 from tunectl.engine.trials import Placeholders, metrics_files
-from tunectl.providers.base import Provider, ProviderError, TaskHandle
+from tunectl.providers.base import MetricSource, Provider, ProviderError, TaskHandle
 from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
@@ -131,7 +131,8 @@ class ExperimentRun:
     def _active(self, trial: TrialRecord, task: TaskRecord, handle: TaskHandle) -> Active:
         active = Active(trial, task, handle, self._parser(task.task_index))
         spec = self.exp.trial.tasks[task.task_index]
-        if self.provider.capabilities.read_files and any(m.kind == "json" for m in spec.metrics):
+        readable = self.provider.capabilities.metric_sources
+        if MetricSource.FILE in readable and any(m.kind == "json" for m in spec.metrics):
             for path in metrics_files(spec, self._placeholders(trial)):
                 active.files[path] = JsonLinesParser()
         return active

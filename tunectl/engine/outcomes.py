@@ -16,7 +16,7 @@ from tunectl.durations import format_duration
 from tunectl.engine.experiment_run import Active, ExperimentRun
 from tunectl.engine.metrics import Sample
 from tunectl.engine.objective import combine, metric_values
-from tunectl.providers.base import ProviderError, TaskState, TaskStatus
+from tunectl.providers.base import MetricSource, MetricsRef, ProviderError, TaskState, TaskStatus
 from tunectl.states import MetricRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
@@ -65,9 +65,13 @@ class Outcomes(ExperimentRun):
         cursors = dict(task.file_cursors)
         try:
             # Every read first, then parsing: a failed read must not feed a parser twice.
-            chunk = self.provider.read_log(active.handle, task.log_cursor)
+            read = self.provider.read_metrics
+            chunk = read(active.handle, MetricsRef(MetricSource.STDOUT), task.log_cursor)
             files = [
-                (path, self.provider.read_file(active.handle, path, cursors.get(path, 0)))
+                (
+                    path,
+                    read(active.handle, MetricsRef(MetricSource.FILE, path), cursors.get(path, 0)),
+                )
                 for path in active.files
             ]
         except ProviderError as exc:

@@ -130,6 +130,7 @@ class Submission(ExperimentRun):
             model_dir=model_dir,
             trial_number=trial.number,
             local_files=self.provider.capabilities.local_files,
+            bodies=self.provider.task_bodies,
         )
         try:
             # One call: the provider has retried its transient faults already. Safe to

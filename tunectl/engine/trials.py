@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import Template, format_path, format_value
 from tunectl.names import path_component_problem
 from tunectl.providers.base import TaskRequest
-from tunectl.providers.shell import UnsafePlaceholder, command_line
+from tunectl.providers.bodies import COMMAND, BodySpec, UnsafePlaceholder
 
 
 def trial_id(experiment: str, generation: int, number: int) -> str:
@@ -90,15 +91,15 @@ class Placeholders:
             return value.render(self.resolve)
         return str(value)
 
-    def render_command(self, value: Any) -> str:
-        """A string command for `/bin/sh -c`, each value quoted for where it sits."""
-        if not isinstance(value, Template):
-            return str(value)
+    def render_body(self, body: BodySpec, value: Any) -> str | list[str]:
+        """A task body, each value quoted by the rules of the body's kind (a string
+        `command` for `/bin/sh -c`: quoted for where it sits; an argv list: as it is)."""
         try:
-            return command_line(value, self.resolve)
+            return body.render(value, self.resolve)
         except UnsafePlaceholder as exc:
+            noun = body.noun or f'"{body.name}"'
             raise DiagnosticError(
-                error("Unsafe placeholder in a command", f"Trial {self.number}: {exc}")
+                error(f"Unsafe placeholder in {noun}", f"Trial {self.number}: {exc}")
             ) from None
 
     def render_path(self, value: Any) -> str:
@@ -139,6 +140,13 @@ def metrics_files(task: TaskSpec, placeholders: Placeholders) -> tuple[str, ...]
     )
 
 
+def task_bodies(task: TaskSpec) -> dict[str, Any]:
+    """The body attributes the configuration gives a task, unrendered, by name. The
+    configuration language decodes `command`; a body another provider declares is added
+    here once the loader decodes it."""
+    return {"command": task.command} if task.command is not None else {}
+
+
 def build_request(
     exp: Experiment,
     task: TaskSpec,
@@ -149,15 +157,18 @@ def build_request(
     model_dir: str,
     trial_number: int,
     local_files: bool = True,
+    bodies: Sequence[BodySpec] = (COMMAND,),
 ) -> TaskRequest:
-    """The request for one task. A relative `workdir` is relative to the configuration
-    directory; without one, a task that sees this machine's files (`local_files`) runs in
-    the configuration directory, as NNI's trialCodeDirectory defaults to `.`."""
-    command: str | list[str]
-    if isinstance(task.command, list):
-        command = [placeholders.render(part) for part in task.command]
-    else:
-        command = placeholders.render_command(task.command)
+    """The request for one task, its bodies rendered by the kinds the provider declares
+    (`bodies`). A relative `workdir` is relative to the configuration directory; without
+    one, a task that sees this machine's files (`local_files`) runs in the configuration
+    directory, as NNI's trialCodeDirectory defaults to `.`."""
+    given = task_bodies(task)
+    rendered = {
+        body.name: placeholders.render_body(body, given[body.name])
+        for body in bodies
+        if body.name in given
+    }
     workdir = None
     if task.workdir is not None:
         path = Path(placeholders.render_path(task.workdir))
@@ -173,7 +184,7 @@ def build_request(
         experiment=exp.name,
         trial_number=trial_number,
         task_name=task.name,
-        command=command,
+        bodies=rendered,
         workdir=workdir,
         env=env,
         timeout=task.timeout,
@@ -186,8 +197,8 @@ def build_request(
             "tunectl-key": key,
         },
         sensitive=frozenset(
-            name if name in ("command", "workdir") else f"settings.{name}"
+            name if name in rendered or name == "workdir" else f"settings.{name}"
             for name in task.sensitive
-            if name in ("command", "workdir") or name in settings
+            if name in rendered or name == "workdir" or name in settings
         ),
     )

@@ -4,10 +4,14 @@ Built-in and third-party providers register the same way. Entry points are liste
 cheaply; a provider's module is imported only when the configuration names it. A plugin
 that fails to import is reported as a diagnostic for configurations that use it, and shown
 as broken by `tunectl providers`; it never breaks other providers.
+
+`register` adds a provider class to this process only, without an entry point: tests use
+it for `tunectl.testing.fake.FakeProvider`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -25,8 +29,34 @@ class ProviderEntry:
     version: str
 
 
-@cache
+# Providers registered in this process by `register`, by name.
+_registered: dict[str, type[Provider]] = {}
+
+
+def register(cls: type[Provider]) -> Callable[[], None]:
+    """Make `cls` the provider named `cls.name` in this process (over an installed one of
+    that name); returns the function that undoes it."""
+    previous = _registered.get(cls.name)
+    _registered[cls.name] = cls
+
+    def undo() -> None:
+        if previous is None:
+            _registered.pop(cls.name, None)
+        else:
+            _registered[cls.name] = previous
+
+    return undo
+
+
 def entries() -> dict[str, ProviderEntry]:
+    found = dict(_installed())
+    for name, cls in _registered.items():
+        found[name] = ProviderEntry(name, f"{cls.__module__}:{cls.__qualname__}", "-", cls.version)
+    return found
+
+
+@cache
+def _installed() -> dict[str, ProviderEntry]:
     found: dict[str, ProviderEntry] = {}
     for ep in metadata.entry_points(group=GROUP):
         dist = ep.dist
@@ -43,10 +73,16 @@ class ProviderLoadError(Exception):
     """The provider is installed but its module cannot be imported."""
 
 
-@cache
 def load(name: str) -> type[Provider]:
     """The provider class registered as `name`; KeyError when none is installed."""
-    entry = entries()[name]
+    if name in _registered:
+        return _registered[name]
+    return _load_installed(name)
+
+
+@cache
+def _load_installed(name: str) -> type[Provider]:
+    entry = _installed()[name]
     try:
         (ep,) = [e for e in metadata.entry_points(group=GROUP) if e.name == name]
         cls = ep.load()

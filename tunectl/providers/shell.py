@@ -1,5 +1,7 @@
 """Placeholders in a shell command line: where each one sits, and how to quote its value.
 
+These are the rules of the `SHELL` body kind (`tunectl.providers.bodies`).
+
 A string `command` runs as `/bin/sh -c COMMAND` (dash locally, often bash on DLC). A value
 substituted into it must reach the program as data, whatever its bytes, so how it is
 quoted depends on where the placeholder sits in the command's text:

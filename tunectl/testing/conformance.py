@@ -4,12 +4,21 @@ Subclass `ProviderConformance` in a test module as `TestXxxConformance` and supp
 
 * `make_provider(tmp_path)`: a provider whose bookkeeping lives in `tmp_path` (called
   again with the same path to simulate a restarted tunectl adopting its tasks);
-* `make_request(key, command, **fields)`: a `TaskRequest` for that provider.
+* `make_request(key, command, **fields)`: a `TaskRequest` for that provider whose
+  `command` body is `command`.
 
-Commands are POSIX shell (shell form) or argv lists (exec form); they use `sleep`, `echo`,
-`printf` and shell redirections. A provider whose tasks cannot write to the test
-machine's files overrides `shared_path` (a path both the test and the task can reach) and
-`process_running` (whether a process whose command line contains a pattern still runs).
+Most cases run *scripted* tasks — output written in chunks, an exit code, a running time
+— built by `scripted`. By default it writes a POSIX shell command (`printf`, `sleep`,
+`exit`); a provider whose tasks are not shell commands overrides `scripted` (see
+`tunectl.testing.fake`). The other cases are gated by what the provider declares:
+
+* its `command` body accepts the shell kind (`SHELL`): cases on quoting, environment,
+  and processes the task starts; a provider whose tasks cannot write to the test
+  machine's files overrides `shared_path` (a path both the test and the task can reach)
+  and `process_running` (whether a process whose command line contains a pattern runs);
+* its `command` body accepts the argv kind (`ARGV`): exec-form cases;
+* `capabilities.events`: `wait` returns promptly;
+* `MetricSource.FILE` in `capabilities.metric_sources`: `read_metrics` of a task file.
 """
 
 from __future__ import annotations
@@ -18,13 +27,15 @@ import shlex
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tunectl.providers.base import (
+    MetricSource,
+    MetricsRef,
     Provider,
     ProviderError,
     TaskHandle,
@@ -32,6 +43,28 @@ from tunectl.providers.base import (
     TaskState,
     TaskStatus,
 )
+from tunectl.providers.bodies import ARGV, SHELL, BodyKind
+
+
+def accepts(provider: Provider, kind: BodyKind, body: str = "command") -> bool:
+    """Whether `provider`'s tasks take `body` in the `kind` language."""
+    return any(spec.name == body and kind in spec.kinds for spec in provider.task_bodies)
+
+
+def _printf(chunk: bytes) -> str:
+    """A `printf` format that writes exactly `chunk`."""
+    out = []
+    for byte in chunk:
+        ch = chr(byte)
+        if ch == "%":
+            out.append("%%")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif 32 <= byte < 127:
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return "printf " + shlex.quote("".join(out))
 
 
 class ProviderConformance:
@@ -44,6 +77,8 @@ class ProviderConformance:
     #: whether `read_log` cursors are byte offsets (else opaque, e.g. line counts of an
     #: API that serves logs by line); both must resume exactly where they were returned
     cursor_is_bytes: bool = True
+    #: seconds between two chunks of a scripted task's output
+    chunk_pause: float = 0.3
 
     # -- to supply -----------------------------------------------------------------------
 
@@ -52,6 +87,31 @@ class ProviderConformance:
 
     def make_request(self, key: str, command: str | list[str], **fields: Any) -> TaskRequest:
         raise NotImplementedError
+
+    # -- to override when the tasks are not shell commands ---------------------------------
+
+    def scripted(
+        self,
+        key: str,
+        output: Sequence[bytes] = (),
+        exit_code: int = 0,
+        seconds: float = 0.0,
+        files: Mapping[str, bytes] | None = None,
+        **fields: Any,
+    ) -> TaskRequest:
+        """A task that writes `files` (relative to its workdir), then each chunk of
+        `output` (`chunk_pause` apart), runs `seconds` longer, and exits with
+        `exit_code`."""
+        steps = [f"{_printf(data)} > {shlex.quote(path)}" for path, data in (files or {}).items()]
+        for i, chunk in enumerate(output):
+            if i:
+                steps.append(f"sleep {self.chunk_pause:g}")
+            steps.append(_printf(chunk))
+        if seconds:
+            steps.append(f"sleep {seconds:g}")
+        if exit_code:
+            steps.append(f"exit {exit_code}")
+        return self.make_request(key, "; ".join(steps) or "true", **fields)
 
     # -- to override when the tasks run elsewhere ------------------------------------------
 
@@ -66,6 +126,7 @@ class ProviderConformance:
 
     @pytest.fixture
     def provider(self, tmp_path: Path) -> Iterator[Provider]:
+        self.tmp_path = tmp_path
         self._providers: list[Provider] = []
         self._handles: list[TaskHandle] = []
         provider = self.new_provider(tmp_path)
@@ -85,9 +146,15 @@ class ProviderConformance:
         return provider
 
     def submit(self, provider: Provider, key: str, command: str | list[str], **fields: Any):
-        handle = provider.submit(self.make_request(key, command, **fields))
+        return self.submit_request(provider, self.make_request(key, command, **fields))
+
+    def submit_request(self, provider: Provider, request: TaskRequest) -> TaskHandle:
+        handle = provider.submit(request)
         self._handles.append(handle)
         return handle
+
+    def run_script(self, provider: Provider, *args: Any, **fields: Any) -> TaskHandle:
+        return self.submit_request(provider, self.scripted(self.key(), *args, **fields))
 
     @staticmethod
     def key() -> str:
@@ -114,6 +181,15 @@ class ProviderConformance:
             assert time.monotonic() < give_up, f"task still {status.state.value}"
             time.sleep(0.02)
 
+    def wait_for_lines(
+        self, provider: Provider, handle: TaskHandle, lines: list[str], within: float = 10.0
+    ) -> None:
+        give_up = time.monotonic() + within
+        while provider.read_log(handle, 0).lines != lines:
+            assert time.monotonic() < give_up, "the task did not start"
+            provider.poll([handle])
+            time.sleep(0.02)
+
     def all_lines(self, provider: Provider, handle: TaskHandle) -> list[str]:
         lines: list[str] = []
         cursor = 0
@@ -124,25 +200,31 @@ class ProviderConformance:
             lines.extend(chunk.lines)
             cursor = chunk.cursor
 
-    # -- cases ---------------------------------------------------------------------------
+    @staticmethod
+    def require(provider: Provider, *kinds: BodyKind) -> None:
+        missing = [k.name for k in kinds if not accepts(provider, k)]
+        if missing:
+            pytest.skip(f"the provider's command body takes no {' or '.join(missing)} kind")
+
+    # -- cases: every provider -------------------------------------------------------------
 
     def test_success(self, provider: Provider) -> None:
-        handle = self.submit(provider, self.key(), "echo hello")
+        handle = self.run_script(provider, [b"hello\n"])
         status = self.run_to_end(provider, handle)
         assert status.state is TaskState.SUCCEEDED
         assert status.exit_code == 0
         assert self.all_lines(provider, handle) == ["hello"]
 
     def test_failure_has_exit_code(self, provider: Provider) -> None:
-        handle = self.submit(provider, self.key(), "echo boom; exit 3")
+        handle = self.run_script(provider, [b"boom\n"], 3)
         status = self.run_to_end(provider, handle)
         assert status.state is TaskState.FAILED
         assert status.exit_code == 3
         assert self.all_lines(provider, handle) == ["boom"]
 
     def test_poll_is_keyed_by_handle_id(self, provider: Provider) -> None:
-        a = self.submit(provider, self.key(), "true")
-        b = self.submit(provider, self.key(), "false")
+        a = self.run_script(provider, [], 0)
+        b = self.run_script(provider, [], 1)
         self.run_to_end(provider, a)
         self.run_to_end(provider, b)
         statuses = provider.poll([a, b])
@@ -151,71 +233,50 @@ class ProviderConformance:
         assert statuses[b.id].state is TaskState.FAILED
 
     def test_submit_is_idempotent(self, provider: Provider, tmp_path: Path) -> None:
-        counter = self.shared_path(tmp_path, "count")
-        command = f"echo ran >> {shlex.quote(str(counter))}; sleep 0.3"
         key = self.key()
-        first = self.submit(provider, key, command)
-        again = self.submit(provider, key, command)  # while it runs
-        assert again == first
+        request = self.scripted(key, [b"ran\n"], seconds=0.3)
+        first = self.submit_request(provider, request)
+        assert self.submit_request(provider, request) == first  # while it runs
         self.run_to_end(provider, first)
-        assert self.submit(provider, key, command) == first  # after it ended
+        assert self.submit_request(provider, request) == first  # after it ended
         restarted = self.new_provider(tmp_path)  # from another tunectl process
-        assert self.submit(restarted, key, command) == first
+        assert self.submit_request(restarted, request) == first
         assert restarted.poll([first])[first.id].state is TaskState.SUCCEEDED
-        time.sleep(0.2)
-        assert counter.read_text().splitlines() == ["ran"]
+        assert self.all_lines(restarted, first) == ["ran"]
 
-    def test_find_adopts_a_running_task(self, provider: Provider, tmp_path: Path) -> None:
+    def test_submit_adopts_a_running_task(self, provider: Provider, tmp_path: Path) -> None:
+        # A restarted apply adopts its tasks by submitting their recorded keys again.
         key = self.key()
-        handle = self.submit(provider, key, "sleep 0.8; echo done")
+        request = self.scripted(key, [b"done\n"], seconds=0.8)
+        handle = self.submit_request(provider, request)
         self.wait_for_state(provider, handle, TaskState.RUNNING)
         restarted = self.new_provider(tmp_path)
-        found = restarted.find([key, "never-submitted"])
-        assert set(found) == {key}
-        assert found[key] == handle
-        assert restarted.poll([found[key]])[handle.id].state is TaskState.RUNNING
-        status = self.run_to_end(restarted, found[key])
+        adopted = self.submit_request(restarted, request)
+        assert adopted == handle
+        assert restarted.poll([adopted])[handle.id].state is TaskState.RUNNING
+        status = self.run_to_end(restarted, adopted)
         assert status.state is TaskState.SUCCEEDED
-        assert self.all_lines(restarted, found[key]) == ["done"]
+        assert self.all_lines(restarted, adopted) == ["done"]
 
-    def test_find_unknown_keys(self, provider: Provider) -> None:
-        assert provider.find(["no-such-key"]) == {}
-
-    def test_cancel_stops_the_task_and_its_children(self, provider: Provider) -> None:
-        # A unique duration identifies this test's sleeps on the command line.
-        duration = f"300.{uuid.uuid4().int % 10**9:09d}"
-        command = f"sleep {duration} & echo up; sleep {duration}"
-        handle = self.submit(provider, self.key(), command)
-        give_up = time.monotonic() + 10
-        while provider.read_log(handle, 0).lines != ["up"] or not self.process_running(
-            f"sleep {duration}"
-        ):
-            assert time.monotonic() < give_up, "the task did not start"
-            time.sleep(0.02)
+    def test_cancel_stops_the_task(self, provider: Provider) -> None:
+        handle = self.run_script(provider, [b"up\n"], seconds=300)
+        self.wait_for_lines(provider, handle, ["up"])
         started = time.monotonic()
         provider.cancel(handle)
         assert time.monotonic() - started < 6
-        status = provider.poll([handle])[handle.id]
-        assert status.state is TaskState.CANCELLED
-        give_up = time.monotonic() + 5
-        while self.process_running(f"sleep {duration}"):
-            assert time.monotonic() < give_up, "a child of the cancelled task survived"
-            time.sleep(0.02)
+        assert provider.poll([handle])[handle.id].state is TaskState.CANCELLED
         provider.cancel(handle)  # idempotent
         assert provider.poll([handle])[handle.id].state is TaskState.CANCELLED
 
     def test_cancel_after_the_end_changes_nothing(self, provider: Provider) -> None:
-        handle = self.submit(provider, self.key(), "true")
+        handle = self.run_script(provider)
         self.run_to_end(provider, handle)
         provider.cancel(handle)
         assert provider.poll([handle])[handle.id].state is TaskState.SUCCEEDED
 
     def test_read_log_cursor_and_unicode(self, provider: Provider) -> None:
-        command = (
-            "printf 'a\\n'; sleep 0.3; printf 'h\\303\\251llo \\342\\234\\223\\nb'; "
-            "sleep 0.3; printf 'c\\n\\377x\\n'; printf tail"
-        )
-        handle = self.submit(provider, self.key(), command)
+        output = [b"a\n", "héllo ✓\nb".encode(), b"c\n\xffx\ntail"]
+        handle = self.run_script(provider, output)
         lines: list[str] = []
         cursor = 0
         cursors = []
@@ -232,7 +293,7 @@ class ProviderConformance:
         assert lines == ["a", "héllo ✓", "bc", "\ufffdx", "tail"]
         assert len(set(cursors)) > 2  # read in several pieces while it ran
         if self.cursor_is_bytes:
-            assert cursor == len(b"a\n" + "héllo ✓\n".encode() + b"bc\n\xffx\ntail")
+            assert cursor == len(b"".join(output))
         again = provider.read_log(handle, cursor)
         assert again.lines == [] and again.cursor == cursor
         # a cursor from the middle continues exactly there
@@ -247,10 +308,29 @@ class ProviderConformance:
             return len("\n".join(self.all_lines(provider, handle)[:n]).encode()) + 1
         return n
 
+    def test_read_metrics_of_stdout_is_the_log(self, provider: Provider) -> None:
+        handle = self.run_script(provider, [b"acc=1\n", b"acc=2\n"])
+        self.run_to_end(provider, handle)
+        stdout = MetricsRef(MetricSource.STDOUT)
+        for cursor in (0, provider.read_log(handle, 0).cursor):
+            assert provider.read_metrics(handle, stdout, cursor) == provider.read_log(
+                handle, cursor
+            )
+
+    def test_timeout_fails_the_task(self, provider: Provider) -> None:
+        handle = self.run_script(provider, seconds=200, timeout=0.5)
+        started = time.monotonic()
+        status = self.run_to_end(provider, handle, within=15)
+        assert status.state is TaskState.FAILED
+        assert "timed out" in status.message
+        assert time.monotonic() - started < 10
+
+    # -- cases gated by capabilities -------------------------------------------------------
+
     def test_wait_returns_promptly(self, provider: Provider) -> None:
         if not provider.capabilities.events:
             pytest.skip("the provider has no events: wait returns after its timeout")
-        handle = self.submit(provider, self.key(), "sleep 0.1")
+        handle = self.run_script(provider, seconds=0.1)
         assert provider.poll([handle])[handle.id].state in (TaskState.PENDING, TaskState.RUNNING)
         started = time.monotonic()
         while not provider.poll([handle])[handle.id].state.terminal:
@@ -260,17 +340,67 @@ class ProviderConformance:
         assert elapsed < self.wait_latency, elapsed
         assert provider.poll([handle])[handle.id].state is TaskState.SUCCEEDED
 
-    def test_timeout_fails_the_task(self, provider: Provider) -> None:
+    def test_read_metrics_of_a_task_file(self, provider: Provider, tmp_path: Path) -> None:
+        if MetricSource.FILE not in provider.capabilities.metric_sources:
+            pytest.skip("the provider reads no task files")
+        workdir = self.shared_path(tmp_path, "work")
+        workdir.mkdir(parents=True, exist_ok=True)
+        handle = self.run_script(
+            provider,
+            files={"m.jsonl": b'{"acc": 1}\n{"acc": 2}\n'},
+            workdir=str(workdir),
+            metrics_files=("m.jsonl",),
+        )
+        assert self.run_to_end(provider, handle).state is TaskState.SUCCEEDED
+        chunk = provider.read_metrics(handle, MetricsRef(MetricSource.FILE, "m.jsonl"), 0)
+        assert chunk.lines == ['{"acc": 1}', '{"acc": 2}']
+        rest = provider.read_metrics(handle, MetricsRef(MetricSource.FILE, "m.jsonl"), chunk.cursor)
+        assert rest.lines == []
+
+    def test_submit_runs_a_key_once(self, provider: Provider, tmp_path: Path) -> None:
+        self.require(provider, SHELL)
+        counter = self.shared_path(tmp_path, "count")
+        command = f"echo ran >> {shlex.quote(str(counter))}; sleep 0.3"
+        key = self.key()
+        first = self.submit(provider, key, command)
+        assert self.submit(provider, key, command) == first
+        self.run_to_end(provider, first)
+        restarted = self.new_provider(tmp_path)
+        assert self.submit(restarted, key, command) == first
+        time.sleep(0.2)
+        assert counter.read_text().splitlines() == ["ran"]
+
+    def test_cancel_stops_the_task_s_children(self, provider: Provider) -> None:
+        self.require(provider, SHELL)
+        # A unique duration identifies this test's sleeps on the command line.
+        duration = f"300.{uuid.uuid4().int % 10**9:09d}"
+        command = f"sleep {duration} & echo up; sleep {duration}"
+        handle = self.submit(provider, self.key(), command)
+        give_up = time.monotonic() + 10
+        while provider.read_log(handle, 0).lines != ["up"] or not self.process_running(
+            f"sleep {duration}"
+        ):
+            assert time.monotonic() < give_up, "the task did not start"
+            time.sleep(0.02)
+        started = time.monotonic()
+        provider.cancel(handle)
+        assert time.monotonic() - started < 6
+        assert provider.poll([handle])[handle.id].state is TaskState.CANCELLED
+        give_up = time.monotonic() + 5
+        while self.process_running(f"sleep {duration}"):
+            assert time.monotonic() < give_up, "a child of the cancelled task survived"
+            time.sleep(0.02)
+
+    def test_timeout_ends_the_task_s_processes(self, provider: Provider) -> None:
+        self.require(provider, SHELL)
         duration = f"200.{uuid.uuid4().int % 10**9:09d}"
         handle = self.submit(provider, self.key(), f"sleep {duration}", timeout=0.5)
-        started = time.monotonic()
         status = self.run_to_end(provider, handle, within=15)
         assert status.state is TaskState.FAILED
-        assert "timed out" in status.message
-        assert time.monotonic() - started < 10
         assert not self.process_running(f"sleep {duration}")
 
     def test_env_is_passed(self, provider: Provider) -> None:
+        self.require(provider, SHELL, ARGV)
         env = {"TUNECTL_TEST_VALUE": "two words; $HOME `x`"}
         a = self.submit(provider, self.key(), 'echo "$TUNECTL_TEST_VALUE"', env=env)
         b = self.submit(provider, self.key(), ["sh", "-c", 'echo "$TUNECTL_TEST_VALUE"'], env=env)
@@ -279,6 +409,7 @@ class ProviderConformance:
             assert self.all_lines(provider, handle) == ["two words; $HOME `x`"]
 
     def test_values_are_not_parsed_by_a_shell(self, provider: Provider, tmp_path: Path) -> None:
+        self.require(provider, SHELL, ARGV)
         pwned = self.shared_path(tmp_path, f"pwned-{uuid.uuid4().hex}")
         value = f"x; touch {pwned}"
         as_list = self.submit(provider, self.key(), ["echo", value])
@@ -289,6 +420,7 @@ class ProviderConformance:
         assert not pwned.exists()
 
     def test_exec_form_runs_a_program_not_a_shell_builtin(self, provider: Provider) -> None:
+        self.require(provider, ARGV)
         handle = self.submit(provider, self.key(), ["exit", "3"])
         status = self.run_to_end(provider, handle)
         assert status.state is TaskState.FAILED  # `exit` is no program: not found

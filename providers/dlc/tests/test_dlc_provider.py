@@ -16,7 +16,16 @@ import pytest
 from tunectl_dlc import DlcProvider
 from tunectl_dlc.emulator import TEST_KEY_ID, TEST_KEY_SECRET, Server
 
-from tunectl.providers.base import TaskRequest, TaskState
+from tunectl.providers.base import (
+    AttributeDiagnostic,
+    MetricSource,
+    TaskRequest,
+    TaskState,
+    ValidateConfigRequest,
+    ValidateResponse,
+    ValidateTaskRequest,
+)
+from tunectl.providers.bodies import COMMAND
 from tunectl.testing.conformance import ProviderConformance
 
 SETTINGS = {
@@ -75,16 +84,19 @@ class TestDlcConformance(ProviderConformance):
             experiment="conf",
             trial_number=0,
             task_name="main",
-            command=command,
+            bodies={"command": command},
             settings=settings,
             **fields,
         )
 
 
-def test_validate_task_in_pai_terms(emulator: Server, tmp_path: Path) -> None:
-    provider = provider_for(emulator, tmp_path)
-    assert provider.validate_task(SETTINGS) == []
-    problems = provider.validate_task(
+def test_validate_task_in_pai_terms() -> None:
+    def validate(settings: dict[str, Any]) -> tuple[AttributeDiagnostic, ...]:
+        config = {"region": "cn-hangzhou"}
+        return DlcProvider.validate_task(ValidateTaskRequest(settings, config)).diagnostics
+
+    assert validate(SETTINGS) == ()
+    problems = validate(
         {
             "image": "",
             "worker": {"count": 0, "ecs_spec": "ecs.g6.xlarge", "cpu": 4},
@@ -94,7 +106,15 @@ def test_validate_task_in_pai_terms(emulator: Server, tmp_path: Path) -> None:
             "data_sources": [{"mount_path": "/mnt"}],
         }
     )
-    text = "\n".join(problems)
+    assert {d.path[0] for d in problems} == {
+        "image",
+        "worker",
+        "ps",
+        "priority",
+        "max_running_time",
+        "data_sources",
+    }
+    text = "\n".join(d.detail for d in problems)
     for expected in (
         "needs image",
         "worker.count",
@@ -106,6 +126,20 @@ def test_validate_task_in_pai_terms(emulator: Server, tmp_path: Path) -> None:
         "data_sources[0]",
     ):
         assert expected in text, (expected, text)
+
+
+def test_validate_config_names_the_attribute() -> None:
+    bad = {"region": "Hangzhou", "endpoint": "a b", "log_interval": -1, "prices": {"x": "1"}}
+    found = DlcProvider.validate_config(ValidateConfigRequest(bad)).diagnostics
+    assert [d.path for d in found] == [("region",), ("endpoint",), ("log_interval",), ("prices",)]
+    assert DlcProvider.validate_config(ValidateConfigRequest({"region": "cn-hangzhou"})) == (
+        ValidateResponse()
+    )
+
+
+def test_declares_commands_and_stdout_metrics() -> None:
+    assert DlcProvider.task_bodies == (COMMAND,)
+    assert DlcProvider.capabilities.metric_sources == {MetricSource.STDOUT}
 
 
 def test_price_estimate(emulator: Server, tmp_path: Path) -> None:
@@ -124,7 +158,9 @@ def test_status_calls_grow_with_pages_not_jobs(emulator: Server, tmp_path: Path)
     provider = provider_for(emulator, tmp_path)
     handles = [
         provider.submit(
-            TaskRequest(f"t-page-{i}", "pages", i, "main", "sleep 5", settings=SETTINGS)
+            TaskRequest(
+                f"t-page-{i}", "pages", i, "main", {"command": "sleep 5"}, settings=SETTINGS
+            )
         )
         for i in range(150)
     ]
@@ -142,16 +178,18 @@ def test_faults_are_retried(emulator: Server, tmp_path: Path) -> None:
     provider = provider_for(emulator, tmp_path)
     admin(emulator, "/_emulator/faults", {"throttle": 0.2, "error": 0.2, "seed": 3})
     try:
-        handle = provider.submit(
-            TaskRequest("t-faulty", "faults", 0, "main", "echo acc=1", settings=SETTINGS)
+        request = TaskRequest(
+            "t-faulty", "faults", 0, "main", {"command": "echo acc=1"}, settings=SETTINGS
         )
+        handle = provider.submit(request)
         for _ in range(200):
             status = provider.poll([handle])[handle.id]
             if status.state.terminal:
                 break
         assert status.state is TaskState.SUCCEEDED
         assert provider.read_log(handle, 0).lines == ["acc=1"]
-        # The job was created once, even though calls failed around its creation.
-        assert len(provider.find(["t-faulty"])) == 1
+        # The job was created once, even though calls failed around its creation: another
+        # tunectl process submitting the key adopts it.
+        assert provider_for(emulator, tmp_path).submit(request) == handle
     finally:
         admin(emulator, "/_emulator/faults", {})

@@ -28,18 +28,23 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tunectl.diags import Diagnostic, error
 from tunectl.durations import parse_duration
 from tunectl.providers.base import (
+    AttributeDiagnostic,
     AttrSpec,
     Capabilities,
     LogChunk,
+    MetricSource,
     Provider,
     ProviderError,
     TaskHandle,
     TaskRequest,
     TaskState,
     TaskStatus,
+    ValidateConfigRequest,
+    ValidateResponse,
+    ValidateTaskRequest,
+    attribute_error,
 )
 from tunectl.retry import retry_call
 
@@ -112,12 +117,10 @@ class DlcProvider(Provider):
     name = "dlc"
     version = "0.1.0"
     capabilities = Capabilities(
-        find_by_key=True,
         events=False,
-        logs=True,
         price=True,
-        read_files=False,
         local_model_dir=False,
+        metric_sources=frozenset({MetricSource.STDOUT}),
     )
     config_schema = (
         AttrSpec("region", required=True, description="e.g. cn-hangzhou"),
@@ -156,33 +159,36 @@ class DlcProvider(Provider):
 
     # -- validation (no network) ------------------------------------------------------
 
-    def validate_config(self) -> list[Diagnostic]:
-        out: list[Diagnostic] = []
-        region = str(self.config.get("region") or "")
+    @classmethod
+    def validate_config(cls, request: ValidateConfigRequest) -> ValidateResponse:
+        config = request.config
+        out: list[AttributeDiagnostic] = []
+        region = str(config.get("region") or "")
         if not _REGION.fullmatch(region):
             out.append(
-                error(
+                attribute_error(
+                    ("region",),
                     "Invalid region",
                     f'"region" must be an Alibaba Cloud region id such as cn-hangzhou, not '
                     f"{region!r}.",
                 )
             )
-        endpoint = self.config.get("endpoint")
+        endpoint = config.get("endpoint")
         if endpoint is not None and (not str(endpoint).strip() or " " in str(endpoint)):
-            out.append(
-                error("Invalid endpoint", f'"endpoint" must be a host name, not {endpoint!r}.')
-            )
-        interval = self.config.get("log_interval")
+            detail = f'"endpoint" must be a host name, not {endpoint!r}.'
+            out.append(attribute_error(("endpoint",), "Invalid endpoint", detail))
+        interval = config.get("log_interval")
         if interval is not None and (
             isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0
         ):
             out.append(
-                error(
+                attribute_error(
+                    ("log_interval",),
                     "Invalid log_interval",
                     f'"log_interval" must be a number of seconds, 0 or more, not {interval!r}.',
                 )
             )
-        prices = self.config.get("prices")
+        prices = config.get("prices")
         if prices is not None and (
             not isinstance(prices, Mapping)
             or any(
@@ -191,42 +197,53 @@ class DlcProvider(Provider):
             )
         ):
             out.append(
-                error(
+                attribute_error(
+                    ("prices",),
                     "Invalid prices",
                     '"prices" must be a map of ecs_spec = price per hour (a number, 0 or more).',
                 )
             )
-        return out
+        return ValidateResponse(tuple(out))
 
-    def validate_task(self, settings: Mapping[str, Any]) -> list[str]:
-        problems: list[str] = []
+    @classmethod
+    def validate_task(cls, request: ValidateTaskRequest) -> ValidateResponse:
+        settings = request.settings
+        problems: list[tuple[str, str]] = []  # (attribute, sentence)
         if not str(settings.get("image") or "").strip():
-            problems.append('a DLC trial needs image = "registry/repo:tag"')
+            problems.append(("image", 'a DLC trial needs image = "registry/repo:tag"'))
         roles = [r for r in ROLES if settings.get(r) is not None]
         if not roles:
-            problems.append('a DLC trial needs worker = { count = N, ecs_spec = "..." }')
-        for role in roles:
-            problems += _check_role(
-                role, settings[role], settings.get("resource_id") or self.config.get("resource_id")
+            problems.append(
+                ("worker", 'a DLC trial needs worker = { count = N, ecs_spec = "..." }')
             )
+        resource_id = settings.get("resource_id") or request.config.get("resource_id")
+        for role in roles:
+            problems += [(role, p) for p in _check_role(role, settings[role], resource_id)]
         priority = settings.get("priority")
         if priority is not None and not 1 <= int(priority) <= 9:
-            problems.append(f"priority must be between 1 and 9, got {priority}")
+            problems.append(("priority", f"priority must be between 1 and 9, got {priority}"))
         if settings.get("max_running_time") is not None:
             try:
                 parse_duration(str(settings["max_running_time"]))
             except ValueError as exc:
-                problems.append(f"max_running_time: {exc}")
+                problems.append(("max_running_time", f"max_running_time: {exc}"))
         for i, source in enumerate(settings.get("data_sources") or []):
             if not isinstance(source, Mapping) or not (source.get("uri") or source.get("id")):
                 problems.append(
-                    f'data_sources[{i}] must be {{ uri = "oss://...", mount_path = "/mnt/data" }}'
-                    ' or { id = "d-..." }'
+                    (
+                        "data_sources",
+                        f'data_sources[{i}] must be {{ uri = "oss://...", '
+                        'mount_path = "/mnt/data" } or { id = "d-..." }',
+                    )
                 )
         code = settings.get("code_source")
         if code is not None and (not isinstance(code, Mapping) or not code.get("id")):
-            problems.append('code_source must be { id = "code-...", branch = "main" }')
-        return problems
+            problems.append(
+                ("code_source", 'code_source must be { id = "code-...", branch = "main" }')
+            )
+        return ValidateResponse(
+            tuple(attribute_error((a,), "Invalid trial settings", p) for a, p in problems)
+        )
 
     # -- the SDK ------------------------------------------------------------------------
 
@@ -423,14 +440,6 @@ class DlcProvider(Provider):
             return None
 
         return self._call("ListJobs", lookup)
-
-    def find(self, keys: Sequence[str]) -> dict[str, TaskHandle]:
-        out = {}
-        for key in keys:
-            job_id = self._find_one(key)
-            if job_id is not None:
-                out[key] = TaskHandle(key, job_id)
-        return out
 
     def poll(self, handles: Sequence[TaskHandle]) -> dict[str, TaskStatus]:
         out: dict[str, TaskStatus] = {}

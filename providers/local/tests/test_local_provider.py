@@ -22,19 +22,28 @@ from tunectl_local import LocalProvider
 
 from tunectl.providers.base import (
     LogChunk,
+    MetricSource,
     Provider,
     ProviderError,
     TaskHandle,
     TaskRequest,
     TaskState,
     TaskStatus,
+    ValidateConfigRequest,
+    ValidateTaskRequest,
 )
+from tunectl.providers.bodies import COMMAND
 from tunectl.testing.conformance import ProviderConformance
 
 
 def request(key: str, command: str | list[str], **fields: Any) -> TaskRequest:
     return TaskRequest(
-        key=key, experiment="exp", trial_number=1, task_name="main", command=command, **fields
+        key=key,
+        experiment="exp",
+        trial_number=1,
+        task_name="main",
+        bodies={"command": command},
+        **fields,
     )
 
 
@@ -141,8 +150,10 @@ def test_registered_as_entry_point() -> None:
 def test_schema_and_capacity(tmp_path: Path) -> None:
     caps = LocalProvider.capabilities
     assert LocalProvider.name == "local"
-    assert caps.find_by_key and caps.events and caps.logs and caps.follow_logs
-    assert caps.read_files and caps.local_model_dir and not caps.price
+    assert caps.events and caps.host_local and caps.local_files
+    assert caps.metric_sources == {MetricSource.STDOUT, MetricSource.FILE}
+    assert caps.local_model_dir and not caps.price
+    assert LocalProvider.task_bodies == (COMMAND,)
     config = {s.name: s for s in LocalProvider.config_schema}
     assert config["slots"].type == "int" and config["slots"].default == os.cpu_count()
     assert config["gpus"].type == "list(string)" and not config["gpus"].required
@@ -153,19 +164,26 @@ def test_schema_and_capacity(tmp_path: Path) -> None:
     assert LocalProvider({}, tmp_path).capacity() == (os.cpu_count() or 1)
 
 
-def test_validation(tmp_path: Path) -> None:
-    none = LocalProvider({}, tmp_path)
-    two = LocalProvider({"gpus": ["0", "1"]}, tmp_path)
-    assert two.validate_task({"gpus_per_task": 2}) == []
-    assert two.validate_task({}) == []
-    assert "only 2 GPUs" in two.validate_task({"gpus_per_task": 3})[0]
-    assert "no GPUs" in none.validate_task({"gpus_per_task": 1})[0]
-    assert "negative" in two.validate_task({"gpus_per_task": -1})[0]
-    assert "integer" in two.validate_task({"gpus_per_task": "many"})[0]
-    assert two.validate_config() == []
-    bad = LocalProvider({"slots": 0, "gpus": ["0", "0"], "python": "/no/such/python"}, tmp_path)
-    diags = bad.validate_config()
+def test_validation() -> None:
+    def task(settings: dict[str, Any], gpus: list[str]) -> list[str]:
+        found = LocalProvider.validate_task(ValidateTaskRequest(settings, {"gpus": gpus}))
+        assert all(d.path == ("gpus_per_task",) for d in found.diagnostics)
+        return [d.detail for d in found.diagnostics]
+
+    two = ["0", "1"]
+    assert task({"gpus_per_task": 2}, two) == []
+    assert task({}, two) == []
+    assert "only 2 GPUs" in task({"gpus_per_task": 3}, two)[0]
+    assert "no GPUs" in task({"gpus_per_task": 1}, [])[0]
+    assert "negative" in task({"gpus_per_task": -1}, two)[0]
+    assert "integer" in task({"gpus_per_task": "many"}, two)[0]
+    assert LocalProvider.validate_config(ValidateConfigRequest({"gpus": two})).diagnostics == ()
+    bad = {"slots": 0, "gpus": ["0", "0"], "python": "/no/such/python"}
+    found = LocalProvider.validate_config(ValidateConfigRequest(bad))
+    diags = found.diagnostics
+    assert found.has_errors
     assert [d.severity for d in diags] == ["error", "error", "warning"]
+    assert [d.path for d in diags] == [("slots",), ("gpus",), ("python",)]
     assert "more than once" in diags[1].detail
 
 
@@ -282,7 +300,6 @@ def test_never_started_task_is_started_in_place(h: Harness) -> None:
     p = h.provider()
     k = key()
     (h.state_dir / "tasks" / k).mkdir(parents=True)  # a submit that died right after mkdir
-    assert p.find([k]) == {k: TaskHandle(k, k)}
     status = p.poll([TaskHandle(k, k)])[k]
     assert status.state is TaskState.LOST and "never started" in status.message
     handle = h.submit(p, k, "echo second try")
@@ -317,7 +334,6 @@ def test_invalid_key_and_os_errors_are_provider_errors(h: Harness, tmp_path: Pat
     broken = LocalProvider({}, blocked)
     with pytest.raises(ProviderError, match="cannot submit"):
         broken.submit(request(key(), "true"))
-    assert broken.find([key()]) == {}
 
 
 def test_timeout_is_stable_across_instances(h: Harness) -> None:
@@ -392,7 +408,6 @@ def test_cleanup(h: Harness) -> None:
     p.cancel(handle)
     p.cleanup(handle)
     assert not (h.state_dir / "tasks" / k).exists()
-    assert p.find([k]) == {}
     p.cleanup(handle)  # idempotent
     p.cancel(handle)
 
@@ -464,7 +479,7 @@ from tunectl.providers.base import TaskRequest
 
 provider = LocalProvider({{}}, Path({state!r}))
 provider.submit(TaskRequest(key={key!r}, experiment="e", trial_number=1, task_name="main",
-                            command="echo begin; sleep 1.2; echo done"))
+                            bodies={{"command": "echo begin; sleep 1.2; echo done"}}))
 print("submitted", flush=True)
 time.sleep(60)
 """
@@ -487,12 +502,10 @@ def test_task_survives_sigkill_of_tunectl(h: Harness) -> None:
         if tunectl.stdout:
             tunectl.stdout.close()
     p = h.provider()
-    found = p.find([k])
-    assert list(found) == [k]
-    handle = found[k]
-    assert p.poll([handle])[k].state is TaskState.RUNNING
     # a resubmission (the engine's `submitting` retry) adopts instead of starting again
-    assert p.submit(request(k, "echo begin; sleep 1.2; echo done")) == handle
+    handle = p.submit(request(k, "echo begin; sleep 1.2; echo done"))
+    assert handle == TaskHandle(k, k)
+    assert p.poll([handle])[k].state is TaskState.RUNNING
     while not (status := p.poll([handle])[k]).state.terminal:
         p.wait([handle], 10)  # a pidfd on a process another tunectl started
     noticed = time.time()

@@ -25,21 +25,26 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tunectl.diags import Diagnostic, error, warning
 from tunectl.providers.base import (
+    AttributeDiagnostic,
     AttrSpec,
     Capabilities,
     LogChunk,
+    MetricSource,
     Provider,
     ProviderError,
     TaskHandle,
     TaskRequest,
     TaskState,
     TaskStatus,
+    ValidateConfigRequest,
+    ValidateResponse,
+    ValidateTaskRequest,
+    attribute_error,
+    attribute_warning,
 )
 from tunectl_local import reading, spawn, stop
 from tunectl_local.gpus import GpuQueue, gpus_wanted
-from tunectl_local.taskdir import KEY as _KEY
 from tunectl_local.taskdir import TaskFiles, has_outcome, os_errors, write_atomic, write_spec
 from tunectl_local.watch import Watcher
 
@@ -52,14 +57,11 @@ class LocalProvider(Provider):
     name = "local"
     version = "0.1.0"
     capabilities = Capabilities(
-        find_by_key=True,
         events=True,
-        logs=True,
-        follow_logs=True,
-        read_files=True,
         local_model_dir=True,
         host_local=True,
         local_files=True,
+        metric_sources=frozenset({MetricSource.STDOUT, MetricSource.FILE}),
     )
     config_schema = (
         AttrSpec(
@@ -103,45 +105,57 @@ class LocalProvider(Provider):
 
     # -- validation ---------------------------------------------------------------------
 
-    def validate_config(self) -> list[Diagnostic]:
-        out: list[Diagnostic] = []
-        slots = self.config.get("slots")
+    @classmethod
+    def validate_config(cls, request: ValidateConfigRequest) -> ValidateResponse:
+        config = request.config
+        out: list[AttributeDiagnostic] = []
+        slots = config.get("slots")
         if slots is not None and (not isinstance(slots, int) or slots < 1):
             detail = f'"slots" must be a positive integer, not {slots!r}.'
-            out.append(error("Invalid slots", detail))
-        gpus = self.config.get("gpus") or []
-        ids = [str(g) for g in gpus]
+            out.append(attribute_error(("slots",), "Invalid slots", detail))
+        ids = [str(g) for g in config.get("gpus") or []]
         if any(not g.strip() for g in ids):
-            out.append(error("Invalid gpus", '"gpus" cannot contain empty ids.'))
+            out.append(
+                attribute_error(("gpus",), "Invalid gpus", '"gpus" cannot contain empty ids.')
+            )
         dupes = sorted({g for g in ids if ids.count(g) > 1})
         if dupes:
-            out.append(error("Invalid gpus", f'"gpus" lists {", ".join(dupes)} more than once.'))
-        if self.python and shutil.which(self.python) is None:
+            detail = f'"gpus" lists {", ".join(dupes)} more than once.'
+            out.append(attribute_error(("gpus",), "Invalid gpus", detail))
+        python = config.get("python")
+        if python and shutil.which(str(python)) is None:
             out.append(
-                warning(
+                attribute_warning(
+                    ("python",),
                     "Interpreter not found",
-                    f'"python" is {self.python!r}, which is not an executable on this machine.',
+                    f'"python" is {str(python)!r}, which is not an executable on this machine.',
                 )
             )
-        return out
+        return ValidateResponse(tuple(out))
 
-    def validate_task(self, settings: Mapping[str, Any]) -> list[str]:
-        value = settings.get("gpus_per_task", 0)
+    @classmethod
+    def validate_task(cls, request: ValidateTaskRequest) -> ValidateResponse:
+        value = request.settings.get("gpus_per_task", 0)
+        gpus = len(request.config.get("gpus") or [])
+        problem = None
         try:
             n = int(value if value is not None else 0)
         except (TypeError, ValueError):
-            return [f'"gpus_per_task" must be an integer, not {value!r}.']
-        if n < 0:
-            return ['"gpus_per_task" cannot be negative.']
-        if n > 0 and not self.gpus:
-            return [
-                f'"gpus_per_task" is {n} but the local provider has no GPUs: '
-                'list them in its "gpus" attribute.'
-            ]
-        if n > len(self.gpus):
-            have = len(self.gpus)
-            return [f'"gpus_per_task" is {n} but the local provider has only {have} GPUs.']
-        return []
+            problem = f'"gpus_per_task" must be an integer, not {value!r}.'
+        else:
+            if n < 0:
+                problem = '"gpus_per_task" cannot be negative.'
+            elif n > 0 and not gpus:
+                problem = (
+                    f'"gpus_per_task" is {n} but the local provider has no GPUs: '
+                    'list them in its "gpus" attribute.'
+                )
+            elif n > gpus:
+                problem = f'"gpus_per_task" is {n} but the local provider has only {gpus} GPUs.'
+        if problem is None:
+            return ValidateResponse()
+        where = ("gpus_per_task",)
+        return ValidateResponse((attribute_error(where, "Invalid trial settings", problem),))
 
     def capacity(self) -> int | None:
         slots = self.config.get("slots")
@@ -215,13 +229,6 @@ class LocalProvider(Provider):
             self._spawn(request, lockfd, gpus, queued=True)
 
     # -- watching ------------------------------------------------------------------------
-
-    def find(self, keys: Sequence[str]) -> dict[str, TaskHandle]:
-        out: dict[str, TaskHandle] = {}
-        for key in keys:
-            if _KEY.fullmatch(key) and (self.tasks_dir / key).is_dir():
-                out[key] = TaskHandle(key, key)
-        return out
 
     def poll(self, handles: Sequence[TaskHandle]) -> dict[str, TaskStatus]:
         out: dict[str, TaskStatus] = {}
