@@ -25,11 +25,9 @@ from tunectl.search.space import to_external, validate_param, validate_space
 BUILT: list[dict] = []
 
 
-def _build_fake(settings, seed, base_seed):
-    import optuna
-
+def _build_fake(samplers, settings, seed, base_seed):
     BUILT.append(dict(settings))
-    return optuna.samplers.RandomSampler(seed=seed)
+    return samplers.RandomSampler(seed=seed)
 
 
 FAKE = AlgorithmEntry(
@@ -102,8 +100,8 @@ def test_a_new_algorithm_is_accepted_by_validate(tmp_path):
 def test_a_new_pruner_validates_and_builds(monkeypatch):
     import optuna
 
-    def build(s):
-        return optuna.pruners.MedianPruner(n_warmup_steps=int(s["patience"]))
+    def build(pruners, s):
+        return pruners.MedianPruner(n_warmup_steps=int(s["patience"]))
 
     entry = PrunerEntry("patient", "MedianPruner", build, {"patience": Setting(whole(0), 2)})
     monkeypatch.setitem(PRUNERS, "patient", entry)

@@ -126,7 +126,7 @@ def make_sampler(
     no sampler (its parameters are fixed), so it gets a random one.
     """
     sampler: optuna.samplers.BaseSampler = ALGORITHMS[algorithm.name].sampler(
-        algorithm, seed, base_seed
+        optuna.samplers, algorithm, seed, base_seed
     )
     return sampler
 
@@ -134,7 +134,7 @@ def make_sampler(
 def make_pruner(es: EarlyStopping) -> optuna.pruners.BasePruner:
     """The pruner of an `early_stopping` block (its registry entry's builder,
     `tunectl.search.pruners`; settings checked by `validate_pruner`)."""
-    pruner: optuna.pruners.BasePruner = PRUNERS[es.name].pruner(es)
+    pruner: optuna.pruners.BasePruner = PRUNERS[es.name].pruner(optuna.pruners, es)
     return pruner
 
 

@@ -6,8 +6,8 @@ it needs of the search space, its documentation line, and the builder of its Opt
 Adding an algorithm is adding one entry to `ALGORITHMS`: the configuration's schema,
 validation, the engine and the docs read it from here.
 
-Builders import optuna inside their body, never at module level: `plan` and `validate` use
-this module and must stay fast.
+This module imports no Optuna (the layer is pure, and `plan` and `validate` must stay fast):
+a builder is handed the `optuna.samplers` module by the engine.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from tunectl.search.settings import (
     with_defaults,
 )
 
-# (settings with their defaults, seed of this ask, the experiment's own seed) -> sampler
-Builder = Callable[[Mapping[str, Any], int | None, int | None], Any]
+# (optuna.samplers, settings with their defaults, seed of this ask, the experiment's own
+# seed) -> sampler
+Builder = Callable[[Any, Mapping[str, Any], int | None, int | None], Any]
 # The algorithm's own checks of a search space: sentences, empty when fine.
 SpaceCheck = Callable[[Sequence[ParamSpec]], list[str]]
 
@@ -57,9 +58,13 @@ class AlgorithmEntry:
     enumerate: bool = False
     check_space: SpaceCheck | None = None
 
-    def sampler(self, algorithm: Algorithm, seed: int | None, base_seed: int | None) -> Any:
-        """The Optuna sampler of `algorithm` (whose name is this entry's), seeded with `seed`."""
-        return self.build(with_defaults(self.settings, algorithm.settings), seed, base_seed)
+    def sampler(
+        self, samplers: Any, algorithm: Algorithm, seed: int | None, base_seed: int | None
+    ) -> Any:
+        """The Optuna sampler of `algorithm` (whose name is this entry's), seeded with `seed`;
+        `samplers` is the `optuna.samplers` module."""
+        settings = with_defaults(self.settings, algorithm.settings)
+        return self.build(samplers, settings, seed, base_seed)
 
 
 def _int(value: Any) -> int | None:
@@ -70,15 +75,13 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _fallback(seed: int | None) -> Any:
-    import optuna
-
-    return optuna.samplers.RandomSampler(seed=seed)
+def _fallback(samplers: Any, seed: int | None) -> Any:
+    return samplers.RandomSampler(seed=seed)
 
 
-def _tpe(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
-    import optuna
-
+def _tpe(
+    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
+) -> Any:
     kwargs: dict[str, Any] = {}
     for key in ("n_startup_trials", "n_ei_candidates"):
         if s[key] is not None:
@@ -86,41 +89,43 @@ def _tpe(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     for key in ("multivariate", "constant_liar"):
         if s[key] is not None:
             kwargs[key] = bool(s[key])
-    return optuna.samplers.TPESampler(seed=seed, **kwargs)
+    return samplers.TPESampler(seed=seed, **kwargs)
 
 
-def _random(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
-    return _fallback(seed)
+def _random(
+    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
+) -> Any:
+    return _fallback(samplers, seed)
 
 
-def _gp(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
-    import optuna
-
-    return optuna.samplers.GPSampler(
+def _gp(
+    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
+) -> Any:
+    return samplers.GPSampler(
         seed=seed,
-        independent_sampler=_fallback(seed),
+        independent_sampler=_fallback(samplers, seed),
         n_startup_trials=int(s["n_startup_trials"]),
         warn_independent_sampling=False,
     )
 
 
-def _cmaes(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
-    import optuna
-
-    return optuna.samplers.CmaEsSampler(
+def _cmaes(
+    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
+) -> Any:
+    return samplers.CmaEsSampler(
         seed=seed,
         sigma0=_float(s["sigma0"]),
         n_startup_trials=int(s["n_startup_trials"]),
         popsize=_int(s["popsize"]),
-        independent_sampler=_fallback(seed),
+        independent_sampler=_fallback(samplers, seed),
         warn_independent_sampling=False,
     )
 
 
-def _evolution(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
-    import optuna
-
-    return optuna.samplers.NSGAIISampler(
+def _evolution(
+    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
+) -> Any:
+    return samplers.NSGAIISampler(
         seed=seed,
         population_size=int(s["population_size"]),
         mutation_prob=_float(s["mutation_prob"]),
@@ -128,24 +133,24 @@ def _evolution(s: Mapping[str, Any], seed: int | None, base_seed: int | None) ->
     )
 
 
-def _qmc(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
-    import optuna
-
+def _qmc(
+    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
+) -> Any:
     # A scrambled sequence must use one seed throughout: the experiment's own.
-    return optuna.samplers.QMCSampler(
+    return samplers.QMCSampler(
         qmc_type=str(s["qmc_type"]),
         scramble=bool(s["scramble"]),
         seed=base_seed,
-        independent_sampler=_fallback(seed),
+        independent_sampler=_fallback(samplers, seed),
         warn_asynchronous_seeding=False,
         warn_independent_sampling=False,
     )
 
 
-def _bruteforce(s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
-    import optuna
-
-    return optuna.samplers.BruteForceSampler(seed=seed)
+def _bruteforce(
+    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
+) -> Any:
+    return samplers.BruteForceSampler(seed=seed)
 
 
 def _not_only_choices(params: Sequence[ParamSpec]) -> list[str]:

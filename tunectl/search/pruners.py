@@ -2,7 +2,8 @@
 
 An entry holds one rule's settings (check, default, doc), its own cross-setting checks, its
 documentation line and the builder of its Optuna pruner. Adding a rule is adding one entry
-to `PRUNERS`. Builders import optuna inside their body, never at module level.
+to `PRUNERS`. This module imports no Optuna: a builder is handed the `optuna.pruners`
+module by the engine.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from tunectl.search.settings import (
     with_defaults,
 )
 
-Builder = Callable[[Mapping[str, Any]], Any]  # settings with their defaults -> pruner
+# (optuna.pruners, settings with their defaults) -> pruner
+Builder = Callable[[Any, Mapping[str, Any]], Any]
 # Checks across settings: (what, settings as written) -> sentences.
 Check = Callable[[str, Mapping[str, Any]], list[str]]
 
@@ -37,9 +39,10 @@ class PrunerEntry:
     settings: Mapping[str, Setting] = field(default_factory=dict)
     check: Check | None = None
 
-    def pruner(self, es: EarlyStopping) -> Any:
-        """The Optuna pruner of `es` (whose name is this entry's)."""
-        return self.build(with_defaults(self.settings, es.settings))
+    def pruner(self, pruners: Any, es: EarlyStopping) -> Any:
+        """The Optuna pruner of `es` (whose name is this entry's); `pruners` is the
+        `optuna.pruners` module."""
+        return self.build(pruners, with_defaults(self.settings, es.settings))
 
 
 def _steps(s: Mapping[str, Any]) -> dict[str, int]:
@@ -51,47 +54,37 @@ def _steps(s: Mapping[str, Any]) -> dict[str, int]:
     }
 
 
-def _median(s: Mapping[str, Any]) -> Any:
-    import optuna
-
-    return optuna.pruners.MedianPruner(**_steps(s))
+def _median(pruners: Any, s: Mapping[str, Any]) -> Any:
+    return pruners.MedianPruner(**_steps(s))
 
 
-def _percentile(s: Mapping[str, Any]) -> Any:
-    import optuna
-
-    return optuna.pruners.PercentilePruner(float(s["percentile"]), **_steps(s))
+def _percentile(pruners: Any, s: Mapping[str, Any]) -> Any:
+    return pruners.PercentilePruner(float(s["percentile"]), **_steps(s))
 
 
 def _auto_or_int(value: Any) -> Any:
     return value if value == "auto" else int(value)
 
 
-def _hyperband(s: Mapping[str, Any]) -> Any:
-    import optuna
-
-    return optuna.pruners.HyperbandPruner(
+def _hyperband(pruners: Any, s: Mapping[str, Any]) -> Any:
+    return pruners.HyperbandPruner(
         min_resource=int(s["min_resource"]),
         max_resource=_auto_or_int(s["max_resource"]),
         reduction_factor=int(s["reduction_factor"]),
     )
 
 
-def _successive_halving(s: Mapping[str, Any]) -> Any:
-    import optuna
-
-    return optuna.pruners.SuccessiveHalvingPruner(
+def _successive_halving(pruners: Any, s: Mapping[str, Any]) -> Any:
+    return pruners.SuccessiveHalvingPruner(
         min_resource=_auto_or_int(s["min_resource"]),
         reduction_factor=int(s["reduction_factor"]),
         min_early_stopping_rate=int(s["min_early_stopping_rate"]),
     )
 
 
-def _threshold(s: Mapping[str, Any]) -> Any:
-    import optuna
-
+def _threshold(pruners: Any, s: Mapping[str, Any]) -> Any:
     lower, upper = s["lower"], s["upper"]
-    return optuna.pruners.ThresholdPruner(
+    return pruners.ThresholdPruner(
         lower=None if lower is None else float(lower),
         upper=None if upper is None else float(upper),
         n_warmup_steps=int(s["start_step"]),
@@ -99,10 +92,8 @@ def _threshold(s: Mapping[str, Any]) -> Any:
     )
 
 
-def _none(s: Mapping[str, Any]) -> Any:
-    import optuna
-
-    return optuna.pruners.NopPruner()
+def _none(pruners: Any, s: Mapping[str, Any]) -> Any:
+    return pruners.NopPruner()
 
 
 def _needs_percentile(what: str, s: Mapping[str, Any]) -> list[str]:
