@@ -54,11 +54,6 @@ from tunectl.hcl.values import (
 MAX_STEPS = 2_000_000
 
 
-# ---------------------------------------------------------------------------
-# Scope and entry points
-# ---------------------------------------------------------------------------
-
-
 @dataclass
 class Scope:
     variables: Mapping[str, Any] = field(default_factory=dict)  # var.NAME
@@ -84,11 +79,6 @@ def evaluate(expr: Expr, scope: Scope) -> Any:
                 expr.range,
             )
         ) from None
-
-
-# ---------------------------------------------------------------------------
-# The evaluator
-# ---------------------------------------------------------------------------
 
 
 class Evaluator:

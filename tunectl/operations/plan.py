@@ -23,7 +23,7 @@ from tunectl.plans.change import Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, make_plan
 from tunectl.providers import registry
 from tunectl.search.stopping import Progress, time_used
-from tunectl.states import State
+from tunectl.states import ExperimentRecord, State
 from tunectl.states.backend import storage_call
 
 
@@ -68,23 +68,29 @@ def plan(
     return result
 
 
+def stored_progress(state: State, record: ExperimentRecord, now: float) -> Progress:
+    """An experiment's `Progress` from the state's aggregates: the same figures
+    `compute_progress` gives on its trials (tests/operations), without reading every trial,
+    so that planning a large state stays fast."""
+    counts = state.trial_counts(record.name)
+    best = state.best_trial(record.name, direction(record.config))
+    return Progress(
+        complete=counts.get("complete", 0),
+        pruned=counts.get("pruned", 0),
+        failed=counts.get("failed", 0),
+        running=counts.get("running", 0) + counts.get("pending", 0),
+        best_value=best.value if best else None,
+        since_best=state.count_ended_after(record.name, best.number) if best else 0,
+        elapsed=time_used(record.elapsed, record.clock_since, now),
+        asked=sum(counts.values()),
+    )
+
+
 def state_views(state: State, models: ModelStore) -> dict[str, StateView]:
     """Each experiment in the state as the differ compares it."""
     views = {}
     for record in state.list_experiments():
-        counts = state.trial_counts(record.name)
-        best = state.best_trial(record.name, direction(record.config))
-        since_best = state.count_ended_after(record.name, best.number) if best else 0
-        progress = Progress(
-            complete=counts.get("complete", 0),
-            pruned=counts.get("pruned", 0),
-            failed=counts.get("failed", 0),
-            running=counts.get("running", 0) + counts.get("pending", 0),
-            best_value=best.value if best else None,
-            since_best=since_best,
-            elapsed=time_used(record.elapsed, record.clock_since, time.time()),
-            asked=sum(counts.values()),
-        )
+        progress = stored_progress(state, record, time.time())
         stored, size = storage_call(functools.partial(stored_usage, state, models, record.name))
         views[record.name] = StateView(
             name=record.name,

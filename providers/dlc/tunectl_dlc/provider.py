@@ -47,6 +47,7 @@ from tunectl.providers.base import (
     attribute_error,
 )
 from tunectl.retry import retry_call
+from tunectl_dlc.jobs import JOB_TYPES, PRICES, ROLES, check_role, job_spec, job_status
 
 T = TypeVar("T")
 
@@ -55,45 +56,7 @@ _REGION = re.compile(r"[a-z]{2}-[a-z0-9]+(-[a-z0-9]+)*")
 
 ATTEMPTS = 6
 PAGE = 100
-JOB_TYPES = (
-    "PyTorchJob",
-    "TFJob",
-    "MPIJob",
-    "XGBoostJob",
-    "OneFlowJob",
-    "ElasticBatchJob",
-    "SlurmJob",
-    "RayJob",
-    "DataJuicerJob",
-)
-ROLES = {"worker": "Worker", "ps": "PS", "chief": "Chief", "master": "Master"}
-STATES = {
-    "Creating": TaskState.PENDING,
-    "Queuing": TaskState.PENDING,
-    "Bidding": TaskState.PENDING,
-    "EnvPreparing": TaskState.PENDING,
-    "SanityChecking": TaskState.PENDING,
-    "Running": TaskState.RUNNING,
-    "Restarting": TaskState.RUNNING,
-    "Stopping": TaskState.RUNNING,
-    "SucceededReserving": TaskState.SUCCEEDED,
-    "Succeeded": TaskState.SUCCEEDED,
-    "FailedReserving": TaskState.FAILED,
-    "Failed": TaskState.FAILED,
-    "Stopped": TaskState.CANCELLED,
-}
-# Indicative pay-as-you-go prices (CNY per hour) of common DLC instance types; a `prices`
-# map in the provider block overrides or extends them.
-PRICES = {
-    "ecs.g6.xlarge": 1.85,
-    "ecs.g6.2xlarge": 3.70,
-    "ecs.c6.large": 0.78,
-    "ecs.gn6i-c4g1.xlarge": 11.50,
-    "ecs.gn6i-c8g1.2xlarge": 14.70,
-    "ecs.gn6v-c8g1.2xlarge": 26.40,
-    "ecs.gn7i-c8g1.2xlarge": 18.20,
-    "ecs.gn7-c12g1.3xlarge": 33.80,
-}
+
 
 
 def _transient(exc: BaseException) -> bool:
@@ -218,7 +181,7 @@ class DlcProvider(Provider):
             )
         resource_id = settings.get("resource_id") or request.config.get("resource_id")
         for role in roles:
-            problems += [(role, p) for p in _check_role(role, settings[role], resource_id)]
+            problems += [(role, p) for p in check_role(role, settings[role], resource_id)]
         priority = settings.get("priority")
         if priority is not None and not 1 <= int(priority) <= 9:
             problems.append(("priority", f"priority must be between 1 and 9, got {priority}"))
@@ -351,7 +314,7 @@ class DlcProvider(Provider):
         if request.model_dir:
             envs["TUNECTL_MODEL_DIR"] = request.model_dir
         specs = [
-            _job_spec(m, ROLES[role], s[role], str(s.get("image")))
+            job_spec(m, ROLES[role], s[role], str(s.get("image")))
             for role in ROLES
             if s.get(role) is not None
         ]
@@ -452,7 +415,7 @@ class DlcProvider(Provider):
 
             body = self._call("ListJobs", list_page)
             for job in body.jobs or []:
-                out[str(job.job_id)] = self._enforce_timeout(job, _status(job))
+                out[str(job.job_id)] = self._enforce_timeout(job, job_status(job))
         for handle in handles:
             if handle.id not in out:  # not listed: ask for it, it may be gone
                 out[handle.id] = self._get_status(handle.id)
@@ -480,7 +443,7 @@ class DlcProvider(Provider):
             if "not found" in str(exc).lower() or "100090005" in str(exc):
                 return TaskStatus(TaskState.LOST, message="the DLC job no longer exists")
             raise
-        return _status(job)
+        return job_status(job)
 
     def read_log(self, handle: TaskHandle, cursor: int) -> LogChunk:
         state = self._states.get(handle.id)
@@ -548,59 +511,3 @@ class DlcProvider(Provider):
             total += int(spec.get("count", 1)) * price * seconds / 3600
         return total if total else None
 
-
-def _check_role(role: str, spec: Any, resource_id: Any) -> list[str]:
-    if not isinstance(spec, Mapping):
-        return [f'{role} must be a map such as {{ count = 1, ecs_spec = "ecs.gn6i-c4g1.xlarge" }}']
-    problems = []
-    unknown = set(spec) - {"count", "ecs_spec", "cpu", "gpu", "gpu_type", "memory", "image"}
-    if unknown:
-        problems.append(f"{role}: unknown setting(s) {', '.join(sorted(unknown))}")
-    count = spec.get("count", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        problems.append(f"{role}.count must be a whole number of at least 1, got {count!r}")
-    has_ecs = bool(spec.get("ecs_spec"))
-    has_quota = any(spec.get(k) is not None for k in ("cpu", "gpu", "memory"))
-    if has_ecs == has_quota:
-        problems.append(
-            f"{role} needs either ecs_spec (public resources) or cpu/gpu/memory (a resource "
-            "quota), not both"
-        )
-    if has_quota and not resource_id:
-        problems.append(f"{role}: cpu/gpu/memory need a resource quota: set resource_id")
-    return problems
-
-
-def _job_spec(m: Any, role: str, spec: Mapping[str, Any], image: str) -> Any:
-    resources = None
-    if spec.get("ecs_spec") is None:
-        resources = m.ResourceConfig(
-            cpu=str(spec.get("cpu")) if spec.get("cpu") is not None else None,
-            gpu=str(spec.get("gpu")) if spec.get("gpu") is not None else None,
-            gputype=spec.get("gpu_type"),
-            memory=str(spec.get("memory")) if spec.get("memory") is not None else None,
-        )
-    return m.JobSpec(
-        type=role,
-        image=str(spec.get("image") or image),
-        pod_count=int(spec.get("count", 1)),
-        ecs_spec=spec.get("ecs_spec"),
-        resource_config=resources,
-    )
-
-
-def _status(job: Any) -> TaskStatus:
-    status = str(job.status or "")
-    state = STATES.get(status, TaskState.PENDING)
-    message = ""
-    exit_code = None
-    found = re.search(r"exit(?:ed with)? code (\d+)", str(job.reason_message or ""))
-    if found:
-        exit_code = int(found.group(1))
-    elif state is TaskState.SUCCEEDED:
-        exit_code = 0
-    if state is TaskState.FAILED:
-        message = f"DLC job {job.job_id} failed: {job.reason_message or job.reason_code or ''}"
-    elif state is TaskState.CANCELLED:
-        message = f"DLC job {job.job_id} was stopped ({job.reason_message or 'StopJob'})"
-    return TaskStatus(state, exit_code=exit_code, message=message.strip(": "))
