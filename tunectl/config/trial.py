@@ -16,7 +16,7 @@ from typing import Any
 from tunectl.config.model import MetricsSource, ProviderConfig, TaskSpec, TrialSpec
 from tunectl.config.provider_checks import body_problems, check_metric_sources, check_task
 from tunectl.config.providers import provider_class, read_settings
-from tunectl.config.schema import METRICS_KINDS, METRICS_READS, Reader
+from tunectl.config.schema import METRICS_KINDS, METRICS_READS, TRIAL_SCHEMA, Reader
 from tunectl.config.sensitive import object_keys, refers_to
 from tunectl.diags import Diagnostics, did_you_mean, error, warning
 from tunectl.hcl.expr import Scope
@@ -291,7 +291,7 @@ def decode_trial(
     else:
         cls = registry.load(provider)
     task_blocks = block.body.blocks_of("task")
-    common = ("provider", "command", "workdir", "env", "timeout", "retries")
+    common = tuple(TRIAL_SCHEMA.attrs)  # read here; any other attribute is the provider's
     if task_blocks and "command" in block.body.attributes:
         reader.fail(
             block.body.attributes["command"],
