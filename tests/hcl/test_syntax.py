@@ -559,3 +559,10 @@ def test_parse_cache_off(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     parse('experiment "a" {\n}\n', "main.hcl")
     assert not any(tmp_path.rglob("*.pickle"))
+
+
+@pytest.mark.parametrize("text", ['a = \xa0"x"\n', "\xa0\n", "a = 1 \xa0\n"])
+def test_unusual_white_space_is_named_not_a_crash(text):
+    with pytest.raises(DiagnosticError) as info:
+        parse(text, "main.hcl")
+    assert "U+00A0" in info.value.diags[0].detail

@@ -150,8 +150,10 @@ def _describe_found(token: Any) -> str:
         return "a comment"
     if token.type in _TOKEN_NAMES and token.type not in ("NAME", "INT_LITERAL", "FLOAT_LITERAL"):
         return _TOKEN_NAMES[token.type]
-    word = text.split(None, 1)[0][:20]
-    return f'"{word}"'
+    words = text.split(None, 1)
+    if not words:  # only unusual white space, such as a non-breaking space
+        return f"the character U+{ord(text[0]):04X}"
+    return f'"{words[0][:20]}"'
 
 
 def _describe_expected(expected: set[str]) -> str:
