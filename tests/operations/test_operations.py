@@ -141,9 +141,12 @@ def test_an_unknown_target_is_a_plan_error(directory: Path) -> None:
     result = apply_op.run(Session(directory), request, hooks)
     assert result.outcome == "errors" and hooks.questions == []
     assert result.plan is not None
-    assert result.plan.errors == [
-        "--target experiment.nope: no experiment with that address in the configuration "
-        "or the state."
+    assert [(d.summary, d.detail) for d in result.plan.errors] == [
+        (
+            "Invalid --target address",
+            "--target experiment.nope: no experiment with that address in the configuration "
+            "or the state.",
+        )
     ]
 
 
@@ -154,7 +157,7 @@ def test_the_lock_is_released_after_an_operation(directory: Path) -> None:
         pass
 
 
-def test_plan_errors_are_diagnostics_with_the_experiment_block(directory: Path) -> None:
+def test_plan_errors_are_diagnostics_with_the_lifecycle_block(directory: Path) -> None:
     assert apply_op.run(Session(directory), apply_op.ApplyRequest(auto_approve=True), Hooks())
     text = (directory / "main.hcl").read_text()
     (directory / "main.hcl").write_text(
@@ -171,5 +174,6 @@ def test_plan_errors_are_diagnostics_with_the_experiment_block(directory: Path) 
     by_summary = {d.summary: d for d in result.diagnostics}
     protected = by_summary["Experiment cannot be destroyed"]
     assert protected.subject is not None
-    assert (protected.subject.filename, protected.subject.line) == ("main.hcl", 1)
+    lifecycle = (directory / "main.hcl").read_text().splitlines().index("  lifecycle {") + 1
+    assert (protected.subject.filename, protected.subject.line) == ("main.hcl", lifecycle)
     assert by_summary["Invalid --replace address"].subject is None
