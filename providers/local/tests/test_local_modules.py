@@ -26,7 +26,12 @@ from tunectl.providers.base import LogChunk, ProviderError, TaskRequest, TaskSta
 
 def request(key: str, command: str = "true", **fields: Any) -> TaskRequest:
     return TaskRequest(
-        key=key, experiment="exp", trial_number=1, task_name="main", command=command, **fields
+        key=key,
+        experiment="exp",
+        trial_number=1,
+        task_name="main",
+        bodies={"command": command},
+        **fields,
     )
 
 
