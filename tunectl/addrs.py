@@ -42,6 +42,12 @@ class Address:
         return base if self.trial is None else f"{base}.trial[{self.trial}]"
 
 
+def is_address_like(text: str) -> bool:
+    """Whether `text` is meant as an address (it starts with `experiment.`), valid or not:
+    commands that also take a file name or a bare name tell them apart with it."""
+    return text.startswith(_PREFIX)
+
+
 def parse_address(text: str, *, flag: str | None = None, trials: bool = True) -> Address:
     """Parse `text` as typed by a user; DiagnosticError saying what is wrong otherwise.
 

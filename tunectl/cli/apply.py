@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunectl.addrs import parse_address
+from tunectl.addrs import Address, parse_address
 from tunectl.cli.common import (
     LockTimeoutOpt,
     ReplaceOpt,
@@ -188,7 +188,7 @@ class _Hooks:
         if isinstance(event, PlanReady):
             echo(_render(event.plan, "human"))
         elif isinstance(event, ExperimentChanged):
-            view.say(f"experiment.{event.name}: {event.what}")
+            view.say(f"{Address(event.name)}: {event.what}")
         elif isinstance(event, TrialEvent):
             view.event(event.kind, event.experiment, event.message)
         elif isinstance(event, RunStarted):

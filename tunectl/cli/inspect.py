@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunectl.addrs import check_trial_option, parse_address
+from tunectl.addrs import Address, check_trial_option, is_address_like, parse_address
 from tunectl.cli.common import color_enabled, echo, load, session
 from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import json_text, to_string
@@ -42,7 +42,7 @@ def show(
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the state, a saved plan, one experiment's trials, or one trial."""
-    if target is not None and not target.startswith("experiment.") and _is_file(target):
+    if target is not None and not is_address_like(target) and _is_file(target):
         from tunectl.plans import planfile
 
         saved = planfile.read(Path(target))
@@ -55,7 +55,7 @@ def show(
 
             echo(render_plan(planfile.from_json(saved), color=color_enabled()))
         return
-    if target is not None and not target.startswith("experiment.") and not is_valid_name(target):
+    if target is not None and not is_address_like(target) and not is_valid_name(target):
         raise DiagnosticError(
             error(
                 "No such plan file or address",
@@ -81,7 +81,7 @@ def show(
                 return
             for name, exp in sorted(data["experiments"].items()):
                 t = exp["trials"]
-                echo(f"# experiment.{name}: {exp['status']}")
+                echo(f"# {Address(name)}: {exp['status']}")
                 echo(
                     f"    trials: {t['complete']} complete, {t['pruned']} pruned, "
                     f"{t['failed']} failed, {t['running']} running"
@@ -98,7 +98,7 @@ def show(
         name, number = address.experiment, address.trial
         if state.get_experiment(name) is None:
             raise DiagnosticError(
-                error("No such experiment", f"experiment.{name} is not in the state.")
+                error("No such experiment", f"{Address(name)} is not in the state.")
             )
         if number is None:
             trials = state.list_trials(name)
@@ -234,17 +234,17 @@ def logs(
     try:
         if state.get_experiment(name) is None:
             raise DiagnosticError(
-                error("No such experiment", f"experiment.{name} is not in the state.")
+                error("No such experiment", f"{Address(name)} is not in the state.")
             )
         if number is None:
             trials = state.list_trials(name)
             if not trials:
-                raise DiagnosticError(error("No trials", f"experiment.{name} has no trials yet."))
+                raise DiagnosticError(error("No trials", f"{Address(name)} has no trials yet."))
             number = trials[-1].number
         tasks = state.tasks_for_trial(name, number)
         if not tasks:
             raise DiagnosticError(
-                error("No such trial", f"experiment.{name}.trial[{number}] has no tasks.")
+                error("No such trial", f"{Address(name, number)} has no tasks.")
             )
         for task in tasks:
             provider = ses.provider(task.provider)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tunectl.addrs import parse_address
+from tunectl.addrs import Address, parse_address
 from tunectl.cli.common import App, LockTimeoutOpt, echo, load, session
 from tunectl.diags import DiagnosticError, error
 
@@ -22,7 +22,7 @@ def list_(ctx: typer.Context) -> None:
     state = ses.open_state(create=False)
     try:
         for record in state.list_experiments():
-            echo(f"experiment.{record.name}")
+            echo(str(Address(record.name)))
     finally:
         state.close()
 

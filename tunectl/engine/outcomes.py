@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.durations import format_duration
 from tunectl.engine.experiment_run import Active, ExperimentRun
@@ -127,7 +128,7 @@ class Outcomes(ExperimentRun):
                     "warn",
                     self.exp.name,
                     f"trial {number}: more malformed lines skipped; `tunectl logs "
-                    f"experiment.{self.exp.name}.trial[{number}]` marks each skipped report line",
+                    f"{Address(self.exp.name, number)}` marks each skipped report line",
                 )
 
     def _maybe_prune(self, active: Active) -> None:
@@ -249,7 +250,7 @@ class Outcomes(ExperimentRun):
                 raise DiagnosticError(
                     error(
                         "Model storage unavailable",
-                        f"experiment.{self.exp.name}: the model of trial {trial.number} could "
+                        f"{Address(self.exp.name)}: the model of trial {trial.number} could "
                         f"not be stored for {format_duration(window)} (retry_window): {exc}. "
                         "It stays staged, and the trial is finished by the next apply once "
                         'the store answers; raise retry_window in storage "s3" to wait longer.',

@@ -9,6 +9,7 @@ experiment's clock when apply leaves it. Submission and outcomes are its parts
 
 from __future__ import annotations
 
+from tunectl.addrs import Address
 from tunectl.engine.hosts import elsewhere, home
 from tunectl.engine.models import delete_stored, kept_trials
 from tunectl.engine.objective import combine
@@ -85,7 +86,7 @@ class Runner(Outcomes, Submission):
                 f"Warning: trial {trial.number} runs on host {task.host}, not here "
                 f"({home(self.provider.state_dir)}): run `tunectl apply` there (that host, "
                 "that directory) to follow it, or `tunectl destroy` there to stop it; "
-                f"`tunectl state rm experiment.{self.exp.name}` forgets it without stopping it.",
+                f"`tunectl state rm {Address(self.exp.name)}` forgets it without stopping it.",
             )
             return
         active = self._active(trial, task, TaskHandle(task.key, task.handle_id or task.key))

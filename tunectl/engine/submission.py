@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.experiment_run import ExperimentRun
 from tunectl.engine.hosts import home
@@ -143,7 +144,7 @@ class Submission(ExperimentRun):
                 raise DiagnosticError(
                     error(
                         "Provider refused the trial",
-                        f"experiment.{self.exp.name} trial {trial.number}: {exc}. Fix the "
+                        f"{Address(self.exp.name, trial.number)}: {exc}. Fix the "
                         "cause (credentials, permissions, trial settings), then run apply again.",
                     )
                 ) from None

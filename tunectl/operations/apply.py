@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from tunectl.addrs import Address
 from tunectl.config.model import Experiment
 from tunectl.diags import Diagnostic, error
 from tunectl.operations.destroy import destroy_experiment
@@ -213,11 +214,11 @@ def failure(state: State, name: str) -> Diagnostic:
     reason = REASON_TEXT.get(record.stop_reason, record.stop_reason) if record else ""
     counts = state.trial_counts(name)
     return error(
-        f"experiment.{name} failed",
+        f"{Address(name)} failed",
         f"The experiment ended failed ({reason}; {counts['complete']} complete, "
         f"{counts['failed']} failed trials). See the failed trials' messages with "
-        f"`tunectl show experiment.{name}` and their output with `tunectl logs "
-        f"experiment.{name} --trial N`; fix the cause, then raise the limit or replace the "
+        f"`tunectl show {Address(name)}` and their output with `tunectl logs "
+        f"{Address(name)} --trial N`; fix the cause, then raise the limit or replace the "
         "experiment and apply again.",
     )
 

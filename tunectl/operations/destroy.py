@@ -7,6 +7,7 @@ import contextlib
 import time
 from typing import Any
 
+from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.hosts import elsewhere
 from tunectl.engine.models import ModelStore, delete_stored
@@ -25,9 +26,9 @@ def destroy_experiment(session: Session, state: State, models: ModelStore, name:
         raise DiagnosticError(
             error(
                 "Tasks run on another host",
-                f"experiment.{name}: trial(s) {trials} run on host {hosts}, and only "
+                f"{Address(name)}: trial(s) {trials} run on host {hosts}, and only "
                 "that host can stop them. Run this command there; or run `tunectl state "
-                f"rm experiment.{name}` to forget the experiment without stopping them. "
+                f"rm {Address(name)}` to forget the experiment without stopping them. "
                 "Nothing was stopped or deleted.",
             )
         )
@@ -48,7 +49,7 @@ def destroy_experiment(session: Session, state: State, models: ModelStore, name:
             raise DiagnosticError(
                 error(
                     "Failed to stop a task",
-                    f"Task {handles[handle_id].key} of experiment.{name} could not be "
+                    f"Task {handles[handle_id].key} of {Address(name)} could not be "
                     f"stopped: {exc}. Nothing was deleted; run the command again.",
                 )
             ) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.hosts import elsewhere
 from tunectl.operations.session import Session
@@ -48,7 +49,7 @@ def refresh(session: Session, state: State) -> list[Drift]:
                 detail = f"task {task.task_name} exited with code {status.exit_code}"
             drift.append(
                 Drift(
-                    f"experiment.{task.experiment}.trial[{task.trial_number}]",
+                    str(Address(task.experiment, task.trial_number)),
                     before,
                     trial_status,
                     detail,

@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tunectl.addrs import Address
+
 
 class ApplyView:
     def __init__(self, color: bool) -> None:
@@ -28,7 +30,7 @@ class ApplyView:
 
     def event(self, kind: str, experiment: str, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")
-        self.say(f"{stamp} experiment.{experiment}: {message}")
+        self.say(f"{stamp} {Address(experiment)}: {message}")
         if self.live is not None:
             self.live.update(self._table())
 
@@ -86,7 +88,7 @@ class ApplyView:
         for name, data in sorted(exported.items()):
             trials = data["trials"]
             line = (
-                f"experiment.{name}: {data['status']}"
+                f"{Address(name)}: {data['status']}"
                 f" — {trials['complete']} complete, {trials['pruned']} pruned, "
                 f"{trials['failed']} failed, {trials['running']} running"
             )
