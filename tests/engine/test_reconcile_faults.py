@@ -1,9 +1,9 @@
 """The reconcile loop under provider faults: submissions that fail, then succeed or never do.
 
-The loop runs for real (real state, real local processes); only the provider is wrapped so
-that its first submissions fail, as a cloud API does when it throttles after its own
-retries. A manual clock lets the test skip the backoff delays instead of sleeping through
-them. The engine never retries a call itself: one submit call per pass.
+The loop runs for real (real state, real configuration) on the `FakeProvider`, whose
+submissions fail on demand, as a cloud API does when it throttles after its own retries.
+A manual clock lets the test skip the backoff delays instead of sleeping through them.
+The engine never retries a call itself: one submit call per pass.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from tunectl_local import LocalProvider
 
 from tunectl.config.load import load_config
 from tunectl.engine.models import LocalModelStore
 from tunectl.engine.runner import Runner
 from tunectl.engine.submission import SUBMIT_ROUNDS
 from tunectl.plans.differ import canonical
-from tunectl.providers.base import ProviderError, TaskRequest
 from tunectl.states import ExperimentRecord, State
+from tunectl.testing.fake import FakeProvider
 
 HCL = """\
 experiment "demo" {
@@ -39,25 +38,11 @@ experiment "demo" {
     high = 1
   }
   trial {
-    command = "echo acc=${param.x}"
+    provider = "fake"
+    command  = "acc=${param.x}"
   }
 }
 """
-
-
-class FlakyProvider(LocalProvider):
-    """The local provider, except that the first `failures` submit calls fail."""
-
-    def __init__(self, state_dir: Path, failures: int) -> None:
-        super().__init__({"slots": 2}, state_dir)
-        self.failures = failures
-        self.calls = 0
-
-    def submit(self, request: TaskRequest):
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ProviderError("503 Service Unavailable (throttled)")
-        return super().submit(request)
 
 
 class Clock:
@@ -68,13 +53,25 @@ class Clock:
         return self.now
 
 
-def make_runner(tmp_path: Path, trials: int, failures: int) -> tuple[Runner, FlakyProvider, Clock]:
+@pytest.fixture(autouse=True)
+def fake_provider():
+    undo = FakeProvider.install()
+    yield
+    undo()
+
+
+def submits(provider: FakeProvider) -> int:
+    return provider.shared.calls.get("submit", 0)
+
+
+def make_runner(tmp_path: Path, trials: int, failures: int) -> tuple[Runner, FakeProvider, Clock]:
     (tmp_path / "main.hcl").write_text(HCL % {"trials": trials})
     config = load_config(tmp_path)
     exp = config.experiments["demo"]
     state = State.open(tmp_path / "state" / "tunectl.db", create=True, config_id="t")
     state.put_experiment(ExperimentRecord("demo", config=canonical(exp), created_at=1.0))
-    provider = FlakyProvider(tmp_path / "state", failures)
+    provider = FakeProvider({}, tmp_path / "state")
+    provider.shared.fail("submit", times=failures)
     clock = Clock()
     models = LocalModelStore(tmp_path / "state" / "models")
     events: list[tuple[str, str, str]] = []
@@ -85,7 +82,7 @@ def make_runner(tmp_path: Path, trials: int, failures: int) -> tuple[Runner, Fla
     return runner, provider, clock
 
 
-def run(runner: Runner, provider: FlakyProvider, clock: Clock, passes: int = 400) -> None:
+def run(runner: Runner, provider: FakeProvider, clock: Clock, passes: int = 400) -> None:
     runner.prepare()
     for _ in range(passes):
         if runner.refresh():
@@ -121,7 +118,7 @@ def test_a_trial_that_can_never_be_submitted_fails(tmp_path: Path) -> None:
         assert trial.status == "failed"
         assert f"after {SUBMIT_ROUNDS} rounds" in trial.message and "503" in trial.message
         # One submit call per pass, no retries on top of the provider's own.
-        assert provider.calls == SUBMIT_ROUNDS + 1
+        assert submits(provider) == SUBMIT_ROUNDS + 1
         assert runner.record.status == "failed"  # no trial completed
     finally:
         runner.state.close()
@@ -140,14 +137,14 @@ def test_a_failed_submission_waits_for_a_later_pass_without_sleeping(
         monkeypatch.setattr(time, "sleep", no_sleep)
         assert runner.refresh()
         assert runner.launch() == 0
-        assert provider.calls == 1
+        assert submits(provider) == 1
         # Due again on a later pass, after the backoff; nothing is submitted before that.
         due = runner.next_retry()
         assert due is not None and due > clock.now
         runner.launch()
-        assert provider.calls == 1
+        assert submits(provider) == 1
         clock.now = due
         runner.launch()
-        assert provider.calls == 2
+        assert submits(provider) == 2
     finally:
         runner.state.close()
