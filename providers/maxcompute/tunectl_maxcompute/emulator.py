@@ -158,7 +158,7 @@ class Server:
                 method = self.command
                 if path in ("/logview/host", "/webconsole/host") and method == "GET":
                     host = self.headers.get("Host") or "127.0.0.1"
-                    return Answer(body=f"http://{host}/logview", content_type="text/plain")
+                    return Answer(body=f"http://{host}", content_type="text/plain")
                 if path == "/tenants":
                     raise ApiError(404, "NoSuchObject", "ODPS-0420111:Tenant not found")
                 if (m := _PROJECT.match(path)) and method == "GET":
@@ -265,7 +265,10 @@ def _instance(instance: Instance, query: dict[str, str]) -> Answer:
             "</Task></Tasks></Instance>"
         )
     elif "source" in query or "xsource" in query:
-        return Answer(body=instance.source.decode())
+        root = ET.fromstring(instance.source)
+        job = root.find("Job")
+        # A SQL job's source is its <Job>; an XFlow's is the <Instance> as posted.
+        return Answer(body=_XML + ET.tostring(job if job is not None else root, "unicode"))
     elif "xresult" in query:
         body = "<Xinstance><Actions></Actions></Xinstance>"
     else:
