@@ -78,9 +78,16 @@ class Database:
     def _one(self, statement: str) -> Rows | None:
         statement = _LIFECYCLE.sub("", self._strip_project(statement))
         if m := _OVERWRITE.match(statement):
-            table = self._name(m.group(1))
-            self._execute(f"DELETE FROM {table}")
-            statement = f"INSERT INTO {table}" + statement[m.end() :]
+            # The new rows are computed before the old ones go (they may read the table).
+            table, rest = _quote(self._name(m.group(1))), statement[m.end() :]
+            self._execute(f"CREATE TEMP TABLE _overwrite AS SELECT * FROM {table} WHERE 0")
+            try:
+                self._execute(f"INSERT INTO _overwrite {rest}")
+                self._execute(f"DELETE FROM {table}")
+                self._execute(f"INSERT INTO {table} SELECT * FROM _overwrite")
+            finally:
+                self.db.execute("DROP TABLE IF EXISTS temp._overwrite")
+            return None
         statement = _INSERT_INTO.sub("INSERT INTO ", statement)
         cursor = self._execute(statement)
         if cursor.description is None:
