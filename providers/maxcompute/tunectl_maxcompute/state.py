@@ -164,9 +164,12 @@ class Emulator:
         if instance.cancel.wait(seconds):
             return
         try:
-            status, fmt, result = "Success", *step(instance.project, arg)
+            fmt, result = step(instance.project, arg)
+            status = "Success"
         except (SqlError, AlgoError) as exc:
             status, fmt, result = "Failed", "text", str(exc)
+        except Exception as exc:  # a fault of the emulator itself fails the task, not the thread
+            status, fmt, result = "Failed", "text", f"ODPS-0010000:System internal error - {exc}"
         with self.lock:
             if instance.ended is None:
                 instance.task_status, instance.result_format, instance.result = status, fmt, result
