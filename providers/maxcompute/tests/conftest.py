@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -30,7 +29,3 @@ def server() -> Iterator[Server]:
 @pytest.fixture
 def odps(server: Server) -> ODPS:
     return ODPS(TEST_KEY_ID, TEST_KEY_SECRET, project="p", endpoint=server.endpoint)
-
-
-def environ() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in PROXIES}
