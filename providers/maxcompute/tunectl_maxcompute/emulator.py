@@ -317,7 +317,9 @@ def main() -> None:
     parser.add_argument("--sql-seconds", type=float, default=0.5, help="how long SQL runs")
     parser.add_argument("--algo-seconds", type=float, default=5.0, help="how long PAI runs")
     parser.add_argument("--throttle", type=float, default=0.0, help="share of calls throttled")
+    parser.add_argument("--unavailable", type=float, default=0.0, help="share answered 503")
     parser.add_argument("--error", type=float, default=0.0, help="share of calls failing (500)")
+    parser.add_argument("--slow", type=float, default=0.0, help="seconds added to every answer")
     args = parser.parse_args()
     with Server(
         port=args.port,
@@ -326,7 +328,9 @@ def main() -> None:
         access_key_id=args.access_key_id,
         access_key_secret=args.access_key_secret,
     ) as server:
-        server.emulator.faults = Faults(throttle=args.throttle, error=args.error)
+        server.emulator.faults = Faults(
+            throttle=args.throttle, unavailable=args.unavailable, error=args.error, slow=args.slow
+        )
         print(
             f"MaxCompute emulator on {server.endpoint} (key {args.access_key_id}); "
             f'ODPS(ak, sk, project="p", endpoint="{server.endpoint}")',
