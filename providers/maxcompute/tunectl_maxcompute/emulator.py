@@ -145,7 +145,9 @@ class Server:
                             emulator.calls[_kind(self.command, url.path, query)] += 1
                         emulator.inject()
                         answer = self._api(url.path, query, body, owner)
-                except ApiError as exc:
+                except Exception as exc:  # every failure is an <Error> answer
+                    if not isinstance(exc, ApiError):
+                        exc = ApiError(500, "InternalServerError", f"ODPS-0010000:{exc}")
                     answer = Answer(
                         exc.status,
                         f"{_XML}<Error><Code>{exc.code}</Code><Message>{escape(exc.message)}"

@@ -257,7 +257,12 @@ class Emulator:
             )
         key = secret.encode()
         if "/" in credential:  # v4: AK/yyyymmdd/region/odps/<prefix>_request
-            _, date, region, _, request = credential.split("/")
+            try:
+                _, date, region, _, request = credential.split("/")
+            except ValueError:
+                raise ApiError(
+                    401, "Unauthorized", "ODPS-0410051:Invalid credentials - bad credential"
+                ) from None
             prefix = request.removesuffix("_request")
             key = (prefix + secret).encode()
             for part in (date, region, "odps", request):
