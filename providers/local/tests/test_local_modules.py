@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -310,7 +311,13 @@ def test_runner_starts_from_bytecode_and_is_recognised(tmp_path: Path) -> None:
     try:
         pid = provider._files.pid(handle.id)
         assert pid is not None
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        # The pid is known from the fork on; the runner's own command line from its exec.
+        deadline = time.monotonic() + 10
+        while True:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if spawn.RUNNER.encode() in argv or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         assert argv[1:4] == [b"-I", b"-S", b"-c"] and spawn.RUNNER.encode() in argv
         assert spawn.is_runner(pid)
         assert not spawn.is_runner(os.getpid())
