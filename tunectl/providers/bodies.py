@@ -310,7 +310,8 @@ class SqlKind(BodyKind):
             if ctx == "string":
                 out.append(self.escape(text))
             elif _NUMBER.fullmatch(text):
-                out.append(text)
+                # In parentheses when negative: after a `-`, `-1` would start a comment.
+                out.append(f"({text})" if text.startswith("-") else text)
             else:
                 raise UnsafePlaceholder(
                     f"The value {text!r} of ${{{format_path(part)}}} is not a number, and "
