@@ -141,10 +141,11 @@ def metrics_files(task: TaskSpec, placeholders: Placeholders) -> tuple[str, ...]
 
 
 def task_bodies(task: TaskSpec) -> dict[str, Any]:
-    """The body attributes the configuration gives a task, unrendered, by name. The
-    configuration language decodes `command`; a body another provider declares is added
-    here once the loader decodes it."""
-    return {"command": task.command} if task.command is not None else {}
+    """The body attributes the configuration gives a task, unrendered, by name: `command`
+    and the other bodies its provider declares."""
+    given = {"command": task.command} if task.command is not None else {}
+    given.update(task.bodies)
+    return given
 
 
 def build_request(
