@@ -29,6 +29,7 @@ from tunectl.hcl.syntax import Block, Body
 from tunectl.hcl.values import Template
 from tunectl.names import path_component_problem
 from tunectl.providers import registry
+from tunectl.providers.bodies import SQL
 from tunectl.search.model import ParamSpec
 
 TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
@@ -37,7 +38,6 @@ DEFERRED = frozenset({"param", "trial", "experiment"})
 # Kinds the language names (SPEC) that this version cannot read yet, and why.
 UNSUPPORTED_METRICS = {
     "tensorboard": "reading TensorBoard event files is not implemented yet.",
-    "table": "MaxCompute SQL metrics come with the MaxCompute provider, not built yet.",
 }
 
 
@@ -88,19 +88,24 @@ def _check_placeholders(
         if isinstance(value, dict)
         else [value]
     )
+    if position == "sql":
+        for refusal in SQL.refusals(value):
+            reader.fail(attr, "Placeholder in an unsafe position", refusal)
+    checks = SQL.number_slots(value) if position == "sql" else []
     if position == "command":
+        checks = number_slots(provider, body, value)
         for summary, detail in body_problems(provider, body, value):
             reader.fail(attr, summary, detail)
-        for path in number_slots(provider, body, value):
-            spec = params.get(str(path[1])) if path[0] == "param" and len(path) == 2 else None
-            if spec is not None and not _number_typed(spec):
-                reader.fail(
-                    attr,
-                    "Placeholder in an unsafe position",
-                    f"${{param.{path[1]}}} is outside a string literal, where only a number "
-                    f'is safe, and param "{path[1]}" can take a value that is not a number. '
-                    "Put it in a string literal, or make the parameter number-typed.",
-                )
+    for path in checks:
+        spec = params.get(str(path[1])) if path[0] == "param" and len(path) == 2 else None
+        if spec is not None and not _number_typed(spec):
+            reader.fail(
+                attr,
+                "Placeholder in an unsafe position",
+                f"${{param.{path[1]}}} is outside a string literal, where only a number "
+                f'is safe, and param "{path[1]}" can take a value that is not a number. '
+                "Put it in a string literal, or make the parameter number-typed.",
+            )
     for item in items:
         if not isinstance(item, Template):
             continue
@@ -194,6 +199,8 @@ def _metrics(
         need = {"json": "path", "tensorboard": "logdir", "table": "sql"}.get(kind)
         if need and need not in settings:
             reader.fail(None, "Missing required argument", f'metrics "{kind}" needs "{need}".')
+        if kind == "table" and settings.get("sql") is not None:
+            _check_placeholders(settings["sql"], params, mb.body.attributes["sql"], reader, "sql")
         if kind == "json" and settings.get("path") is not None:
             where = mb.body.attributes["path"]
             _check_metrics_file(settings["path"], workdir, params, where, reader)

@@ -200,12 +200,7 @@ class XFlowKind(BodyKind):
 
 def xflow_escape(text: str) -> str:
     """`text` for inside a double-quoted XFlow parameter value."""
-    return (
-        text.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-    )
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
 
 
 SqlContext = Literal["code", "string", "quoted", "comment"]
