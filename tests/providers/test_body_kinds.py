@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 from tunectl.hcl.values import Template
 from tunectl.providers.bodies import SQL, SQL_BACKSLASH, XFLOW, ListOf, UnsafePlaceholder
 
-TEXTS = st.text(
-    st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=30
-)
+TEXTS = st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=30)
 NUMBERS = st.one_of(st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6, allow_nan=False))
 
 
