@@ -21,6 +21,7 @@ from tunectl.engine.models import Generation, ModelStore
 from tunectl.engine.objective import combine
 from tunectl.engine.trials import Placeholders, metrics_files, metrics_queries
 from tunectl.providers.base import MetricSource, Provider, ProviderError, TaskHandle
+from tunectl.providers.bodies import query_kind
 from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
@@ -136,7 +137,8 @@ class ExperimentRun:
             for path in metrics_files(spec, self._placeholders(trial)):
                 active.files[path] = JsonLinesParser()
         if MetricSource.TABLE in readable:
-            for query in metrics_queries(spec, self._placeholders(trial)):
+            kind = query_kind(self.provider.task_bodies)
+            for query in metrics_queries(spec, self._placeholders(trial), kind):
                 active.files[query] = TableRowsParser()
         return active
 

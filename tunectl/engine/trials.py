@@ -19,7 +19,7 @@ from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import Template, format_path, format_value
 from tunectl.names import path_component_problem
 from tunectl.providers.base import TaskRequest
-from tunectl.providers.bodies import COMMAND, SQL, BodySpec, UnsafePlaceholder
+from tunectl.providers.bodies import COMMAND, SQL, BodyKind, BodySpec, UnsafePlaceholder
 
 
 def trial_id(experiment: str, generation: int, number: int) -> str:
@@ -140,14 +140,14 @@ def metrics_files(task: TaskSpec, placeholders: Placeholders) -> tuple[str, ...]
     )
 
 
-# A `metrics "table"` query: its placeholders are placed by SQL rules.
-METRICS_QUERY = BodySpec("sql", (SQL,), noun="a metrics query")
-
-
-def metrics_queries(task: TaskSpec, placeholders: Placeholders) -> tuple[str, ...]:
-    """A task's `metrics "table"` queries for one trial, rendered by SQL rules."""
+def metrics_queries(
+    task: TaskSpec, placeholders: Placeholders, kind: BodyKind = SQL
+) -> tuple[str, ...]:
+    """A task's `metrics "table"` queries for one trial, rendered by SQL rules (`kind`:
+    the provider's dialect, `tunectl.providers.bodies.query_kind`)."""
+    query = BodySpec("sql", (kind,), noun="a metrics query")
     return tuple(
-        str(placeholders.render_body(METRICS_QUERY, src.deferred_get("sql")))
+        str(placeholders.render_body(query, src.deferred_get("sql")))
         for src in task.metrics
         if src.kind == "table" and src.get("sql")
     )

@@ -329,6 +329,18 @@ def _numeric_path(path: Path) -> bool:
     return (len(path) == 2 and path[0] == "param") or path == ("trial", "number")
 
 
+def query_kind(bodies: Sequence[BodySpec]) -> SqlKind:
+    """The SQL dialect a provider's queries are written in (`metrics "table"`): that of
+    its `sql` body, or standard SQL."""
+    for spec in bodies:
+        if spec.name == "sql":
+            for kind in spec.kinds:
+                inner = kind.kind if isinstance(kind, ListOf) else kind
+                if isinstance(inner, SqlKind):
+                    return inner
+    return SQL
+
+
 class ListOf(BodyKind):
     """A list of bodies of one kind, run in order."""
 
@@ -400,5 +412,6 @@ __all__ = [
     "ListOf",
     "SqlKind",
     "XFlowKind",
+    "query_kind",
     "UnsafePlaceholder",
 ]
