@@ -1,10 +1,13 @@
 """The trial decoder: a `trial` block and its `task "NAME"` blocks into a `TrialSpec`.
 
-Each task gets the trial's shared settings (command, workdir, env, timeout, the
-provider's own attributes, metrics) merged with its own. Placeholders are checked where
-they are written: each must name something (`${param.NAME}` a declared parameter), and a
-value must be placeable safely (quoted in a shell command, one path component in a
-workdir). A metrics file must be the trial's alone.
+Each task gets the trial's shared settings (workdir, env, timeout, the provider's own
+attributes, metrics) merged with its own, and its bodies: `command`, or whichever the
+trial's provider declares (`Provider.task_bodies`: `pai`, `sql`, ...). Placeholders are
+checked where they are written: each must name something (`${param.NAME}` a declared
+parameter), and a value must be placeable safely (by the rules of the body's kind: quoted
+in a shell command, inside a SQL literal or a number; one path component in a workdir). A
+metrics file must be the trial's alone; a `metrics "table"` query follows the provider's
+SQL rules.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from tunectl.hcl.syntax import Block, Body
 from tunectl.hcl.values import Template
 from tunectl.names import path_component_problem
 from tunectl.providers import registry
-from tunectl.providers.bodies import SQL
+from tunectl.providers.bodies import SQL, query_kind
 from tunectl.search.model import ParamSpec
 
 TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
@@ -88,10 +91,11 @@ def _check_placeholders(
         if isinstance(value, dict)
         else [value]
     )
+    query = query_kind(provider.task_bodies) if provider is not None else SQL
     if position == "sql":
-        for refusal in SQL.refusals(value):
+        for refusal in query.refusals(value):
             reader.fail(attr, "Placeholder in an unsafe position", refusal)
-    checks = SQL.number_slots(value) if position == "sql" else []
+    checks = query.number_slots(value) if position == "sql" else []
     if position == "command":
         checks = number_slots(provider, body, value)
         for summary, detail in body_problems(provider, body, value):
@@ -174,6 +178,7 @@ def _metrics(
     diags: Diagnostics,
     params: Mapping[str, ParamSpec],
     workdir: Any,
+    provider: Any = None,
 ) -> tuple[MetricsSource, ...]:
     out = []
     for mb in body.blocks_of("metrics"):
@@ -200,7 +205,8 @@ def _metrics(
         if need and need not in settings:
             reader.fail(None, "Missing required argument", f'metrics "{kind}" needs "{need}".')
         if kind == "table" and settings.get("sql") is not None:
-            _check_placeholders(settings["sql"], params, mb.body.attributes["sql"], reader, "sql")
+            where = mb.body.attributes["sql"]
+            _check_placeholders(settings["sql"], params, where, reader, "sql", provider)
         if kind == "json" and settings.get("path") is not None:
             where = mb.body.attributes["path"]
             _check_metrics_file(settings["path"], workdir, params, where, reader)
@@ -352,7 +358,7 @@ def decode_trial(
     shared_settings = read_settings(
         block.body, cls.trial_schema, reader, common, f'a "{provider}" trial', True
     )
-    shared_metrics = _metrics(block.body, trial_scope, context, diags, params, shared_workdir)
+    shared_metrics = _metrics(block.body, trial_scope, context, diags, params, shared_workdir, cls)
     shared_sensitive = _task_sensitive(block.body, scope.sensitive)
     tasks: list[TaskSpec] = []
     sources = [(b.labels[0] if b.labels else "main", b.body, b.range) for b in task_blocks] or [
@@ -428,7 +434,7 @@ def decode_trial(
         metrics = (
             shared_metrics
             if body is block.body
-            else _metrics(body, trial_scope, context, diags, params, workdir or shared_workdir)
+            else _metrics(body, trial_scope, context, diags, params, workdir or shared_workdir, cls)
         )
         task_timeout = tr.get("timeout", "duration") if body is not block.body else None
         tasks.append(
