@@ -107,8 +107,21 @@ def test_read_metrics_serves_files(fake: FakeProvider, tmp_path: Path) -> None:
     assert fake.read_metrics(handle, ref, 0).lines == ['{"acc": 1}']
     fake.poll([handle])
     assert fake.read_metrics(handle, ref, 0).lines == ['{"acc": 1}', '{"acc": 2}']
-    with pytest.raises(ProviderError, match="cannot read table"):
-        fake.read_metrics(handle, MetricsRef(MetricSource.TABLE, "t"), 0)
+    with pytest.raises(ProviderError, match="cannot read events"):
+        fake.read_metrics(handle, MetricsRef(MetricSource.EVENTS, "logs"), 0)
+
+
+def test_read_metrics_serves_table_rows(fake: FakeProvider, tmp_path: Path) -> None:
+    world = FakeProvider.world(tmp_path / "state")
+    world.script("k1", Script(rows=["acc=1 step=0\n", '{"acc": 2}\n'], polls=3))
+    handle = fake.submit(request("k1"))
+    ref = MetricsRef(MetricSource.TABLE, "select acc from eval_1")
+    fake.poll([handle])
+    first = fake.read_metrics(handle, ref, 0)
+    assert first.lines == ["acc=1 step=0"]
+    fake.poll([handle])
+    assert fake.read_metrics(handle, ref, first.cursor).lines == ['{"acc": 2}']
+    assert world.queries == [ref.location, ref.location]
 
 
 def test_install_registers_it_for_configurations() -> None:

@@ -53,17 +53,21 @@ class MetricsSource:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task of a trial. `command` may hold `Template`s (resolved per trial)."""
+    """One task of a trial. `command` and `bodies` may hold `Template`s (resolved per
+    trial, each through its kind: `tunectl.providers.bodies`)."""
 
     name: str
     provider: str
-    command: Any  # str | Template | list[str | Template]
+    command: Any  # str | Template | list[str | Template]; None when the task has no command
     workdir: str | None = None
     env: tuple[tuple[str, Any], ...] = ()
     timeout: float | None = None
     settings: tuple[tuple[str, Any], ...] = ()  # provider-specific attributes
     metrics: tuple[MetricsSource, ...] = ()
     range: SourceRange | None = field(default=None, compare=False)
+    # The task's other bodies its provider declares (`Provider.task_bodies`), by name, in
+    # the order declared: `pai = "-name ..."`, `sql = [...]`.
+    bodies: tuple[tuple[str, Any], ...] = ()
     # Attributes whose values derive from sensitive variables: "command", "workdir",
     # "env" (the whole map) or "env.NAME", "metrics", or a provider setting's name.
     sensitive: frozenset[str] = frozenset()

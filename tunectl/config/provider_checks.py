@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from tunectl.diags import Diagnostic, SourceRange, error
+from tunectl.hcl.expr import Path
 from tunectl.hcl.syntax import Body
 from tunectl.providers.base import (
     METRICS_KIND_SOURCES,
@@ -60,6 +61,17 @@ def body_problems(provider: type[Provider] | None, name: str, value: Any) -> lis
         who = provider.name if provider is not None else "the"
         return [("Incorrect attribute value type", f"In the {who} provider, {exc}.")]
     return [("Placeholder in an unsafe position", why) for why in kind.refusals(value)]
+
+
+def number_slots(provider: type[Provider] | None, name: str, value: Any) -> list[Path]:
+    """The placeholders of a body that its kind allows only when their value is a number
+    (a SQL placeholder outside a string literal): the loader checks their types."""
+    specs = provider.task_bodies if provider is not None else (COMMAND,)
+    spec = next((s for s in specs if s.name == name), None)
+    try:
+        return spec.kind_for(value).number_slots(value) if spec is not None else []
+    except ValueError:
+        return []
 
 
 def check_provider_block(

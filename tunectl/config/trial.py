@@ -1,10 +1,13 @@
 """The trial decoder: a `trial` block and its `task "NAME"` blocks into a `TrialSpec`.
 
-Each task gets the trial's shared settings (command, workdir, env, timeout, the
-provider's own attributes, metrics) merged with its own. Placeholders are checked where
-they are written: each must name something (`${param.NAME}` a declared parameter), and a
-value must be placeable safely (quoted in a shell command, one path component in a
-workdir). A metrics file must be the trial's alone.
+Each task gets the trial's shared settings (workdir, env, timeout, the provider's own
+attributes, metrics) merged with its own, and its bodies: `command`, or whichever the
+trial's provider declares (`Provider.task_bodies`: `pai`, `sql`, ...). Placeholders are
+checked where they are written: each must name something (`${param.NAME}` a declared
+parameter), and a value must be placeable safely (by the rules of the body's kind: quoted
+in a shell command, inside a SQL literal or a number; one path component in a workdir). A
+metrics file must be the trial's alone; a `metrics "table"` query follows the provider's
+SQL rules.
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from tunectl.config.model import MetricsSource, ProviderConfig, TaskSpec, TrialSpec
-from tunectl.config.provider_checks import body_problems, check_metric_sources, check_task
+from tunectl.config.provider_checks import (
+    body_problems,
+    check_metric_sources,
+    check_task,
+    number_slots,
+)
 from tunectl.config.providers import provider_class, read_settings
 from tunectl.config.schema import METRICS_KINDS, METRICS_READS, TRIAL_SCHEMA, Reader
 from tunectl.config.sensitive import object_keys, refers_to
@@ -24,6 +32,7 @@ from tunectl.hcl.syntax import Block, Body
 from tunectl.hcl.values import Template
 from tunectl.names import path_component_problem
 from tunectl.providers import registry
+from tunectl.providers.bodies import SQL, query_kind
 from tunectl.search.model import ParamSpec
 
 TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
@@ -32,7 +41,6 @@ DEFERRED = frozenset({"param", "trial", "experiment"})
 # Kinds the language names (SPEC) that this version cannot read yet, and why.
 UNSUPPORTED_METRICS = {
     "tensorboard": "reading TensorBoard event files is not implemented yet.",
-    "table": "MaxCompute SQL metrics come with the MaxCompute provider, not built yet.",
 }
 
 
@@ -64,11 +72,13 @@ def _check_placeholders(
     reader: Reader,
     position: str = "env",
     provider: Any = None,
+    body: str = "command",
 ) -> None:
     """Refuse placeholders that name nothing, and values that cannot be placed safely.
 
-    `position` is "command" (the body's kind, declared by `provider`, says where a
-    placeholder's value can be quoted: a string command runs through a shell), "workdir"
+    `position` is "command" (a task body, named `body`: its kind, declared by `provider`,
+    says where a placeholder's value can be quoted: a string command runs through a
+    shell, a SQL placeholder outside a literal must be a number), "workdir"
     (no value may add or climb a level: see `path_component_problem`) or "env" (any text
     without NUL).
     """
@@ -81,9 +91,25 @@ def _check_placeholders(
         if isinstance(value, dict)
         else [value]
     )
+    query = query_kind(provider.task_bodies) if provider is not None else SQL
+    if position == "sql":
+        for refusal in query.refusals(value):
+            reader.fail(attr, "Placeholder in an unsafe position", refusal)
+    checks = query.number_slots(value) if position == "sql" else []
     if position == "command":
-        for summary, detail in body_problems(provider, "command", value):
+        checks = number_slots(provider, body, value)
+        for summary, detail in body_problems(provider, body, value):
             reader.fail(attr, summary, detail)
+    for path in checks:
+        spec = params.get(str(path[1])) if path[0] == "param" and len(path) == 2 else None
+        if spec is not None and not _number_typed(spec):
+            reader.fail(
+                attr,
+                "Placeholder in an unsafe position",
+                f"${{param.{path[1]}}} is outside a string literal, where only a number "
+                f'is safe, and param "{path[1]}" can take a value that is not a number. '
+                "Put it in a string literal, or make the parameter number-typed.",
+            )
     for item in items:
         if not isinstance(item, Template):
             continue
@@ -138,6 +164,13 @@ def _check_placeholders(
                 )
 
 
+def _number_typed(spec: ParamSpec) -> bool:
+    """Every value the parameter can take is a number."""
+    if spec.type != "choice":
+        return True
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec.values)
+
+
 def _metrics(
     body: Body,
     scope: Scope,
@@ -145,6 +178,7 @@ def _metrics(
     diags: Diagnostics,
     params: Mapping[str, ParamSpec],
     workdir: Any,
+    provider: Any = None,
 ) -> tuple[MetricsSource, ...]:
     out = []
     for mb in body.blocks_of("metrics"):
@@ -170,6 +204,9 @@ def _metrics(
         need = {"json": "path", "tensorboard": "logdir", "table": "sql"}.get(kind)
         if need and need not in settings:
             reader.fail(None, "Missing required argument", f'metrics "{kind}" needs "{need}".')
+        if kind == "table" and settings.get("sql") is not None:
+            where = mb.body.attributes["sql"]
+            _check_placeholders(settings["sql"], params, where, reader, "sql", provider)
         if kind == "json" and settings.get("path") is not None:
             where = mb.body.attributes["path"]
             _check_metrics_file(settings["path"], workdir, params, where, reader)
@@ -291,17 +328,23 @@ def decode_trial(
     else:
         cls = registry.load(provider)
     task_blocks = block.body.blocks_of("task")
-    common = tuple(TRIAL_SCHEMA.attrs)  # read here; any other attribute is the provider's
-    if task_blocks and "command" in block.body.attributes:
+    # The bodies the provider's tasks take: `command`, or others (`pai`, `sql`).
+    body_names = tuple(dict.fromkeys(("command", *(s.name for s in cls.task_bodies))))
+    declared = tuple(s.name for s in cls.task_bodies) or ("command",)
+    needs = "a command" if "command" in declared else "one of " + ", ".join(declared)
+    # Read here; any other attribute is the provider's.
+    common = tuple(dict.fromkeys((*TRIAL_SCHEMA.attrs, *body_names)))
+    given = [n for n in body_names if n in block.body.attributes]
+    if task_blocks and given:
         reader.fail(
-            block.body.attributes["command"],
+            block.body.attributes[given[0]],
             "Conflicting task definitions",
-            'Write either one command in trial, or task "NAME" blocks, not both.',
+            f'Write either one {given[0]} in trial, or task "NAME" blocks, not both.',
         )
         return None
-    if not task_blocks and "command" not in block.body.attributes:
+    if not task_blocks and not given:
         reader.fail(
-            None, "Missing required argument", 'The trial needs a command, or task "NAME" blocks.'
+            None, "Missing required argument", f'The trial needs {needs}, or task "NAME" blocks.'
         )
         return None
     timeout = reader.get("timeout", "duration")
@@ -315,7 +358,7 @@ def decode_trial(
     shared_settings = read_settings(
         block.body, cls.trial_schema, reader, common, f'a "{provider}" trial', True
     )
-    shared_metrics = _metrics(block.body, trial_scope, context, diags, params, shared_workdir)
+    shared_metrics = _metrics(block.body, trial_scope, context, diags, params, shared_workdir, cls)
     shared_sensitive = _task_sensitive(block.body, scope.sensitive)
     tasks: list[TaskSpec] = []
     sources = [(b.labels[0] if b.labels else "main", b.body, b.range) for b in task_blocks] or [
@@ -346,11 +389,19 @@ def decode_trial(
                 "Every task of a trial runs on the trial's provider; set provider in the trial "
                 "block.",
             )
-        command = tr.get("command", "command")
-        if command is None:
-            if "command" not in body.attributes:
-                tr.fail(None, "Missing required argument", f'task "{tname}" needs a command.')
+        values = {n: tr.get(n, "command") for n in body_names if n in body.attributes}
+        if not values or any(v is None for v in values.values()):
+            if not values:
+                tr.fail(None, "Missing required argument", f'task "{tname}" needs {needs}.')
             continue
+        for name in values:
+            if name not in declared:
+                tr.fail(
+                    body.attributes[name],
+                    "Unsupported argument",
+                    f'The {provider} provider\'s tasks take {needs}, not "{name}".',
+                )
+        command = values.pop("command", None)
         env = {**shared_env, **(tr.get("env", "map", {}) if body is not block.body else {})}
         for key, value in env.items():
             if not isinstance(value, str | Template | int | float) or isinstance(value, bool):
@@ -366,11 +417,12 @@ def decode_trial(
                 read_settings(body, cls.trial_schema, tr, common, f'a "{provider}" task', True)
             )
         workdir = tr.get("workdir", "string") if body is not block.body else None
-        for attr_name, value in (
-            ("command", command),
-            ("env", env),
-            ("workdir", workdir or shared_workdir),
+        for name, value in (
+            *(("command", v) for v in [command] if v is not None),
+            *values.items(),
         ):
+            _check_placeholders(value, params, body.attributes[name], tr, "command", cls, name)
+        for attr_name, value in (("env", env), ("workdir", workdir or shared_workdir)):
             _check_placeholders(
                 value,
                 params,
@@ -382,7 +434,7 @@ def decode_trial(
         metrics = (
             shared_metrics
             if body is block.body
-            else _metrics(body, trial_scope, context, diags, params, workdir or shared_workdir)
+            else _metrics(body, trial_scope, context, diags, params, workdir or shared_workdir, cls)
         )
         task_timeout = tr.get("timeout", "duration") if body is not block.body else None
         tasks.append(
@@ -390,6 +442,7 @@ def decode_trial(
                 name=tname,
                 provider=provider,
                 command=command,
+                bodies=tuple(values.items()),
                 workdir=workdir or shared_workdir,
                 env=tuple(sorted(env.items())),
                 timeout=task_timeout or timeout,

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from tunectl.config.model import Experiment
-from tunectl.engine.metrics import JsonLinesParser, MetricsParser
+from tunectl.engine.metrics import JsonLinesParser, MetricsParser, TableRowsParser
 from tunectl.engine.models import Generation, ModelStore
 from tunectl.engine.objective import combine
-from tunectl.engine.trials import Placeholders, metrics_files
+from tunectl.engine.trials import Placeholders, metrics_files, metrics_queries
 from tunectl.providers.base import MetricSource, Provider, ProviderError, TaskHandle
+from tunectl.providers.bodies import query_kind
 from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
@@ -135,6 +136,10 @@ class ExperimentRun:
         if MetricSource.FILE in readable and any(m.kind == "json" for m in spec.metrics):
             for path in metrics_files(spec, self._placeholders(trial)):
                 active.files[path] = JsonLinesParser()
+        if MetricSource.TABLE in readable:
+            kind = query_kind(self.provider.task_bodies)
+            for query in metrics_queries(spec, self._placeholders(trial), kind):
+                active.files[query] = TableRowsParser()
         return active
 
     def _model_dir(self, trial: TrialRecord) -> str:

@@ -305,6 +305,42 @@ class JsonLinesParser:
         return taken
 
 
+class TableRowsParser(JsonLinesParser):
+    """The rows a `metrics "table"` query returned (`Provider.read_metrics` of
+    `MetricSource.TABLE`), one a line: a JSON object (as in a JSON-lines file, with an
+    optional `step`), or `name=value` pairs separated by blanks, tabs or commas, where a
+    `step=N` pair gives the row's step. Without a step a row's values are final values."""
+
+    def feed(self, lines: Iterable[str], partial: bool = False) -> list[Sample]:
+        batch = list(lines)
+        out: list[Sample] = []
+        for i, line in enumerate(batch):
+            unfinished = partial and i == len(batch) - 1
+            if line.lstrip().startswith("{") or unfinished or not line.strip():
+                out.extend(super().feed([line], unfinished))
+                continue
+            try:
+                out.extend(_row_samples(line))
+            except Malformed as exc:
+                self._warnings.append(_skipped("table row", line, str(exc)))
+        return out
+
+
+def _row_samples(line: str) -> list[Sample]:
+    """The samples of one `name=value ...` row. Raises `Malformed` on a bad one."""
+    pairs: dict[str, object] = {}
+    for piece in re.split(r"[\s,]+", line.strip()):
+        name, eq, text = piece.partition("=")
+        if not eq or not name:
+            raise Malformed(f"{json.dumps(piece)[:40]} is not name=value")
+        try:
+            value: object = int(text) if name == "step" and text.isdigit() else float(text)
+        except ValueError:
+            raise Malformed(f'metric "{name}" is {json.dumps(text)[:40]}, not a number') from None
+        pairs[name] = value
+    return samples_of_object(pairs)
+
+
 def parse_json_lines(lines: Iterable[str]) -> list[Sample]:
     """The samples of complete JSON lines, malformed ones left out (for one-off reads)."""
     return JsonLinesParser().feed(lines)

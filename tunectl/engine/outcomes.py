@@ -15,7 +15,7 @@ from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.durations import format_duration
 from tunectl.engine.experiment_run import Active, ExperimentRun
-from tunectl.engine.metrics import Sample
+from tunectl.engine.metrics import JsonLinesParser, Sample, TableRowsParser
 from tunectl.engine.objective import combine, metric_values
 from tunectl.providers.base import MetricSource, MetricsRef, ProviderError, TaskState, TaskStatus
 from tunectl.states import MetricRecord
@@ -29,6 +29,14 @@ INFRA_RELAUNCHES = 3
 DRAIN_READS = 10_000
 # Skipped-line warnings shown per task attempt; `tunectl logs` marks every skipped line.
 WARNINGS_SHOWN = 5
+
+
+def _source(key: str, parser: JsonLinesParser) -> MetricsRef:
+    """What `Active.files` names: a metrics file's path, or a `metrics "table"` query
+    (read with a `TableRowsParser`), whose cursor is kept under its text."""
+    if isinstance(parser, TableRowsParser):
+        return MetricsRef(MetricSource.TABLE, key)
+    return MetricsRef(MetricSource.FILE, key)
 
 
 class Outcomes(ExperimentRun):
@@ -69,11 +77,8 @@ class Outcomes(ExperimentRun):
             read = self.provider.read_metrics
             chunk = read(active.handle, MetricsRef(MetricSource.STDOUT), task.log_cursor)
             files = [
-                (
-                    path,
-                    read(active.handle, MetricsRef(MetricSource.FILE, path), cursors.get(path, 0)),
-                )
-                for path in active.files
+                (path, read(active.handle, _source(path, parser), cursors.get(path, 0)))
+                for path, parser in active.files.items()
             ]
         except ProviderError as exc:
             self.event(

@@ -19,7 +19,7 @@ from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import Template, format_path, format_value
 from tunectl.names import path_component_problem
 from tunectl.providers.base import TaskRequest
-from tunectl.providers.bodies import COMMAND, BodySpec, UnsafePlaceholder
+from tunectl.providers.bodies import COMMAND, SQL, BodyKind, BodySpec, UnsafePlaceholder
 
 
 def trial_id(experiment: str, generation: int, number: int) -> str:
@@ -140,11 +140,25 @@ def metrics_files(task: TaskSpec, placeholders: Placeholders) -> tuple[str, ...]
     )
 
 
+def metrics_queries(
+    task: TaskSpec, placeholders: Placeholders, kind: BodyKind = SQL
+) -> tuple[str, ...]:
+    """A task's `metrics "table"` queries for one trial, rendered by SQL rules (`kind`:
+    the provider's dialect, `tunectl.providers.bodies.query_kind`)."""
+    query = BodySpec("sql", (kind,), noun="a metrics query")
+    return tuple(
+        str(placeholders.render_body(query, src.deferred_get("sql")))
+        for src in task.metrics
+        if src.kind == "table" and src.get("sql")
+    )
+
+
 def task_bodies(task: TaskSpec) -> dict[str, Any]:
-    """The body attributes the configuration gives a task, unrendered, by name. The
-    configuration language decodes `command`; a body another provider declares is added
-    here once the loader decodes it."""
-    return {"command": task.command} if task.command is not None else {}
+    """The body attributes the configuration gives a task, unrendered, by name: `command`
+    and the other bodies its provider declares."""
+    given = {"command": task.command} if task.command is not None else {}
+    given.update(task.bodies)
+    return given
 
 
 def build_request(

@@ -71,7 +71,8 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
         objective["goal"] = exp.objective.goal
     tasks: dict[str, Any] = {}
     for task in exp.trial.tasks:
-        entry: dict[str, Any] = {"command": _value(task.command)}
+        entry: dict[str, Any] = {} if task.command is None else {"command": _value(task.command)}
+        entry.update(_value(dict(task.bodies)))
         if task.workdir is not None:
             entry["workdir"] = _value(task.workdir)
         if task.env:

@@ -13,20 +13,31 @@ Kinds shipped with tunectl:
 * `ARGV` — a list run without a shell: each element is one argument, values go in as they
   are;
 * `TEXT` — a string handed over as data (the test provider's scripts): values go in as
-  they are.
+  they are;
+* `XFLOW` — XFlow (PAI) command parameters, `-name xgboost -DtreeCount=${param.trees}`: a
+  placeholder may sit only in the value of a `-Dkey=value` parameter, and that value is
+  double-quoted with `\\` and `"` escaped, so no value can end it or add a parameter;
+* `SQL` (standard string literals, `'` doubled) and `SQL_BACKSLASH` (MaxCompute/Hive
+  literals, `\\` and `'` backslash-escaped): a placeholder inside a `'...'` literal is
+  escaped by the dialect's rules; outside a literal it is allowed only when its value is a
+  number (`number_slots`: a number-typed parameter, or `trial.number`), which the render
+  checks again; anywhere else (identifiers, comments) it is refused;
+* `ListOf(kind)` — a list of bodies of one kind, run in order (several SQL statements).
 
-A provider with another language (SQL string literals, XFlow `-Dkey=value` arguments)
-subclasses `BodyKind` with that language's rules and declares it on its own body name.
+A provider with another language subclasses `BodyKind` with that language's rules and
+declares it on its own body name.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from tunectl.hcl.expr import Path, Template
+from tunectl.hcl.values import format_path, to_string
 from tunectl.providers.shell import UnsafePlaceholder, command_line, placeholder_slots
 
 Shape = Literal["string", "list"]
@@ -48,6 +59,11 @@ class BodyKind(abc.ABC):
     def render(self, value: Any, resolve: Resolve) -> str | list[str]:
         """`value` with each placeholder replaced by its quoted value. Raises
         `UnsafePlaceholder` for a placeholder `refusals` reports."""
+
+    def number_slots(self, value: Any) -> list[Path]:
+        """Placeholders of `value` that are safe only when their value is a number; the
+        loader refuses those whose parameter can take another value."""
+        return []
 
 
 def _text(value: Any, resolve: Resolve) -> str:
@@ -99,9 +115,257 @@ class TextKind(BodyKind):
         return _text(value, resolve)
 
 
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _parts(value: Any) -> tuple[str | Path, ...]:
+    if isinstance(value, Template):
+        return value.parts
+    return (str(value),)
+
+
+def _value(resolve: Resolve, path: Path) -> str:
+    return to_string(resolve(path))
+
+
+class XFlowKind(BodyKind):
+    """XFlow (PAI) parameters: `-name ALGO -project P -Dkey=value ...`, whitespace-separated.
+
+    A placeholder may sit only in the value of a `-Dkey=value` parameter written without
+    quotes; the whole value is then rendered as `"..."` with `\\`, `"`, newline and carriage
+    return escaped, so a value can never end the parameter or add another.
+    """
+
+    name = "xflow"
+    shape = "string"
+
+    @staticmethod
+    def _tokens(parts: Sequence[str | Path]) -> list[list[str | Path]]:
+        """The parameters (each a list of literal texts and placeholders) and, between
+        them, the blanks (one-element lists of whitespace)."""
+        out: list[list[str | Path]] = [[]]
+        for part in parts:
+            if not isinstance(part, str):
+                out[-1].append(part)
+                continue
+            for piece in re.split(r"(\s+)", part):
+                if not piece:
+                    continue
+                if piece.isspace():
+                    out.append([piece])
+                    out.append([])
+                else:
+                    out[-1].append(piece)
+        return [t for t in out if t]
+
+    def _refusal(self, token: list[str | Path]) -> str | None:
+        if all(isinstance(p, str) for p in token):
+            return None
+        head = token[0]
+        first = next(p for p in token if not isinstance(p, str))
+        where = format_path(first)
+        if not isinstance(head, str) or not head.startswith("-D") or "=" not in head:
+            return (
+                f"${{{where}}} is outside the value of a -Dkey=value parameter, where its "
+                "value could add or change parameters. Write it as -Dkey=${...}."
+            )
+        value_text = head.split("=", 1)[1] + "".join(p for p in token[1:] if isinstance(p, str))
+        if any(c in value_text for c in "\"'\\"):
+            return (
+                f"${{{where}}} is in a value written with quotes or backslashes; write the "
+                "value without them: tunectl quotes it."
+            )
+        return None
+
+    def refusals(self, value: Any) -> list[str]:
+        found = (self._refusal(t) for t in self._tokens(_parts(value)))
+        return [r for r in found if r is not None]
+
+    def render(self, value: Any, resolve: Resolve) -> str:
+        out: list[str] = []
+        for token in self._tokens(_parts(value)):
+            if all(isinstance(p, str) for p in token):
+                out.append("".join(str(p) for p in token))
+                continue
+            refusal = self._refusal(token)
+            if refusal is not None:
+                raise UnsafePlaceholder(refusal)
+            key, rest = str(token[0]).split("=", 1)
+            text = rest + "".join(
+                p if isinstance(p, str) else _value(resolve, p) for p in token[1:]
+            )
+            out.append(f'{key}="{xflow_escape(text)}"')
+        return "".join(out)
+
+
+def xflow_escape(text: str) -> str:
+    """`text` for inside a double-quoted XFlow parameter value."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+
+
+SqlContext = Literal["code", "string", "quoted", "comment"]
+
+
+class SqlKind(BodyKind):
+    """One SQL statement. `backslash` says the dialect's string literals take backslash
+    escapes (MaxCompute, Hive, MySQL); otherwise a `'` is escaped by doubling it."""
+
+    name = "sql"
+    shape = "string"
+
+    def __init__(self, backslash: bool = False) -> None:
+        self.backslash = backslash
+
+    def _slots(self, parts: Sequence[str | Path]) -> list[tuple[Path, SqlContext]]:
+        """Each placeholder and the context it sits in."""
+        state: str = "code"  # code, string ('), dquote ("), bquote (`), line, block
+        out: list[tuple[Path, SqlContext]] = []
+        for part in parts:
+            if not isinstance(part, str):
+                ctx: SqlContext = (
+                    "code"
+                    if state == "code"
+                    else "string"
+                    if state == "string"
+                    else "comment"
+                    if state in ("line", "block")
+                    else "quoted"
+                )
+                out.append((part, ctx))
+                continue
+            i = 0
+            while i < len(part):
+                c, nxt = part[i], part[i + 1 : i + 2]
+                if state == "code":
+                    if c == "'":
+                        state = "string"
+                    elif c == '"':
+                        state = "dquote"
+                    elif c == "`":
+                        state = "bquote"
+                    elif c == "-" and nxt == "-":
+                        state, i = "line", i + 1
+                    elif c == "/" and nxt == "*":
+                        state, i = "block", i + 1
+                elif state == "string":
+                    if c == "\\" and self.backslash:
+                        i += 1
+                    elif c == "'":
+                        state = "code"  # a doubled '' re-enters at the next character
+                elif state == "dquote":
+                    if c == "\\" and self.backslash:
+                        i += 1
+                    elif c == '"':
+                        state = "code"
+                elif state == "bquote":
+                    if c == "`":
+                        state = "code"
+                elif state == "line":
+                    if c == "\n":
+                        state = "code"
+                elif state == "block" and c == "*" and nxt == "/":
+                    state, i = "code", i + 1
+                i += 1
+        return out
+
+    def number_slots(self, value: Any) -> list[Path]:
+        return [p for p, ctx in self._slots(_parts(value)) if ctx == "code"]
+
+    def refusals(self, value: Any) -> list[str]:
+        out = []
+        for path, ctx in self._slots(_parts(value)):
+            where = format_path(path)
+            if ctx == "code" and not _numeric_path(path):
+                out.append(
+                    f"${{{where}}} is outside a '...' string literal, where only a number "
+                    "is safe. Put it in a string literal ('${...}'), or use a number-typed "
+                    "parameter or trial.number."
+                )
+            elif ctx in ("quoted", "comment"):
+                what = "an identifier or double-quoted text" if ctx == "quoted" else "a comment"
+                out.append(
+                    f"${{{where}}} is inside {what}, where no quoting is safe. Put it in a "
+                    "'...' string literal."
+                )
+        return out
+
+    def render(self, value: Any, resolve: Resolve) -> str:
+        parts = _parts(value)
+        refused = self.refusals(value)
+        if refused:
+            raise UnsafePlaceholder(refused[0])
+        out: list[str] = []
+        contexts = iter(self._slots(parts))
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            _, ctx = next(contexts)
+            text = _value(resolve, part)
+            if ctx == "string":
+                out.append(self.escape(text))
+            elif _NUMBER.fullmatch(text):
+                # In parentheses when negative: after a `-`, `-1` would start a comment.
+                out.append(f"({text})" if text.startswith("-") else text)
+            else:
+                raise UnsafePlaceholder(
+                    f"The value {text!r} of ${{{format_path(part)}}} is not a number, and "
+                    "sits outside a string literal."
+                )
+        return "".join(out)
+
+    def escape(self, text: str) -> str:
+        """`text` for inside a '...' literal of this dialect."""
+        if "\0" in text:
+            raise UnsafePlaceholder("A value with a NUL byte cannot be placed in SQL.")
+        if self.backslash:
+            return text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+        return text.replace("'", "''")
+
+
+def _numeric_path(path: Path) -> bool:
+    """Placeholders whose value may be a number: a parameter (the loader checks its
+    type) or the trial's number."""
+    return (len(path) == 2 and path[0] == "param") or path == ("trial", "number")
+
+
+def query_kind(bodies: Sequence[BodySpec]) -> SqlKind:
+    """The SQL dialect a provider's queries are written in (`metrics "table"`): that of
+    its `sql` body, or standard SQL."""
+    for spec in bodies:
+        if spec.name == "sql":
+            for kind in spec.kinds:
+                inner = kind.kind if isinstance(kind, ListOf) else kind
+                if isinstance(inner, SqlKind):
+                    return inner
+    return SQL
+
+
+class ListOf(BodyKind):
+    """A list of bodies of one kind, run in order."""
+
+    shape = "list"
+
+    def __init__(self, kind: BodyKind) -> None:
+        self.kind = kind
+        self.name = f"list of {kind.name}"  # type: ignore[misc]
+
+    def refusals(self, value: Any) -> list[str]:
+        return [r for item in value for r in self.kind.refusals(item)]
+
+    def number_slots(self, value: Any) -> list[Path]:
+        return [p for item in value for p in self.kind.number_slots(item)]
+
+    def render(self, value: Any, resolve: Resolve) -> list[str]:
+        return [str(self.kind.render(item, resolve)) for item in value]
+
+
 SHELL = ShellKind()
 ARGV = ArgvKind()
 TEXT = TextKind()
+XFLOW = XFlowKind()
+SQL = SqlKind()
+SQL_BACKSLASH = SqlKind(backslash=True)
 
 
 @dataclass(frozen=True)
@@ -139,8 +403,15 @@ __all__ = [
     "ARGV",
     "COMMAND",
     "SHELL",
+    "SQL",
+    "SQL_BACKSLASH",
     "TEXT",
+    "XFLOW",
     "BodyKind",
     "BodySpec",
+    "ListOf",
+    "SqlKind",
+    "XFlowKind",
+    "query_kind",
     "UnsafePlaceholder",
 ]

@@ -20,6 +20,13 @@ Use it from a test::
 
 Without a script, a task prints its `command` body (text, line by line: placeholders
 are substituted as they are, no shell reads it) and succeeds on its first poll.
+
+Tasks may instead (or also) take a `sql` body: one query or a list of them, rendered by
+the `SQL` kind's rules. The fake reads `metrics "table"` (`MetricSource.TABLE`): a read
+returns the rows of the task's script (`Script.rows`, one chunk per poll like its output)
+whatever the query, and the queries asked are recorded in `World.queries`. Without a
+script, the rows are the task's `sql` statements themselves, so `sql = "acc=${param.x}"`
+reports `acc`.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from tunectl.providers.base import (
     Capabilities,
     LogChunk,
     MetricSource,
+    MetricsRef,
     Provider,
     ProviderError,
     TaskHandle,
@@ -43,7 +51,7 @@ from tunectl.providers.base import (
     TaskState,
     TaskStatus,
 )
-from tunectl.providers.bodies import TEXT, BodySpec
+from tunectl.providers.bodies import SQL, TEXT, BodySpec, ListOf
 
 __all__ = ["FakeProvider", "Script", "World"]
 
@@ -64,6 +72,8 @@ class Script:
     pending_polls: int = 0
     files: Mapping[str, Sequence[str | bytes]] = field(default_factory=dict)
     message: str = ""
+    # The rows a `metrics "table"` query returns, in chunks like `output`.
+    rows: Sequence[str | bytes] = ()
 
 
 def _bytes(chunk: str | bytes) -> bytes:
@@ -80,6 +90,7 @@ class _Task:
     step: int = 0  # polls played
     output: bytearray = field(default_factory=bytearray)
     files: dict[str, bytearray] = field(default_factory=dict)
+    rows: bytearray = field(default_factory=bytearray)
     exit_code: int | None = None
     message: str = ""
     started_at: float | None = None
@@ -101,7 +112,8 @@ class _Task:
             self.state, self.started_at = TaskState.RUNNING, now
         played = self.step - script.pending_polls  # running polls so far
         self.emit(played - 1)
-        if played >= max(script.polls, len(script.output), _longest(script.files), 1):
+        longest = max(len(script.output), len(script.rows), _longest(script.files))
+        if played >= max(script.polls, longest, 1):
             ok = script.exit_code == 0
             state = TaskState.SUCCEEDED if ok else TaskState.FAILED
             self.end(state, script.exit_code, script.message, now)
@@ -109,6 +121,8 @@ class _Task:
     def emit(self, index: int) -> None:
         if index < len(self.script.output):
             self.output += _bytes(self.script.output[index])
+        if index < len(self.script.rows):
+            self.rows += _bytes(self.script.rows[index])
         for path, chunks in self.script.files.items():
             if index < len(chunks):
                 self.files.setdefault(path, bytearray()).extend(_bytes(chunks[index]))
@@ -129,7 +143,9 @@ def _longest(files: Mapping[str, Sequence[Any]]) -> int:
 
 def _default_script(request: TaskRequest) -> Script:
     text = str(request.bodies.get("command", ""))
-    return Script(output=[text + "\n"] if text else [])
+    sql = request.bodies.get("sql", [])
+    rows = [f"{q}\n" for q in ([sql] if isinstance(sql, str) else sql)]
+    return Script(output=[text + "\n"] if text else [], rows=["".join(rows)] if rows else [])
 
 
 class World:
@@ -144,6 +160,7 @@ class World:
         self.faults: dict[str, list[tuple[ProviderError, bool]]] = {}
         self.calls: dict[str, int] = {}  # calls made, by name ("submit", "poll", ...)
         self.started: dict[str, int] = {}  # tasks started, by key (idempotency checks)
+        self.queries: list[str] = []  # the `metrics "table"` queries read, in order
         self._ids = 0
 
     def script(self, key: str, script: Script) -> None:
@@ -189,7 +206,7 @@ class FakeProvider(Provider):
     version = "1"
     capabilities = Capabilities(
         events=True,
-        metric_sources=frozenset({MetricSource.STDOUT, MetricSource.FILE}),
+        metric_sources=frozenset({MetricSource.STDOUT, MetricSource.FILE, MetricSource.TABLE}),
     )
     task_bodies = (
         BodySpec(
@@ -197,6 +214,12 @@ class FakeProvider(Provider):
             (TEXT,),
             noun="a command",
             description="The task's output when no script is given.",
+        ),
+        BodySpec(
+            "sql",
+            (SQL, ListOf(SQL)),
+            noun="a query",
+            description="Statements, run in order; without a script, the rows of its table.",
         ),
     )
     # How long `wait` sleeps: tasks change only when polled, so there is nothing to await.
@@ -269,6 +292,15 @@ class FakeProvider(Provider):
             task = self._task(handle)
             data = bytes(task.files.get(path, b""))
             return _lines(data, cursor, task.state.terminal)
+
+    def read_metrics(self, handle: TaskHandle, ref: MetricsRef, cursor: int) -> LogChunk:
+        if ref.source is not MetricSource.TABLE:
+            return super().read_metrics(handle, ref, cursor)
+        with self.shared.lock:
+            self.shared._fault("read", after=False)
+            self.shared.queries.append(ref.location)
+            task = self._task(handle)
+            return _lines(bytes(task.rows), cursor, task.state.terminal)
 
     def cancel(self, handle: TaskHandle) -> None:
         with self.shared.lock:
