@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,23 +26,10 @@ from tunectl.cli.common import (
     session,
 )
 from tunectl.diags import DiagnosticError
-from tunectl.operations import apply as apply_op
-from tunectl.operations import plan as plan_op
-from tunectl.operations.events import (
-    Destroyed,
-    Event,
-    ExperimentChanged,
-    Finished,
-    Note,
-    PlanReady,
-    RunStarted,
-    RunStopped,
-    TrialEvent,
-)
-from tunectl.plans import planfile
-from tunectl.plans.change import Plan
-from tunectl.plans.differ import DiffOptions
-from tunectl.views.apply import ApplyView, destroyed_text
+
+if TYPE_CHECKING:  # what a command needs is imported when it runs (start-up time)
+    from tunectl.operations.events import Event
+    from tunectl.plans.change import Plan
 
 
 def _render(plan: Plan, fmt: str) -> str:
@@ -93,6 +80,10 @@ def plan(
     lock_timeout: LockTimeoutOpt = "0s",
 ) -> None:
     """Show what apply would change: experiments created, updated, replaced, destroyed."""
+    from tunectl.operations import plan as plan_op
+    from tunectl.plans import planfile
+    from tunectl.plans.differ import DiffOptions
+
     _check_addresses(target or [], "--target")
     _check_addresses(replace or [], "--replace")
     ses = session(ctx, var, var_file, lock_timeout)
@@ -173,6 +164,8 @@ class _Hooks:
     """How apply shows its events, asks for approval and hears Ctrl-C on a terminal."""
 
     def __init__(self) -> None:
+        from tunectl.views.apply import ApplyView
+
         self.view = ApplyView(color=color_enabled())
 
     def approve(self, question: str) -> bool:
@@ -184,6 +177,18 @@ class _Hooks:
             yield interrupts.event
 
     def emit(self, event: Event) -> None:
+        from tunectl.operations.events import (
+            Destroyed,
+            ExperimentChanged,
+            Finished,
+            Note,
+            PlanReady,
+            RunStarted,
+            RunStopped,
+            TrialEvent,
+        )
+        from tunectl.views.apply import destroyed_text
+
         view = self.view
         if isinstance(event, PlanReady):
             echo(_render(event.plan, "human"))
@@ -216,6 +221,8 @@ def _run(
     var_file: list[Path] | None,
     lock_timeout: str,
 ) -> None:
+    from tunectl.operations import apply as apply_op
+
     if plan_path is not None:
         request, var = apply_op.saved_request(plan_path, var or [])
     else:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -15,7 +15,9 @@ from typer.core import TyperCommand, TyperGroup
 
 from tunectl.diags import Diagnostic, DiagnosticError, SourceFiles, did_you_mean, error, render
 from tunectl.names import shown
-from tunectl.operations.session import Session
+
+if TYPE_CHECKING:  # the CLI imports what a command needs when it runs (start-up time)
+    from tunectl.operations.session import Session
 
 
 @dataclass
@@ -132,6 +134,8 @@ def session(
             error("Invalid --lock-timeout", f"{exc} Use a duration such as 10s or 2m.")
         ) from None
     files = [p if p.is_absolute() else Path.cwd() / p for p in (var_file or [])]
+    from tunectl.operations.session import Session
+
     return Session(obj.directory, var or [], files, timeout)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,9 +14,10 @@ from tunectl.cli.common import color_enabled, echo, load, session
 from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import json_text, to_string
 from tunectl.names import check_name, is_valid_name, shown
-from tunectl.operations.outputs import exported, recorded
-from tunectl.operations.session import Session
-from tunectl.states import State
+
+if TYPE_CHECKING:  # imported by the commands that use them (start-up time)
+    from tunectl.operations.session import Session
+    from tunectl.states import State
 
 
 def _is_file(path: str) -> bool:
@@ -63,6 +64,8 @@ def show(
                 "like experiment.mnist or experiment.mnist.trial[12].",
             )
         )
+    from tunectl.operations import outputs as outputs_op
+
     # Check the address before loading anything: a typo is reported alone.
     address = parse_address(target) if target is not None else None
     ses, state = _open_readonly(ctx)
@@ -71,7 +74,7 @@ def show(
             data: dict[str, Any] = {
                 "lineage": state.lineage,
                 "serial": state.serial,
-                "experiments": exported(state),
+                "experiments": outputs_op.exported(state),
             }
             if json_:
                 echo(json.dumps(data, indent=2, sort_keys=True, default=str))
@@ -173,6 +176,7 @@ def output(
     ] = False,
 ) -> None:
     """Show the outputs recorded by the last apply."""
+    from tunectl.operations import outputs as outputs_op
     from tunectl.views.outputs import hcl_value, outputs_json, render_outputs
 
     invalid = check_name(name, "output") if name is not None else None
@@ -181,7 +185,7 @@ def output(
 
     ses = session(ctx)
     load(ses)
-    outputs = recorded(ses, name)
+    outputs = outputs_op.recorded(ses, name)
     if name is not None:
         if name not in outputs:
             raise DiagnosticError(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tunectl.cli.common import VarFileOpt, VarOpt, echo, emit_diagnostics, load, session
 from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
-from tunectl.operations.session import Session
+
+if TYPE_CHECKING:
+    from tunectl.operations.session import Session
 
 
 def init(
