@@ -17,12 +17,12 @@ from tunectl.config.model import (
     ProviderConfig,
     TrialSpec,
 )
-from tunectl.config.schema import Reader, convert
+from tunectl.config.schema import OPEN, Reader, convert
 from tunectl.config.sensitive import refers_to
 from tunectl.config.trial import decode_trial
 from tunectl.diags import Diagnostics, did_you_mean, error
 from tunectl.hcl.expr import Scope
-from tunectl.hcl.schema import block_context
+from tunectl.hcl.schema import block_context, check_body
 from tunectl.hcl.syntax import Block
 from tunectl.hcl.values import Template
 from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
@@ -200,15 +200,7 @@ def _open_settings(block: Block, scope: Scope, context: str, diags: Diagnostics)
             )
         elif value is not None:
             out[name] = value
-    for sub in block.body.blocks:
-        diags.append(
-            error(
-                "Unsupported block type",
-                f'Blocks of type "{sub.type}" are not expected here.',
-                sub.range,
-                context,
-            )
-        )
+    check_body(block.body, OPEN, context, diags)  # settings only: no nested blocks
     return out
 
 

@@ -14,11 +14,17 @@ from typing import Any
 
 from tunectl.config.model import ProviderConfig
 from tunectl.config.provider_checks import check_provider_block
-from tunectl.config.schema import BACKEND_SCHEMAS, REQUIRED_SETTINGS, STORAGE_SCHEMAS, Reader
+from tunectl.config.schema import (
+    BACKEND_SCHEMAS,
+    OPEN,
+    REQUIRED_SETTINGS,
+    STORAGE_SCHEMAS,
+    Reader,
+)
 from tunectl.diags import Diagnostics, SourceRange, did_you_mean, error
 from tunectl.durations import parse_duration
 from tunectl.hcl.expr import Scope
-from tunectl.hcl.schema import AttrSpec, block_context
+from tunectl.hcl.schema import AttrSpec, block_context, check_body
 from tunectl.hcl.syntax import Block, Body
 from tunectl.hcl.values import Template
 from tunectl.providers import registry
@@ -110,15 +116,7 @@ def decode_providers(root: Body, scope: Scope, diags: Diagnostics) -> dict[str, 
             continue
         reader = Reader(block.body, scope, context, diags)
         settings = read_settings(block.body, cls.config_schema, reader, (), f'provider "{name}"')
-        for sub in block.body.blocks:
-            diags.append(
-                error(
-                    "Unsupported block type",
-                    f'Blocks of type "{sub.type}" are not expected here.',
-                    sub.range,
-                    context,
-                )
-            )
+        check_body(block.body, OPEN, context, diags)  # settings only: no nested blocks
         out[name] = ProviderConfig(name, settings, block.range)
         diags.extend(check_provider_block(cls, settings, block.body, block.range, context))
     return out
