@@ -255,6 +255,8 @@ def logs(
             handle = TaskHandle(task.key, task.handle_id or task.key)
             if len(tasks) > 1:
                 echo(f"==> task {task.task_name} (attempt {task.attempt + 1}) <==")
+            for line in provider.log_header(handle):
+                echo(line)
             cursor = 0
             while True:
                 cursor = _print_log(provider, handle, cursor)

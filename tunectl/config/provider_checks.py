@@ -60,7 +60,9 @@ def body_problems(provider: type[Provider] | None, name: str, value: Any) -> lis
     except ValueError as exc:
         who = provider.name if provider is not None else "the"
         return [("Incorrect attribute value type", f"In the {who} provider, {exc}.")]
-    return [("Placeholder in an unsafe position", why) for why in kind.refusals(value)]
+    return [("Placeholder in an unsafe position", why) for why in kind.refusals(value)] + [
+        ("Invalid task body", f'"{name}": {why}') for why in kind.problems(value)
+    ]
 
 
 def number_slots(provider: type[Provider] | None, name: str, value: Any) -> list[Path]:
@@ -104,11 +106,14 @@ def check_task(
     bodies: Sequence[Body],
     where: SourceRange,
     context: str,
+    body_names: Collection[str] = (),
 ) -> list[Diagnostic]:
     """`Provider.validate_task` on one task's provider-specific settings; `bodies` are
-    where those settings are written, most specific first (the task's, the trial's)."""
+    where those settings are written, most specific first (the task's, the trial's);
+    `body_names` the task bodies it sets."""
     try:
-        found = cls.validate_task(ValidateTaskRequest(dict(settings), dict(config), task))
+        request = ValidateTaskRequest(dict(settings), dict(config), task, frozenset(body_names))
+        found = cls.validate_task(request)
     except Exception as exc:  # a provider bug must not hide the user's other errors
         detail = f"the {cls.name} provider could not check the trial: {exc}"
         return [error("Invalid trial settings", detail, where, context)]

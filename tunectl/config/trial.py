@@ -95,6 +95,8 @@ def _check_placeholders(
     if position == "sql":
         for refusal in query.refusals(value):
             reader.fail(attr, "Placeholder in an unsafe position", refusal)
+        for wrong in query.problems(value):
+            reader.fail(attr, "Invalid query", wrong)
     checks = query.number_slots(value) if position == "sql" else []
     if position == "command":
         checks = number_slots(provider, body, value)
@@ -457,7 +459,9 @@ def decode_trial(
         )
         config = providers[provider].settings if provider in providers else {}
         written = [body] if body is block.body else [body, block.body]
-        diags.extend(check_task(cls, config, settings, tname, written, where, context))
+        diags.extend(
+            check_task(cls, config, settings, tname, written, where, context, body_names=values)
+        )
     bodies = [block.body, *(b.body for b in task_blocks)]
     diags.extend(check_metric_sources(cls, bodies, context, skip=UNSUPPORTED_METRICS))
     return TrialSpec(provider, tuple(tasks), timeout, retries or 0, block.range)

@@ -102,7 +102,7 @@ class Runner(Outcomes, Submission):
             _, curve = combine(active.series, self.exp.objective)
             active.reported_step = curve[-1][0] if curve else -1
         if task.status == TaskRecordStatus.SUBMITTING:
-            handle = self._call_submit(trial, task.task_index, task.key)
+            handle = self._call_submit(trial, task.task_index, task.key, task.submitted_at)
             if handle is None:
                 self._wait_to_submit(trial, active.series)
                 return

@@ -86,11 +86,13 @@ class Submission(ExperimentRun):
             generation=self.generation,
             host=home(self.provider.state_dir) if self.provider.capabilities.host_local else None,
         )
-        if self.state.get_task(key) is None:
+        existing = self.state.get_task(key)
+        if existing is None:
             self.state.add_task(task)
         if self.before_launch is not None and self.provider.capabilities.host_local:
             self.before_launch()
-        handle = self._call_submit(trial, trial.task_index, key)
+        recorded_at = (existing or task).submitted_at
+        handle = self._call_submit(trial, trial.task_index, key, recorded_at)
         if handle is None:
             self._wait_to_submit(trial, series)
             return False
@@ -117,7 +119,9 @@ class Submission(ExperimentRun):
             )
         return True
 
-    def _call_submit(self, trial: TrialRecord, task_index: int, key: str) -> TaskHandle | None:
+    def _call_submit(
+        self, trial: TrialRecord, task_index: int, key: str, recorded_at: float | None
+    ) -> TaskHandle | None:
         model_dir = self._model_dir(trial)
         placeholders = Placeholders(
             self.exp, self.generation, trial.number, trial.params, model_dir
@@ -132,6 +136,7 @@ class Submission(ExperimentRun):
             trial_number=trial.number,
             local_files=self.provider.capabilities.local_files,
             bodies=self.provider.task_bodies,
+            recorded_at=recorded_at,
         )
         try:
             # One call: the provider has retried its transient faults already. Safe to

@@ -172,6 +172,7 @@ def build_request(
     trial_number: int,
     local_files: bool = True,
     bodies: Sequence[BodySpec] = (COMMAND,),
+    recorded_at: float | None = None,
 ) -> TaskRequest:
     """The request for one task, its bodies rendered by the kinds the provider declares
     (`bodies`). A relative `workdir` is relative to the configuration directory; without
@@ -215,4 +216,5 @@ def build_request(
             for name in task.sensitive
             if name in rendered or name == "workdir" or name in settings
         ),
+        recorded_at=recorded_at,
     )

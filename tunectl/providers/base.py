@@ -142,6 +142,7 @@ class ValidateTaskRequest:
     settings: Mapping[str, Any]
     config: Mapping[str, Any] = field(default_factory=dict)
     task: str = "main"
+    bodies: frozenset[str] = frozenset()  # the names of the bodies the task sets
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,10 @@ class TaskRequest:
     # attempt's or another run's lines); a provider that reads files records it at
     # submission.
     metrics_files: tuple[str, ...] = ()
+    # When core first recorded this key, `submitting` (clock time). A key submitted again
+    # by a later process (an apply after a crash) keeps its first time: a provider that
+    # looks keys up needs to search no further back than this.
+    recorded_at: float | None = None
 
     @property
     def command(self) -> str | list[str]:
@@ -292,6 +297,12 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def read_log(self, handle: TaskHandle, cursor: int) -> LogChunk:
         """Complete lines of the task's output (stdout then stderr merged) after `cursor`."""
+
+    def log_header(self, handle: TaskHandle) -> list[str]:
+        """Lines `tunectl logs` prints before a task's output: where to see more of it (a
+        console or Logview address). Made when asked, never stored; may hold short-lived
+        access tokens for the user who asked, never credentials."""
+        return []
 
     def read_file(self, handle: TaskHandle, path: str, cursor: int) -> LogChunk:
         """Complete lines of a file the task writes (relative to its workdir); providers

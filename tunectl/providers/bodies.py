@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Literal
 
 from tunectl.hcl.expr import Path, Template
 from tunectl.hcl.values import format_path, to_string
+from tunectl.providers import xflow
 from tunectl.providers.shell import UnsafePlaceholder, command_line, placeholder_slots
 
 Shape = Literal["string", "list"]
@@ -63,6 +64,11 @@ class BodyKind(abc.ABC):
     def number_slots(self, value: Any) -> list[Path]:
         """Placeholders of `value` that are safe only when their value is a number; the
         loader refuses those whose parameter can take another value."""
+        return []
+
+    def problems(self, value: Any) -> list[str]:
+        """What is wrong with the body's own syntax, checked offline at `validate` (a PAI
+        command without -name, SQL with an unclosed quote); empty when it reads well."""
         return []
 
 
@@ -128,6 +134,12 @@ def _value(resolve: Resolve, path: Path) -> str:
     return to_string(resolve(path))
 
 
+def _stand_in(value: Any) -> str:
+    """`value`'s text with each placeholder as a plain number: for syntax checks of
+    positions where a placeholder is allowed (its value is quoted there)."""
+    return "".join(p if isinstance(p, str) else "0" for p in _parts(value))
+
+
 class XFlowKind(BodyKind):
     """XFlow (PAI) parameters: `-name ALGO -project P -Dkey=value ...`, whitespace-separated.
 
@@ -181,6 +193,13 @@ class XFlowKind(BodyKind):
         found = (self._refusal(t) for t in self._tokens(_parts(value)))
         return [r for r in found if r is not None]
 
+    def problems(self, value: Any) -> list[str]:
+        try:
+            xflow.parse(_stand_in(value))
+        except xflow.XFlowSyntaxError as exc:
+            return [f"Not a PAI command: {exc}."]
+        return []
+
     def render(self, value: Any, resolve: Resolve) -> str:
         out: list[str] = []
         for token in self._tokens(_parts(value)):
@@ -218,58 +237,88 @@ class SqlKind(BodyKind):
 
     def _slots(self, parts: Sequence[str | Path]) -> list[tuple[Path, SqlContext]]:
         """Each placeholder and the context it sits in."""
-        state: str = "code"  # code, string ('), dquote ("), bquote (`), line, block
+        state = "code"
         out: list[tuple[Path, SqlContext]] = []
         for part in parts:
-            if not isinstance(part, str):
-                ctx: SqlContext = (
-                    "code"
-                    if state == "code"
-                    else "string"
-                    if state == "string"
-                    else "comment"
-                    if state in ("line", "block")
-                    else "quoted"
-                )
-                out.append((part, ctx))
+            if isinstance(part, str):
+                state = self._advance(state, part)
                 continue
-            i = 0
-            while i < len(part):
-                c, nxt = part[i], part[i + 1 : i + 2]
-                if state == "code":
-                    if c == "'":
-                        state = "string"
-                    elif c == '"':
-                        state = "dquote"
-                    elif c == "`":
-                        state = "bquote"
-                    elif c == "-" and nxt == "-":
-                        state, i = "line", i + 1
-                    elif c == "/" and nxt == "*":
-                        state, i = "block", i + 1
-                elif state == "string":
-                    if c == "\\" and self.backslash:
-                        i += 1
-                    elif c == "'":
-                        state = "code"  # a doubled '' re-enters at the next character
-                elif state == "dquote":
-                    if c == "\\" and self.backslash:
-                        i += 1
-                    elif c == '"':
-                        state = "code"
-                elif state == "bquote":
-                    if c == "`":
-                        state = "code"
-                elif state == "line":
-                    if c == "\n":
-                        state = "code"
-                elif state == "block" and c == "*" and nxt == "/":
-                    state, i = "code", i + 1
-                i += 1
+            ctx: SqlContext = (
+                "code"
+                if state == "code"
+                else "string"
+                if state == "string"
+                else "comment"
+                if state in ("line", "block")
+                else "quoted"
+            )
+            out.append((part, ctx))
         return out
+
+    def _advance(self, state: str, text: str, ends: list[int] | None = None) -> str:
+        """The scanner's state after `text`, from `state`: code, string ('), dquote ("),
+        bquote (`), line (-- comment) or block (/* comment). With `ends`, the offsets of
+        the `;` met in code are appended to it."""
+        i = 0
+        while i < len(text):
+            c, nxt = text[i], text[i + 1 : i + 2]
+            if state == "code":
+                if c == "'":
+                    state = "string"
+                elif c == '"':
+                    state = "dquote"
+                elif c == "`":
+                    state = "bquote"
+                elif c == "-" and nxt == "-":
+                    state, i = "line", i + 1
+                elif c == "/" and nxt == "*":
+                    state, i = "block", i + 1
+                elif c == ";" and ends is not None:
+                    ends.append(i)
+            elif state == "string":
+                if c == "\\" and self.backslash:
+                    i += 1
+                elif c == "'":
+                    state = "code"  # a doubled '' re-enters at the next character
+            elif state == "dquote":
+                if c == "\\" and self.backslash:
+                    i += 1
+                elif c == '"':
+                    state = "code"
+            elif state == "bquote":
+                if c == "`":
+                    state = "code"
+            elif state == "line":
+                if c == "\n":
+                    state = "code"
+            elif state == "block" and c == "*" and nxt == "/":
+                state, i = "code", i + 1
+            i += 1
+        return state
 
     def number_slots(self, value: Any) -> list[Path]:
         return [p for p, ctx in self._slots(_parts(value)) if ctx == "code"]
+
+    def problems(self, value: Any) -> list[str]:
+        text = _stand_in(value)
+        ends, state = self.statement_ends(text)
+        if state in ("string", "dquote", "bquote", "block"):
+            return ["A quote or a /* comment is not closed."]
+        statements = [s for s in _pieces(text, ends) if not _SET.match(s)]
+        if not statements:
+            return ["There is no statement (only SET, comments or blanks)."]
+        if len(statements) > 1:
+            return [
+                f"This holds {len(statements)} statements; write one per string, and several "
+                'as a list: ["create ...", "insert ..."] (SET k=v; may come first).'
+            ]
+        return []
+
+    def statement_ends(self, text: str) -> tuple[list[int], str]:
+        """The offsets of the `;` that end statements (outside literals and comments),
+        and the state at the end of `text` (`code` when nothing is left open)."""
+        ends: list[int] = []
+        return ends, self._advance("code", text, ends)
 
     def refusals(self, value: Any) -> list[str]:
         out = []
@@ -323,6 +372,21 @@ class SqlKind(BodyKind):
         return text.replace("'", "''")
 
 
+_SET = re.compile(r"\s*set\s+[\w.]+\s*=", re.I)
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+
+
+def _pieces(text: str, ends: list[int]) -> list[str]:
+    """The statements of `text` cut at `ends`, comments dropped, blank ones left out."""
+    out, start = [], 0
+    for end in [*ends, len(text)]:
+        piece = _COMMENTS.sub(" ", text[start:end]).strip()
+        if piece:
+            out.append(piece)
+        start = end + 1
+    return out
+
+
 def _numeric_path(path: Path) -> bool:
     """Placeholders whose value may be a number: a parameter (the loader checks its
     type) or the trial's number."""
@@ -355,6 +419,15 @@ class ListOf(BodyKind):
 
     def number_slots(self, value: Any) -> list[Path]:
         return [p for item in value for p in self.kind.number_slots(item)]
+
+    def problems(self, value: Any) -> list[str]:
+        if not value:
+            return ["The list is empty: give at least one."]
+        return [
+            f"Item {i + 1}: {problem}" if len(value) > 1 else problem
+            for i, item in enumerate(value)
+            for problem in self.kind.problems(item)
+        ]
 
     def render(self, value: Any, resolve: Resolve) -> list[str]:
         return [str(self.kind.render(item, resolve)) for item in value]

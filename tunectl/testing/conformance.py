@@ -79,6 +79,11 @@ class ProviderConformance:
     cursor_is_bytes: bool = True
     #: seconds between two chunks of a scripted task's output
     chunk_pause: float = 0.3
+    #: whether a running task's output can be read before it ends (MaxCompute gives a
+    #: task's result when it has ended: its cases wait for the task to run instead)
+    streams_output: bool = True
+    #: whether a failed task carries its program's exit code (else any code but 0)
+    exit_codes: bool = True
 
     # -- to supply -----------------------------------------------------------------------
 
@@ -219,7 +224,10 @@ class ProviderConformance:
         handle = self.run_script(provider, [b"boom\n"], 3)
         status = self.run_to_end(provider, handle)
         assert status.state is TaskState.FAILED
-        assert status.exit_code == 3
+        if self.exit_codes:
+            assert status.exit_code == 3
+        else:
+            assert status.exit_code not in (None, 0)
         assert self.all_lines(provider, handle) == ["boom"]
 
     def test_poll_is_keyed_by_handle_id(self, provider: Provider) -> None:
@@ -260,7 +268,10 @@ class ProviderConformance:
 
     def test_cancel_stops_the_task(self, provider: Provider) -> None:
         handle = self.run_script(provider, [b"up\n"], seconds=300)
-        self.wait_for_lines(provider, handle, ["up"])
+        if self.streams_output:
+            self.wait_for_lines(provider, handle, ["up"])
+        else:
+            self.wait_for_state(provider, handle, TaskState.RUNNING)
         started = time.monotonic()
         provider.cancel(handle)
         assert time.monotonic() - started < 6
@@ -291,7 +302,8 @@ class ProviderConformance:
                 break
             time.sleep(0.05)
         assert lines == ["a", "héllo ✓", "bc", "\ufffdx", "tail"]
-        assert len(set(cursors)) > 2  # read in several pieces while it ran
+        if self.streams_output:
+            assert len(set(cursors)) > 2  # read in several pieces while it ran
         if self.cursor_is_bytes:
             assert cursor == len(b"".join(output))
         again = provider.read_log(handle, cursor)

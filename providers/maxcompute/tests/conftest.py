@@ -29,3 +29,11 @@ def server() -> Iterator[Server]:
 @pytest.fixture
 def odps(server: Server) -> ODPS:
     return ODPS(TEST_KEY_ID, TEST_KEY_SECRET, project="p", endpoint=server.endpoint)
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulator's test key, where the provider reads credentials: the environment."""
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_KEY_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", TEST_KEY_SECRET)
+    monkeypatch.delenv("ALIBABA_CLOUD_SECURITY_TOKEN", raising=False)

@@ -1,5 +1,6 @@
-"""MaxCompute support for tunectl.
+"""tunectl's MaxCompute provider (PAI commands and SQL through pyodps) and an emulator of
+the MaxCompute REST API for tests and dry runs (`tunectl_maxcompute.emulator`)."""
 
-For now this holds only the emulator of the MaxCompute REST API (`tunectl_maxcompute.emulator`)
-that pyodps talks to; the provider itself comes later.
-"""
+from tunectl_maxcompute.provider import MaxComputeProvider
+
+__all__ = ["MaxComputeProvider"]

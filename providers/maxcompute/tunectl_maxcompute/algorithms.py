@@ -8,7 +8,12 @@ tuner has something to find:
 - `xgboost` (inputTableName, modelName, eta, max_depth, num_round, ...) trains a model;
 - `LogisticRegression` (inputTableName, modelName, regularizedLevel, maxIter, ...) trains one;
 - `evaluate` (modelName, inputTableName, outputTableName) writes one row `auc`, `f1` into
-  the output table.
+  the output table;
+- `echo` (output, seconds, exit_code) runs `seconds`, then gives `output` as its result
+  (its error text when `exit_code` is not 0): a task whose run is scripted, for tests.
+
+An algorithm returns its result text (or None); `DURATIONS` says how long one runs when
+its parameters say so (else the emulator's `algo_seconds`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ class Models:
     quality: dict[str, float] = field(default_factory=dict)
 
 
-Algorithm = Callable[[Database, Models, dict[str, str]], None]
+Algorithm = Callable[[Database, Models, dict[str, str]], str | None]
 
 
 def _param(params: dict[str, str], key: str, default: float | None = None) -> float:
@@ -99,8 +104,19 @@ def evaluate(db: Database, models: Models, params: dict[str, str]) -> None:
     )
 
 
+def echo(db: Database, models: Models, params: dict[str, str]) -> str:
+    output = params.get("output", "")
+    if _param(params, "exit_code", 0):
+        raise AlgoError(output)
+    return output
+
+
 REGISTRY: dict[str, Algorithm] = {
     "xgboost": xgboost,
     "LogisticRegression": logistic_regression,
     "evaluate": evaluate,
+    "echo": echo,
+}
+DURATIONS: dict[str, Callable[[dict[str, str]], float]] = {
+    "echo": lambda params: _param(params, "seconds", 0.0),
 }

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from tunectl_maxcompute.algorithms import REGISTRY, AlgoError, Models
+from tunectl_maxcompute.algorithms import DURATIONS, REGISTRY, AlgoError, Models
 from tunectl_maxcompute.sql import Database, SqlError
 
 TEST_KEY_ID = "LTAI-test"
@@ -161,6 +161,11 @@ class Emulator:
         with self.lock:
             instance.started, instance.task_status = time.time(), "Running"
         seconds = self.sql_seconds if instance.task_type == "SQL" else self.algo_seconds
+        if instance.task_type != "SQL" and instance.task_name in DURATIONS:
+            try:
+                seconds = DURATIONS[instance.task_name](arg[1])
+            except AlgoError:
+                pass  # the algorithm reports it
         if instance.cancel.wait(seconds):
             return
         try:
@@ -181,8 +186,7 @@ class Emulator:
 
     def _run_algo(self, project: str, arg: tuple[str, dict[str, str]]) -> tuple[str, str]:
         name, params = arg
-        REGISTRY[name](self.database(project), self.models[project], params)
-        return "text", ""
+        return "text", REGISTRY[name](self.database(project), self.models[project], params) or ""
 
     def get(self, project: str, instance_id: str) -> Instance:
         with self.lock:
