@@ -87,6 +87,20 @@ def services(example: Path) -> Iterator[dict[str, str]]:
                 # The job mounts the code; here it is the quickstart's, on this machine.
                 TUNECTL_VAR_code_dir=str(example.parent / "quickstart"),
             )
+        if any('"maxcompute"' in p.read_text() for p in example.glob("*.hcl")):
+            from tunectl_maxcompute.emulator import TEST_KEY_ID as MC_KEY_ID
+            from tunectl_maxcompute.emulator import TEST_KEY_SECRET as MC_KEY_SECRET
+            from tunectl_maxcompute.emulator import Server as MaxComputeServer
+
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+                os.environ.pop(name, None)
+            mc = stack.enter_context(MaxComputeServer(sql_seconds=0.05, algo_seconds=0.3))
+            mc.emulator.demo_data("tunectl_demo")  # as the README's --demo-data does
+            extra.update(
+                ALIBABA_CLOUD_ACCESS_KEY_ID=MC_KEY_ID,
+                ALIBABA_CLOUD_ACCESS_KEY_SECRET=MC_KEY_SECRET,
+                TUNECTL_VAR_endpoint=mc.endpoint,
+            )
         yield extra
 
 

@@ -87,7 +87,7 @@ def test_sql_literal_and_number_keep_the_query_shape(s: str, n: float) -> None:
 def _backslash_literals(sql: str) -> list[str]:
     """The decoded '...' literals of a backslash-escaping dialect."""
     return [
-        re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), lit)
+        re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), lit)
         for lit in re.findall(r"'((?:[^'\\]|\\.)*)'", sql, re.S)
     ]
 

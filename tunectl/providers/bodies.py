@@ -368,7 +368,14 @@ class SqlKind(BodyKind):
         if "\0" in text:
             raise UnsafePlaceholder("A value with a NUL byte cannot be placed in SQL.")
         if self.backslash:
-            return text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+            # Line ends as escapes too: the query travels in XML, whose parsers turn a
+            # raw carriage return into a line feed.
+            return (
+                text.replace("\\", "\\\\")
+                .replace("'", "\\'")
+                .replace("\n", "\\n")
+                .replace("\r", "\\r")
+            )
         return text.replace("'", "''")
 
 

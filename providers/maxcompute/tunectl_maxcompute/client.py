@@ -191,8 +191,10 @@ class Client:
         settings: Mapping[str, str],
         priority: int | None,
         name: str,
+        retry: bool = False,
     ) -> str:
-        """Start a SQL job; its instance id. Not retried (the caller looks the key up)."""
+        """Start a SQL job; its instance id. Not retried unless asked (a job that must run
+        once is looked up by its key before it is created again)."""
         from odps.models import SQLTask
 
         def create(odps: Any) -> str:
@@ -203,7 +205,7 @@ class Client:
             )
             return str(instance.id)
 
-        return self.call("create instance", create, retry=False)
+        return self.call("create instance", create, retry=retry)
 
     def create_xflow(
         self,
@@ -229,7 +231,9 @@ class Client:
         prop = ET.SubElement(config, "Property")
         ET.SubElement(prop, "Name").text = "settings"
         ET.SubElement(prop, "Value").text = json.dumps(dict(settings))
-        body = ET.tostring(root, encoding="unicode")
+        # A carriage return is written as a reference: XML parsers turn a raw one into a
+        # line feed, and a value must arrive byte for byte.
+        body = ET.tostring(root, encoding="unicode").replace("\r", "&#13;")
 
         def create(odps: Any) -> str:
             return str(odps.get_project().instances.create(xml=body).id)
@@ -325,8 +329,9 @@ class Client:
         )
 
     def query(self, sql: str, settings: Mapping[str, str], priority: int | None) -> str:
-        """Start a query (for a metrics table); its instance id."""
-        return self.create_sql(sql, "", settings, priority, "tunectl_metrics")
+        """Start a query (for a metrics table); its instance id. Retried: running a query
+        twice only reads twice."""
+        return self.create_sql(sql, "", settings, priority, "tunectl_metrics", retry=True)
 
 
 def rows(result: str) -> Iterator[dict[str, str]]:
@@ -368,15 +373,15 @@ def _account() -> Any:
     token = os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN")
     if key_id and secret:
         return StsAccount(key_id, secret, token) if token else AliyunAccount(key_id, secret)
-    # The chain logs each provider it tries, with tracebacks: keep them off the terminal.
-    chain_log = logging.getLogger("alibabacloud_credentials")
-    chain_log.addHandler(logging.NullHandler())
-    chain_log.propagate = False
     try:
         from alibabacloud_credentials.client import Client as Credentials
         from odps.accounts import CredentialProviderAccount
 
         chain = Credentials()
+        # The chain logs each provider it tries, with tracebacks, through a handler its
+        # modules add to the logger "credentials" (setting it to INFO as they are
+        # imported): keep that off the terminal; the error below says what to do.
+        logging.getLogger("credentials").setLevel(logging.CRITICAL + 1)
         chain.get_credential()
     except Exception:
         raise ProviderError(NO_CREDENTIALS, permanent=True) from None

@@ -41,9 +41,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -55,6 +58,7 @@ from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
 from tunectl_maxcompute.state import (
+    DEMO_TABLE,
     TEST_KEY_ID,
     TEST_KEY_SECRET,
     ApiError,
@@ -311,9 +315,14 @@ def _table(emulator: Emulator, project: str, name: str, query: dict[str, str]) -
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="An emulator of the MaxCompute REST API.")
-    parser.add_argument("--port", type=int, default=8480)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="An emulator of the MaxCompute REST API.",
+        epilog="With a command after --, the emulator runs it with ALIBABA_CLOUD_ACCESS_KEY_ID, "
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET and TUNECTL_VAR_endpoint set to reach it, then "
+        "stops and exits with the command's exit code.",
+    )
+    parser.add_argument("--port", type=int, default=8480, help="0 for any free port")
     parser.add_argument("--access-key-id", default=TEST_KEY_ID)
     parser.add_argument("--access-key-secret", default=TEST_KEY_SECRET)
     parser.add_argument("--sql-seconds", type=float, default=0.5, help="how long SQL runs")
@@ -322,27 +331,65 @@ def main() -> None:
     parser.add_argument("--unavailable", type=float, default=0.0, help="share answered 503")
     parser.add_argument("--error", type=float, default=0.0, help="share of calls failing (500)")
     parser.add_argument("--slow", type=float, default=0.0, help="seconds added to every answer")
-    args = parser.parse_args()
-    with Server(
-        port=args.port,
-        sql_seconds=args.sql_seconds,
-        algo_seconds=args.algo_seconds,
-        access_key_id=args.access_key_id,
-        access_key_secret=args.access_key_secret,
-    ) as server:
+    parser.add_argument(
+        "--demo-data",
+        metavar="PROJECT",
+        help=f"create the table {DEMO_TABLE} (a small labelled dataset) in PROJECT",
+    )
+    given = sys.argv[1:] if argv is None else argv
+    command: list[str] = []
+    if "--" in given:
+        at = given.index("--")
+        given, command = given[:at], given[at + 1 :]
+    args = parser.parse_args(given)
+    try:
+        server = Server(
+            port=args.port,
+            sql_seconds=args.sql_seconds,
+            algo_seconds=args.algo_seconds,
+            access_key_id=args.access_key_id,
+            access_key_secret=args.access_key_secret,
+        ).__enter__()
+    except OSError as exc:
+        parser.exit(
+            1,
+            f"tunectl-maxcompute-emulator: cannot listen on port {args.port}: "
+            f"{exc.strerror or exc}; choose another with --port (0 for any free one)\n",
+        )
+    try:
         server.emulator.faults = Faults(
             throttle=args.throttle, unavailable=args.unavailable, error=args.error, slow=args.slow
         )
+        if args.demo_data:
+            server.emulator.demo_data(args.demo_data)
         print(
             f"MaxCompute emulator on {server.endpoint} (key {args.access_key_id}); "
             f'ODPS(ak, sk, project="p", endpoint="{server.endpoint}")',
+            file=sys.stderr if command else sys.stdout,
             flush=True,
         )
+        if command:
+            env = {
+                **os.environ,
+                "ALIBABA_CLOUD_ACCESS_KEY_ID": args.access_key_id,
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET": args.access_key_secret,
+                "TUNECTL_VAR_endpoint": server.endpoint,
+            }
+            env.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
+            try:
+                code = subprocess.run(command, env=env).returncode
+            except OSError as exc:
+                parser.exit(127, f"tunectl-maxcompute-emulator: cannot run {command[0]}: {exc}\n")
+            except KeyboardInterrupt:
+                code = 130
+            sys.exit(code)
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+    finally:
+        server.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

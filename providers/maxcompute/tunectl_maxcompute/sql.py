@@ -76,7 +76,7 @@ class Database:
         return result
 
     def _one(self, statement: str) -> Rows | None:
-        statement = _LIFECYCLE.sub("", self._strip_project(statement))
+        statement = _LIFECYCLE.sub("", self._strip_project(_sqlite_literals(statement)))
         if m := _OVERWRITE.match(statement):
             # The new rows are computed before the old ones go (they may read the table).
             table, rest = _quote(self._name(m.group(1))), statement[m.end() :]
@@ -145,6 +145,42 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "b": "\b", "Z": "\x1a"}
+
+
+def _sqlite_literals(statement: str) -> str:
+    """MaxCompute's string literals (`'...'` or `"..."`, with backslash escapes) as
+    SQLite's (`'...'`, a quote doubled); backquoted names as SQLite's `"..."`."""
+    out: list[str] = []
+    i = 0
+    while i < len(statement):
+        ch = statement[i]
+        if ch in "'\"":
+            value: list[str] = []
+            i += 1
+            while i < len(statement) and statement[i] != ch:
+                if statement[i] == "\\" and i + 1 < len(statement):
+                    value.append(_ESCAPES.get(statement[i + 1], statement[i + 1]))
+                    i += 2
+                    continue
+                value.append(statement[i])
+                i += 1
+            if i >= len(statement):
+                raise SqlError("ODPS-0130161:[1,1] Parse exception - unclosed string literal")
+            out.append("'" + "".join(value).replace("'", "''") + "'")
+            i += 1
+        elif ch == "`":
+            end = statement.find("`", i + 1)
+            if end < 0:
+                raise SqlError("ODPS-0130161:[1,1] Parse exception - unclosed identifier")
+            out.append(_quote(statement[i + 1 : end]))
+            i = end + 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 def _split(script: str) -> list[str]:
     """Statements separated by `;` outside quotes; `--` comments dropped."""
     statements, current, quote = [], [], ""
@@ -153,6 +189,10 @@ def _split(script: str) -> list[str]:
         ch = script[i]
         if quote:
             current.append(ch)
+            if ch == "\\" and quote != "`" and i + 1 < len(script):
+                current.append(script[i + 1])
+                i += 2
+                continue
             if ch == quote:
                 quote = ""
         elif ch in "'\"`":

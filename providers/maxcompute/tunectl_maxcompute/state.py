@@ -27,6 +27,7 @@ from xml.sax.saxutils import escape
 from tunectl_maxcompute.algorithms import DURATIONS, REGISTRY, AlgoError, Models
 from tunectl_maxcompute.sql import Database, SqlError
 
+DEMO_TABLE = "pai_demo_train"
 TEST_KEY_ID = "LTAI-test"
 TEST_KEY_SECRET = "test-secret"
 
@@ -100,6 +101,16 @@ class Emulator:
                 self.databases[project] = Database(project)
                 self.models[project] = Models()
             return self.databases[project]
+
+    def demo_data(self, project: str, rows: int = 200) -> None:
+        """`DEMO_TABLE` in `project`: two features and a label that depends on them."""
+        rand = random.Random(7)
+        data = []
+        for _ in range(rows):
+            f1, f2 = round(rand.uniform(-1, 1), 4), round(rand.uniform(-1, 1), 4)
+            data.append((f1, f2, int(f1 + 0.5 * f2 + rand.gauss(0, 0.3) > 0)))
+        columns = [("f1", "double"), ("f2", "double"), ("label", "bigint")]
+        self.database(project).write(DEMO_TABLE, columns, data)
 
     # -- instances ----------------------------------------------------------------------
 
