@@ -126,6 +126,7 @@ class MaxComputeProvider(Provider):
         self._cancelled: set[str] = set()
         self._quiet: set[str] = set()  # instances whose body is sensitive
         self._logs: dict[str, list[str]] = {}
+        self._polled: set[str] = set()
         interval = self.config.get("metrics_interval")
         self.tables = Tables(self.client, self._query_settings, float(interval or 0))
 
@@ -238,6 +239,7 @@ class MaxComputeProvider(Provider):
         if not open_:
             return out
         running = {listed.id: listed for listed in self.client.running()}
+        self._polled.update(h.id for h in open_)
         for handle in open_:
             listed = running.get(handle.id)
             if listed is not None:
@@ -294,7 +296,9 @@ class MaxComputeProvider(Provider):
         return timed_out
 
     def read_log(self, handle: TaskHandle, cursor: int) -> LogChunk:
-        if handle.id not in self._final:
+        # An instance's result is there once it has ended. The engine polls every task
+        # before reading: only a task this process has never polled is asked for here.
+        if handle.id not in self._final and handle.id not in self._polled:
             self.poll([handle])
         final = self._final.get(handle.id)
         if final is None or final.state is TaskState.LOST:
@@ -344,6 +348,7 @@ class MaxComputeProvider(Provider):
     def cleanup(self, handle: TaskHandle) -> None:
         for table in (self._final, self._deadline, self._running_since, self._logs):
             table.pop(handle.id, None)
+        self._polled.discard(handle.id)
         self.tables.forget(handle.id)
 
     def close(self) -> None:
