@@ -177,7 +177,18 @@ def test_a_trial_runs_its_tasks_as_instances_and_reads_the_table(
     assert "trained" in logs.stdout
 
 
-def test_crash_resume_adopts_instances(tmp_path: Path, server: Server) -> None:
+@pytest.mark.parametrize("guid_dedup", [True, False], ids=["guid-dedup", "no-guid-dedup"])
+def test_crash_resume_adopts_instances(tmp_path: Path, server: Server, guid_dedup: bool) -> None:
+    # Without the service's Guid deduplication, only tunectl's own lookup prevents a
+    # second instance for a key an apply recorded just before it was killed.
+    server.emulator.guid_dedup = guid_dedup
+    try:
+        _crash_resume(tmp_path, server)
+    finally:
+        server.emulator.guid_dedup = True
+
+
+def _crash_resume(tmp_path: Path, server: Server) -> None:
     directory = setup(tmp_path, server, trials=4, concurrent=2, seconds=1.5)
     for _ in range(3):  # kill apply while instances run, three times
         before = len(instances_of(server, directory))

@@ -171,6 +171,13 @@ class Server:
                     return Answer(body=_project(m.group(1), owner))
                 if (m := _INSTANCES.match(path)) and method == "POST":
                     instance = emulator.create(m.group(1), owner, body)
+                    with emulator.lock:
+                        lose, emulator.lose_answers = (
+                            emulator.lose_answers > 0,
+                            max(0, emulator.lose_answers - 1),
+                        )
+                    if lose:  # created, but the client never learns it
+                        raise ApiError(502, "BadGateway", "ODPS-0010000:Bad gateway")
                     host = self.headers.get("Host") or "127.0.0.1"
                     location = f"http://{host}/api/projects/{m.group(1)}/instances/{instance.id}"
                     return Answer(201, headers={"Location": location})

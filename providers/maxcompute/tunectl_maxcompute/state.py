@@ -94,6 +94,11 @@ class Emulator:
         self.faults = Faults()
         self.random = random.Random(0)
         self.calls: Counter[str] = Counter()
+        # A second create with a job's Guid returns the first instance, as the service's
+        # unique-id mechanism does; off, it makes a duplicate (how long the service keeps
+        # a Guid is not documented: clients must not count on it).
+        self.guid_dedup = True
+        self.lose_answers = 0  # creates whose answer is lost (the instance exists)
 
     def database(self, project: str) -> Database:
         with self.lock:
@@ -146,7 +151,7 @@ class Emulator:
         else:
             raise ApiError(400, "InvalidArgument", "ODPS-0420031:Neither Job nor XflowInstance")
         with self.lock:
-            if guid:
+            if guid and self.guid_dedup:
                 for known in self.instances.values():
                     if known.project == project and known.guid == guid:
                         return known
