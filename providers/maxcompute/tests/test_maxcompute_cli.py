@@ -433,3 +433,63 @@ def test_validate_refuses_bad_bodies(tmp_path: Path, body: str, message: str) ->
     assert result.returncode == 1, result.stdout + result.stderr
     assert message in result.stderr, result.stderr
     assert "on main.hcl line" in result.stderr and "Traceback" not in result.stderr
+
+
+PRUNING = """\
+provider "maxcompute" {{
+  project          = "{project}"
+  endpoint         = "{endpoint}"
+  metrics_interval = 0
+}}
+
+experiment "mcx" {{
+  algorithm "random" {{
+    seed = 1
+  }}
+  objective {{
+    metric    = "acc"
+    direction = "maximize"
+  }}
+  max_trials = 2
+  early_stopping "median" {{
+    n_startup_trials = 1
+    start_step       = 1
+  }}
+  param "x" {{
+    type = "uniform"
+    low  = 0
+    high = 1
+  }}
+  trial {{
+    provider = "maxcompute"
+    task "curve" {{
+      sql = [
+        "create table if not exists curve_${{trial.number}} (step bigint, acc double)",
+        "insert overwrite table curve_${{trial.number}} values (1, 1.0 / (${{trial.number}} + 1))",
+        "insert into table curve_${{trial.number}} values (2, 1.0 / (${{trial.number}} + 1))",
+      ]
+    }}
+    task "train" {{
+      # Trial 0 runs at once; trial 1 would run 11 s, but its curve is worse.
+      pai = "-name echo -Doutput=done -Dseconds=${{trial.number}}${{trial.number}}"
+      metrics "table" {{
+        sql = "select step, acc from curve_${{trial.number}} order by step"
+      }}
+    }}
+  }}
+}}
+"""
+
+
+def test_early_stopping_on_table_metrics_stops_the_instance(tmp_path: Path, server: Server) -> None:
+    directory = setup(tmp_path, server, text=PRUNING)
+    started = time.monotonic()
+    result = tunectl(directory, "apply", "--auto-approve")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.monotonic() - started < 10  # did not wait out the 11 s
+    assert [t["status"] for t in trials(directory)] == ["complete", "pruned"]
+    echo = [i for i in instances_of(server, directory) if i.task_type == "AlgoTask"]
+    assert [i.task_status for i in sorted(echo, key=lambda i: i.created)] == [
+        "Success",
+        "Cancelled",
+    ]
