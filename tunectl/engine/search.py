@@ -48,6 +48,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from tunectl.config.model import Experiment
+from tunectl.engine.pruning import CurveRulePruner
 from tunectl.search.algorithms import ALGORITHMS
 from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.pruners import PRUNERS
@@ -132,9 +133,14 @@ def make_sampler(
 
 
 def make_pruner(es: EarlyStopping) -> optuna.pruners.BasePruner:
-    """The pruner of an `early_stopping` block (its registry entry's builder,
-    `tunectl.search.pruners`; settings checked by `validate_pruner`)."""
-    pruner: optuna.pruners.BasePruner = PRUNERS[es.name].pruner(optuna.pruners, es)
+    """The pruner of an `early_stopping` block (its registry entry's builder, or its rule
+    of tunectl's own on Optuna's interface: `tunectl.search.pruners`; settings checked
+    by `validate_pruner`)."""
+    entry = PRUNERS[es.name]
+    rule = entry.curve_rule(es)
+    if rule is not None:
+        return CurveRulePruner(rule)
+    pruner: optuna.pruners.BasePruner = entry.pruner(optuna.pruners, es)
     return pruner
 
 
