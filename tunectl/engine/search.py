@@ -21,6 +21,10 @@ study from the state ask the same trial N. What makes this hold:
 * running and pending trials are recreated as live RUNNING trials with their reported
   intermediate values, through a neutral sampler, so nothing is sampled for them.
 
+Known parameter sets (`enqueue`) come first: each ask takes the first set whose parameters
+no trial of the state has, and asks it as fixed parameters (Optuna's `enqueue_trial`), so a
+restarted apply, whose study holds every trial asked before, never runs a set twice.
+
 Grid search enumerates the combinations that exist (conditions included) in a seeded order
 and asks each as fixed parameters: Optuna's `GridSampler` takes a full product, which would
 repeat combinations whose conditional parameters are inactive. QMC keeps the seed itself
@@ -50,6 +54,7 @@ from optuna.trial import TrialState
 from tunectl.config.model import Experiment
 from tunectl.engine.pruning import CurveRulePruner
 from tunectl.search.algorithms import ALGORITHMS
+from tunectl.search.enqueue import internal_set
 from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.pruners import PRUNERS
 from tunectl.search.space import (
@@ -64,6 +69,7 @@ from tunectl.search.space import (
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 STUDY_ATTRS_KEY = "tunectl:study_attrs"
+ENQUEUED_KEY = "tunectl:enqueued"  # the index in `enqueue` of the set a trial ran
 _STATES = {
     "complete": TrialState.COMPLETE,
     "pruned": TrialState.PRUNED,
@@ -183,6 +189,10 @@ class SearchEngine:
         self._asked: set[tuple[tuple[str, Any], ...]] = set()  # internal combinations
         self._grid: list[dict[str, Any]] | None = None
         self._size: int | None = None
+        self._enqueued = [
+            internal_set(experiment.params, values, self._discrete)
+            for values in experiment.enqueue
+        ]
         for past in sorted(history, key=lambda t: t.number):
             self._restore(past)
 
@@ -258,15 +268,26 @@ class SearchEngine:
         }
         return next((c for c in grid if _combo_key(c) not in done), grid[0])
 
+    def next_enqueued(self) -> int | None:
+        """The index in `enqueue` of the next set to run: the first whose parameters no
+        trial of the study has; None when every set has run."""
+        for index, internal in enumerate(self._enqueued):
+            if _combo_key(internal) not in self._asked:
+                return index
+        return None
+
     def ask(self, number: int) -> Suggestion:
         """Parameters for trial `number`, which becomes a running trial of the study."""
         if number in self._ids:
             raise ValueError(f"trial {number} was already asked")
         before = dict(self._storage.get_study_system_attrs(self._study_id))
         self._study.sampler = self._sampler(number)
+        enqueued = self.next_enqueued()
         try:
             with _quiet():
-                if self._entry.enumerate:
+                if enqueued is not None:
+                    self._study.enqueue_trial(self._enqueued[enqueued])
+                elif self._entry.enumerate:
                     self._study.enqueue_trial(self._next_grid())
                 trial = self._study.ask()
                 internal: dict[str, Any] = {}
@@ -282,6 +303,8 @@ class SearchEngine:
         trial_id = self._trial_id(trial)
         if changed:
             self._storage.set_trial_system_attr(trial_id, STUDY_ATTRS_KEY, changed)
+        if enqueued is not None:
+            self._storage.set_trial_system_attr(trial_id, ENQUEUED_KEY, enqueued)
         self._ids[number] = trial_id
         self._live[number] = trial
         self._asked.add(_combo_key(internal))
