@@ -102,9 +102,12 @@ class Suggestion:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Optuna warns about its experimental samplers at every construction: not for users."""
+    """Optuna warns about its experimental samplers at every construction, and (from 4.9)
+    that TPE's `gamma`, `prior_weight` and `weights`, which NNI's tuner arguments map to,
+    are deprecated: not for users, at every ask."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         yield
 
 
@@ -132,9 +135,10 @@ def make_sampler(
     `base_seed` is the experiment's own seed (QMC's sequence keeps it). Grid search needs
     no sampler (its parameters are fixed), so it gets a random one.
     """
-    sampler: optuna.samplers.BaseSampler = ALGORITHMS[algorithm.name].sampler(
-        optuna.samplers, algorithm, seed, base_seed
-    )
+    with _quiet():
+        sampler: optuna.samplers.BaseSampler = ALGORITHMS[algorithm.name].sampler(
+            optuna.samplers, algorithm, seed, base_seed
+        )
     return sampler
 
 

@@ -54,6 +54,8 @@ class PrunerEntry:
     check: Check | None = None
     # (settings with their defaults) -> the rule, for rules Optuna has no pruner for.
     rule: Callable[[Mapping[str, Any]], CurveRule] | None = None
+    # NNI's / PAI's `class_args` of this assessor that are not settings here: what instead.
+    hints: Mapping[str, str] = field(default_factory=dict)
 
     def pruner(self, pruners: Any, es: EarlyStopping) -> Any:
         """The Optuna pruner of `es` (whose name is this entry's); `pruners` is the
@@ -214,6 +216,11 @@ PRUNERS: dict[str, PrunerEntry] = {
                 "patience": Setting(whole(1), None, "stop after N reports worse than best"),
             },
             rule=_pai,
+            hints={
+                "platform": "Where a trial runs is its provider's, and a stopped trial's "
+                "job is cancelled through it: remove it.",
+                "earlystop": "The block itself turns early stopping on: remove it.",
+            },
         ),
         PrunerEntry("none", "NopPruner: no early stopping", _none),
     )
@@ -226,7 +233,7 @@ def validate_pruner(es: EarlyStopping) -> list[str]:
     if entry is None:
         return [f'"{es.name}" is not an early stopping rule.{did_you_mean(es.name, PRUNERS)}']
     what = f'early_stopping "{es.name}"'
-    errors = check_settings(what, entry.settings, es.settings)
+    errors = check_settings(what, entry.settings, es.settings, entry.hints)
     if entry.check is not None:
         errors.extend(entry.check(what, dict(es.settings)))
     return errors
