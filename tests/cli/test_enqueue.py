@@ -134,3 +134,15 @@ def test_sets_outside_the_space_are_located_errors(tmp_path: Path) -> None:
         assert sentence in text, (sentence, text)
         assert f'on main.hcl line {line}, in experiment "demo"' in text, (line, text)
     assert text.count("Error: Invalid enqueue") == len(expected)
+
+
+def test_repeated_sets_and_sets_beyond_max_trials_are_warnings(tmp_path: Path) -> None:
+    sets = "{ x = 0.5, layers = 1 },\n    { x = 0.25, layers = 2 },\n    { layers = 1, x = 0.5 },"
+    directory = setup(tmp_path, hcl(sets, max_trials=2))
+    result = run_cli(directory, "validate")
+    assert result.code == 0, result.text
+    text = result.text
+    assert "Warning: Enqueued set repeated" in text
+    assert "enqueue[2] repeats enqueue[0]: a set runs once, so this one never runs." in text
+    assert "Warning: Enqueued sets beyond max_trials" in text
+    assert "enqueue lists 3 parameter sets, more than max_trials (2): the last 1 run" in text

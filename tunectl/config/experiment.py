@@ -20,7 +20,7 @@ from tunectl.config.model import (
 from tunectl.config.schema import OPEN, Reader, convert
 from tunectl.config.sensitive import refers_to
 from tunectl.config.trial import decode_trial
-from tunectl.diags import Diagnostics, SourceRange, did_you_mean, error
+from tunectl.diags import Diagnostics, SourceRange, did_you_mean, error, warning
 from tunectl.hcl.expr import Scope
 from tunectl.hcl.schema import block_context, check_body, type_name
 from tunectl.hcl.syntax import Block, Expr, Literal, ObjectExpr, TupleExpr
@@ -140,6 +140,17 @@ def decode_experiment(
     enqueue: tuple[dict[str, Any], ...] = ()
     if not Diagnostics(diags[start:]).has_errors():  # sets are checked against a sound space
         enqueue = _enqueue(reader, params, algorithm, diags)
+        if max_trials is not None and len(enqueue) > max_trials:
+            diags.append(
+                warning(
+                    "Enqueued sets beyond max_trials",
+                    f"enqueue lists {len(enqueue)} parameter sets, more than max_trials "
+                    f"({max_trials}): the last {len(enqueue) - max_trials} run only if "
+                    "max_trials is raised.",
+                    ranges.get("enqueue"),
+                    context,
+                )
+            )
 
     if len(diags) > start and Diagnostics(diags[start:]).has_errors():
         return None
@@ -170,7 +181,7 @@ def _enqueue(
 ) -> tuple[dict[str, Any], ...]:
     """`enqueue = [{ NAME = VALUE, ... }, ...]`, each set checked against the space; each
     mistake is located at its set (or its value) in the list where the source has one."""
-    from tunectl.search.enqueue import check_enqueued
+    from tunectl.search.enqueue import check_enqueued, internal_set
     from tunectl.search.space import is_discrete
 
     attr = reader.body.attributes.get("enqueue")
@@ -179,6 +190,7 @@ def _enqueue(
         return ()
     items = attr.expr.items if isinstance(attr.expr, TupleExpr) else []
     out: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []  # the sampler's values of the sound sets
     for index, values in enumerate(sets):
         item = items[index] if index < len(items) else None
         where = item.range if item is not None else attr.range
@@ -193,7 +205,8 @@ def _enqueue(
                 )
             )
             continue
-        for pname, sentence in check_enqueued(params, values, is_discrete(algorithm)):
+        problems = check_enqueued(params, values, is_discrete(algorithm))
+        for pname, sentence in problems:
             diags.append(
                 error(
                     "Invalid enqueue",
@@ -202,6 +215,19 @@ def _enqueue(
                     reader.context,
                 )
             )
+        if not problems:
+            internal = internal_set(params, values, is_discrete(algorithm))
+            if internal in seen:
+                diags.append(
+                    warning(
+                        "Enqueued set repeated",
+                        f"enqueue[{index}] repeats enqueue[{seen.index(internal)}]: a set "
+                        "runs once, so this one never runs.",
+                        where,
+                        reader.context,
+                    )
+                )
+            seen.append(internal)
         out.append(dict(values))
     return tuple(out)
 
