@@ -118,6 +118,14 @@ TABLE = [
         UPDATE,
     ),
     Row("timeout", '"30m"', '"1h"', ("trial.timeout",), UPDATE),
+    # enqueue (docs/language.md "Known configurations first"): sets added run next.
+    Row(
+        "enqueue",
+        "  early_stopping",
+        "  enqueue = [{ lr = 0.001 }]\n  early_stopping",
+        ("enqueue",),
+        UPDATE,
+    ),
     Row("retries", "retries  = 2", "retries  = 3", ("trial.retries",), UPDATE),
     Row(
         "early_stopping", "start_step = 2", "start_step = 3", ("early_stopping.start_step",), UPDATE

@@ -20,10 +20,10 @@ from tunectl.config.model import (
 from tunectl.config.schema import OPEN, Reader, convert
 from tunectl.config.sensitive import refers_to
 from tunectl.config.trial import decode_trial
-from tunectl.diags import Diagnostics, did_you_mean, error
+from tunectl.diags import Diagnostics, SourceRange, did_you_mean, error, warning
 from tunectl.hcl.expr import Scope
-from tunectl.hcl.schema import block_context, check_body
-from tunectl.hcl.syntax import Block
+from tunectl.hcl.schema import block_context, check_body, type_name
+from tunectl.hcl.syntax import Block, Expr, Literal, ObjectExpr, TupleExpr
 from tunectl.hcl.values import Template
 from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.params import PARAM_TYPES
@@ -132,10 +132,25 @@ def decode_experiment(
             "max_duration must be longer than zero.",
         )
 
-    for pname, sentence in validate_space(algorithm, params):
+    space_errors = validate_space(algorithm, params)
+    for pname, sentence in space_errors:
         where = next((p.range for p in params if p.name == pname), None)
         where = where or ranges.get("algorithm") or block.range
         diags.append(error("Invalid search space", sentence, where, context))
+    enqueue: tuple[dict[str, Any], ...] = ()
+    if not Diagnostics(diags[start:]).has_errors():  # sets are checked against a sound space
+        enqueue = _enqueue(reader, params, algorithm, diags)
+        if max_trials is not None and len(enqueue) > max_trials:
+            diags.append(
+                warning(
+                    "Enqueued sets beyond max_trials",
+                    f"enqueue lists {len(enqueue)} parameter sets, more than max_trials "
+                    f"({max_trials}): the last {len(enqueue) - max_trials} run only if "
+                    "max_trials is raised.",
+                    ranges.get("enqueue"),
+                    context,
+                )
+            )
 
     if len(diags) > start and Diagnostics(diags[start:]).has_errors():
         return None
@@ -154,10 +169,80 @@ def decode_experiment(
         max_trials_without_improvement=without,
         early_stopping=early,
         lifecycle=lifecycle,
+        enqueue=enqueue,
         range=block.range,
         ranges=ranges,
         sensitive=_sensitive_paths(block, trial, scope.sensitive),
     )
+
+
+def _enqueue(
+    reader: Reader, params: list[ParamSpec], algorithm: Algorithm, diags: Diagnostics
+) -> tuple[dict[str, Any], ...]:
+    """`enqueue = [{ NAME = VALUE, ... }, ...]`, each set checked against the space; each
+    mistake is located at its set (or its value) in the list where the source has one."""
+    from tunectl.search.enqueue import check_enqueued, internal_set
+    from tunectl.search.space import is_discrete
+
+    attr = reader.body.attributes.get("enqueue")
+    sets = reader.get("enqueue", "list", [])
+    if attr is None or not sets:
+        return ()
+    items = attr.expr.items if isinstance(attr.expr, TupleExpr) else []
+    out: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []  # the sampler's values of the sound sets
+    for index, values in enumerate(sets):
+        item = items[index] if index < len(items) else None
+        where = item.range if item is not None else attr.range
+        if not isinstance(values, dict):
+            diags.append(
+                error(
+                    "Invalid enqueue",
+                    f"enqueue[{index}] must be a map of parameter values such as "
+                    f"{{ lr = 0.01 }}, got {type_name(values)}.",
+                    where,
+                    reader.context,
+                )
+            )
+            continue
+        problems = check_enqueued(params, values, is_discrete(algorithm))
+        for pname, sentence in problems:
+            diags.append(
+                error(
+                    "Invalid enqueue",
+                    f"enqueue[{index}]: {sentence}",
+                    _value_range(item, pname) or where,
+                    reader.context,
+                )
+            )
+        if not problems:
+            internal = internal_set(params, values, is_discrete(algorithm))
+            if internal in seen:
+                diags.append(
+                    warning(
+                        "Enqueued set repeated",
+                        f"enqueue[{index}] repeats enqueue[{seen.index(internal)}]: a set "
+                        "runs once, so this one never runs.",
+                        where,
+                        reader.context,
+                    )
+                )
+            seen.append(internal)
+        out.append(dict(values))
+    return tuple(out)
+
+
+def _value_range(item: Expr | None, name: str | None) -> SourceRange | None:
+    """Where `name = ...` is written in the object expression `item`, if it is one."""
+    if not isinstance(item, ObjectExpr) or name is None:
+        return None
+    for key, value in item.items:
+        if isinstance(key, Literal) and key.value == name:
+            v = value.range
+            return SourceRange(
+                key.range.filename, key.range.line, v.end_line, key.range.column, v.end_column
+            )
+    return None
 
 
 def _sensitive_paths(

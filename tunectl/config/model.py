@@ -107,6 +107,9 @@ class Experiment:
     max_trials_without_improvement: int | None = None
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    # `enqueue`: parameter sets (external values, active parameters only) run before the
+    # algorithm's own proposals, in order (`tunectl.search.enqueue`).
+    enqueue: tuple[dict[str, Any], ...] = ()
     range: SourceRange | None = None
     # Where each top-level attribute / nested block was written, for diagnostics and plans.
     ranges: dict[str, SourceRange] = field(default_factory=dict)

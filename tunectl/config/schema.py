@@ -142,6 +142,7 @@ EXPERIMENT_SCHEMA = BlockSchema(
         _s("max_failed_trials", "int"),
         _s("max_duration", "duration"),
         _s("max_trials_without_improvement", "int"),
+        _s("enqueue", "list"),
     ),
     blocks={
         "algorithm": NestedBlock(OPEN, ("name",), 1, True, tuple(ALGORITHMS)),

@@ -4,7 +4,8 @@
 - `runner`: one experiment's trials (`Runner`), made of `experiment_run` (its bookkeeping),
   `submission` (launching, submitting, backoff) and `outcomes` (polling, reading metrics,
   pruning, ending trials);
-- `search`: the Optuna bridge; `trials`: task requests and keys; `metrics`, `objective`:
+- `search`: the Optuna bridge (`pruning`: tunectl's own stopping rules as Optuna
+  pruners); `trials`: task requests and keys; `metrics`, `objective`:
   reading reports and combining them; `models`: model storage; `hosts`: which host runs what.
 
 The engine retries no provider or storage call itself (see `tunectl.retry`).

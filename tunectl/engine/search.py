@@ -21,6 +21,10 @@ study from the state ask the same trial N. What makes this hold:
 * running and pending trials are recreated as live RUNNING trials with their reported
   intermediate values, through a neutral sampler, so nothing is sampled for them.
 
+Known parameter sets (`enqueue`) come first: each ask takes the first set whose parameters
+no trial of the state has, and asks it as fixed parameters (Optuna's `enqueue_trial`), so a
+restarted apply, whose study holds every trial asked before, never runs a set twice.
+
 Grid search enumerates the combinations that exist (conditions included) in a seeded order
 and asks each as fixed parameters: Optuna's `GridSampler` takes a full product, which would
 repeat combinations whose conditional parameters are inactive. QMC keeps the seed itself
@@ -48,7 +52,9 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from tunectl.config.model import Experiment
+from tunectl.engine.pruning import CurveRulePruner
 from tunectl.search.algorithms import ALGORITHMS
+from tunectl.search.enqueue import internal_set
 from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.pruners import PRUNERS
 from tunectl.search.space import (
@@ -63,6 +69,7 @@ from tunectl.search.space import (
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 STUDY_ATTRS_KEY = "tunectl:study_attrs"
+ENQUEUED_KEY = "tunectl:enqueued"  # the index in `enqueue` of the set a trial ran
 _STATES = {
     "complete": TrialState.COMPLETE,
     "pruned": TrialState.PRUNED,
@@ -95,9 +102,12 @@ class Suggestion:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Optuna warns about its experimental samplers at every construction: not for users."""
+    """Optuna warns about its experimental samplers at every construction, and (from 4.9)
+    that TPE's `gamma`, `prior_weight` and `weights`, which NNI's tuner arguments map to,
+    are deprecated: not for users, at every ask."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         yield
 
 
@@ -125,16 +135,22 @@ def make_sampler(
     `base_seed` is the experiment's own seed (QMC's sequence keeps it). Grid search needs
     no sampler (its parameters are fixed), so it gets a random one.
     """
-    sampler: optuna.samplers.BaseSampler = ALGORITHMS[algorithm.name].sampler(
-        optuna.samplers, algorithm, seed, base_seed
-    )
+    with _quiet():
+        sampler: optuna.samplers.BaseSampler = ALGORITHMS[algorithm.name].sampler(
+            optuna.samplers, algorithm, seed, base_seed
+        )
     return sampler
 
 
 def make_pruner(es: EarlyStopping) -> optuna.pruners.BasePruner:
-    """The pruner of an `early_stopping` block (its registry entry's builder,
-    `tunectl.search.pruners`; settings checked by `validate_pruner`)."""
-    pruner: optuna.pruners.BasePruner = PRUNERS[es.name].pruner(optuna.pruners, es)
+    """The pruner of an `early_stopping` block (its registry entry's builder, or its rule
+    of tunectl's own on Optuna's interface: `tunectl.search.pruners`; settings checked
+    by `validate_pruner`)."""
+    entry = PRUNERS[es.name]
+    rule = entry.curve_rule(es)
+    if rule is not None:
+        return CurveRulePruner(rule)
+    pruner: optuna.pruners.BasePruner = entry.pruner(optuna.pruners, es)
     return pruner
 
 
@@ -177,6 +193,10 @@ class SearchEngine:
         self._asked: set[tuple[tuple[str, Any], ...]] = set()  # internal combinations
         self._grid: list[dict[str, Any]] | None = None
         self._size: int | None = None
+        self._enqueued = [
+            internal_set(experiment.params, values, self._discrete)
+            for values in experiment.enqueue
+        ]
         for past in sorted(history, key=lambda t: t.number):
             self._restore(past)
 
@@ -252,15 +272,26 @@ class SearchEngine:
         }
         return next((c for c in grid if _combo_key(c) not in done), grid[0])
 
+    def next_enqueued(self) -> int | None:
+        """The index in `enqueue` of the next set to run: the first whose parameters no
+        trial of the study has; None when every set has run."""
+        for index, internal in enumerate(self._enqueued):
+            if _combo_key(internal) not in self._asked:
+                return index
+        return None
+
     def ask(self, number: int) -> Suggestion:
         """Parameters for trial `number`, which becomes a running trial of the study."""
         if number in self._ids:
             raise ValueError(f"trial {number} was already asked")
         before = dict(self._storage.get_study_system_attrs(self._study_id))
         self._study.sampler = self._sampler(number)
+        enqueued = self.next_enqueued()
         try:
             with _quiet():
-                if self._entry.enumerate:
+                if enqueued is not None:
+                    self._study.enqueue_trial(self._enqueued[enqueued])
+                elif self._entry.enumerate:
                     self._study.enqueue_trial(self._next_grid())
                 trial = self._study.ask()
                 internal: dict[str, Any] = {}
@@ -276,6 +307,8 @@ class SearchEngine:
         trial_id = self._trial_id(trial)
         if changed:
             self._storage.set_trial_system_attr(trial_id, STUDY_ATTRS_KEY, changed)
+        if enqueued is not None:
+            self._storage.set_trial_system_attr(trial_id, ENQUEUED_KEY, enqueued)
         self._ids[number] = trial_id
         self._live[number] = trial
         self._asked.add(_combo_key(internal))

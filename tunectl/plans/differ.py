@@ -2,7 +2,8 @@
 
 Each experiment is compared through its canonical dict (`canonical`), flattened to dotted
 paths. Which paths update in place and which force replacement is SPEC section 3's table:
-limits and stop conditions update in place (they only change how far the same study goes);
+limits and stop conditions update in place (they only change how far the same study goes),
+and so does `enqueue` (sets added later run next; sets that ran are not run again);
 anything that changes what a trial computes or how it is judged forces replacement. That
 table is written out row by row in tests/plans/test_differ_table.py.
 
@@ -38,6 +39,7 @@ UPDATE_IN_PLACE = (
     "trial.retries",
     "early_stopping",
     "lifecycle",
+    "enqueue",
 )
 # Inside trial.task.NAME: these change what a trial computes; other (provider-specific)
 # keys force replacement only when the provider lists them in `replace_on_change`.
@@ -113,6 +115,8 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
             out[key] = getattr(exp, key)
     if exp.max_duration is not None:
         out["max_duration"] = format_duration(exp.max_duration)
+    if exp.enqueue:
+        out["enqueue"] = _value(list(exp.enqueue))
     if exp.sensitive:
         hide_paths(out, exp.sensitive, salt)
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,8 @@ class AlgorithmEntry:
     # The engine asks every combination as fixed parameters, in a seeded order (grid).
     enumerate: bool = False
     check_space: SpaceCheck | None = None
+    # NNI's / PAI's `class_args` of this tuner that are not settings here: what instead.
+    hints: Mapping[str, str] = field(default_factory=dict)
 
     def sampler(
         self, samplers: Any, algorithm: Algorithm, seed: int | None, base_seed: int | None
@@ -79,9 +82,32 @@ def _fallback(samplers: Any, seed: int | None) -> Any:
     return samplers.RandomSampler(seed=seed)
 
 
-def _tpe(
-    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
-) -> Any:
+def _good_count(gamma: float, forgetting: int) -> Callable[[int], int]:
+    """NNI's (hyperopt's) split: the good group holds ceil(gamma * sqrt(n)) of n trials,
+    at most `forgetting`."""
+
+    def count(n: int) -> int:
+        return min(math.ceil(gamma * math.sqrt(n)), forgetting)
+
+    return count
+
+
+def _forgetting_weights(forgetting: int) -> Callable[[int], Any]:
+    """Optuna's default weights with NNI's `linear_forgetting` in place of its 25: the
+    latest `forgetting` trials weigh 1, older ones ramp down linearly."""
+
+    def weights(n: int) -> Any:
+        import numpy as np
+
+        if n < forgetting:
+            return np.ones(n)
+        ramp = np.linspace(1.0 / n, 1.0, num=n - forgetting)
+        return np.concatenate([ramp, np.ones(forgetting)])
+
+    return weights
+
+
+def _tpe(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     kwargs: dict[str, Any] = {}
     for key in ("n_startup_trials", "n_ei_candidates"):
         if s[key] is not None:
@@ -89,29 +115,31 @@ def _tpe(
     for key in ("multivariate", "constant_liar"):
         if s[key] is not None:
             kwargs[key] = bool(s[key])
+    if s["prior_weight"] is not None:
+        kwargs["prior_weight"] = float(s["prior_weight"])
+    forgetting = s["linear_forgetting"]
+    if s["gamma"] is not None:
+        kwargs["gamma"] = _good_count(float(s["gamma"]), int(forgetting or 25))
+    if forgetting is not None:
+        kwargs["weights"] = _forgetting_weights(int(forgetting))
     return samplers.TPESampler(seed=seed, **kwargs)
 
 
-def _random(
-    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
-) -> Any:
+def _random(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     return _fallback(samplers, seed)
 
 
-def _gp(
-    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
-) -> Any:
+def _gp(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     return samplers.GPSampler(
         seed=seed,
         independent_sampler=_fallback(samplers, seed),
         n_startup_trials=int(s["n_startup_trials"]),
+        deterministic_objective=bool(s["deterministic_objective"]),
         warn_independent_sampling=False,
     )
 
 
-def _cmaes(
-    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
-) -> Any:
+def _cmaes(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     return samplers.CmaEsSampler(
         seed=seed,
         sigma0=_float(s["sigma0"]),
@@ -122,9 +150,7 @@ def _cmaes(
     )
 
 
-def _evolution(
-    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
-) -> Any:
+def _evolution(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     return samplers.NSGAIISampler(
         seed=seed,
         population_size=int(s["population_size"]),
@@ -133,9 +159,7 @@ def _evolution(
     )
 
 
-def _qmc(
-    samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None
-) -> Any:
+def _qmc(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     # A scrambled sequence must use one seed throughout: the experiment's own.
     return samplers.QMCSampler(
         qmc_type=str(s["qmc_type"]),
@@ -165,6 +189,25 @@ def _not_only_choices(params: Sequence[ParamSpec]) -> list[str]:
 _SEED = {"seed": Setting(whole(0), doc="makes the trials' parameters reproducible")}
 _SCIPY = Requirement("scipy", "SciPy")
 
+_TPE_HINTS = {
+    "n_startup_jobs": "NNI's n_startup_jobs is n_startup_trials here.",
+    "tpe_args": "NNI's tpe_args are settings of their own here: gamma, prior_weight, "
+    "n_ei_candidates, n_startup_trials, linear_forgetting, constant_liar.",
+    "constant_liar_type": "Optuna's constant liar (constant_liar = true) counts running "
+    'trials as the worst; NNI\'s "best" and "mean" have no Optuna equivalent: remove it.',
+}
+_GP_NOT_IN_OPTUNA = (
+    "Optuna's GPSampler always maximizes log expected improvement over a Matern 5/2 kernel "
+    "it fits itself: NNI's {} has no equivalent there; remove it."
+)
+_GP_HINTS = {
+    name: _GP_NOT_IN_OPTUNA.format(name)
+    for name in ("utility", "kappa", "xi", "nu", "alpha", "selection_num_warm_up")
+} | {
+    "selection_num_starting_points": _GP_NOT_IN_OPTUNA.format("selection_num_starting_points"),
+    "cold_start_num": "NNI's cold_start_num is n_startup_trials here.",
+}
+
 ALGORITHMS: dict[str, AlgorithmEntry] = {
     entry.name: entry
     for entry in (
@@ -174,11 +217,15 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             _tpe,
             _SEED
             | {
-                "n_startup_trials": Setting(whole(0)),
-                "n_ei_candidates": Setting(whole(1)),
+                "n_startup_trials": Setting(whole(0), doc="random trials before TPE (10)"),
+                "n_ei_candidates": Setting(whole(1), doc="candidates scored per ask (24)"),
                 "multivariate": Setting(boolean),
-                "constant_liar": Setting(boolean),
+                "constant_liar": Setting(boolean, doc="count running trials as the worst"),
+                "gamma": Setting(number(0, 1, above=True), doc="good group: ceil(gamma*sqrt(n))"),
+                "prior_weight": Setting(number(0, above=True), doc="weight of the prior (1.0)"),
+                "linear_forgetting": Setting(whole(1), doc="older trials weigh less (25)"),
             },
+            hints=_TPE_HINTS,
         ),
         AlgorithmEntry("random", "RandomSampler: independent uniform draws", _random, _SEED),
         # Grid search asks its combinations as fixed parameters (tunectl.engine.search):
@@ -195,9 +242,14 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             "gp",
             "GPSampler: Gaussian-process Bayesian optimisation",
             _gp,
-            _SEED | {"n_startup_trials": Setting(whole(0), 10)},
+            _SEED
+            | {
+                "n_startup_trials": Setting(whole(0), 10),
+                "deterministic_objective": Setting(boolean, False, "no noise in the objective"),
+            },
             needs=(Requirement("torch", "PyTorch"), _SCIPY),
             extra="gp",
+            hints=_GP_HINTS,
         ),
         AlgorithmEntry(
             "cmaes",
@@ -223,6 +275,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
                 "mutation_prob": Setting(number(0, 1)),
                 "crossover_prob": Setting(number(0, 1), 0.9),
             },
+            hints={"sample_size": "NNI's evolution takes population_size only."},
         ),
         AlgorithmEntry(
             "qmc",

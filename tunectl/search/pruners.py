@@ -1,21 +1,24 @@
 """The early-stopping registry: every `early_stopping "NAME"` tunectl knows, in one table.
 
 An entry holds one rule's settings (check, default, doc), its own cross-setting checks, its
-documentation line and the builder of its Optuna pruner. Adding a rule is adding one entry
-to `PRUNERS`. This module imports no Optuna: a builder is handed the `optuna.pruners`
-module by the engine.
+documentation line and either the builder of an Optuna pruner or a rule of tunectl's own
+on learning curves (`CurveRule`, e.g. PAI's: `tunectl.search.pai`), which the engine puts
+on Optuna's pruner interface. Adding a rule is adding one entry to `PRUNERS`. This module
+imports no Optuna: a builder is handed the `optuna.pruners` module by the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tunectl.diags import did_you_mean
 from tunectl.search.model import EarlyStopping
+from tunectl.search.pai import Curve, PaiRule
 from tunectl.search.settings import (
     Setting,
+    boolean,
     check_settings,
     is_whole,
     number,
@@ -31,18 +34,40 @@ Builder = Callable[[Any, Mapping[str, Any]], Any]
 Check = Callable[[str, Mapping[str, Any]], list[str]]
 
 
+class CurveRule(Protocol):
+    """A stopping rule of tunectl's own: a pure function of learning curves.
+
+    `stops(own, others, maximize)`: whether the running trial whose curve is `own` stops
+    at its latest step, given every other trial's curve (running or ended). Stateless, so
+    a study rebuilt from the state decides as the live one did.
+    """
+
+    def stops(self, own: Curve, others: Sequence[Curve], maximize: bool) -> bool: ...
+
+
 @dataclass(frozen=True)
 class PrunerEntry:
     name: str
     doc: str  # one line: the Optuna pruner and what it stops
-    build: Builder
+    build: Builder | None  # None for a rule of tunectl's own (`rule`)
     settings: Mapping[str, Setting] = field(default_factory=dict)
     check: Check | None = None
+    # (settings with their defaults) -> the rule, for rules Optuna has no pruner for.
+    rule: Callable[[Mapping[str, Any]], CurveRule] | None = None
+    # NNI's / PAI's `class_args` of this assessor that are not settings here: what instead.
+    hints: Mapping[str, str] = field(default_factory=dict)
 
     def pruner(self, pruners: Any, es: EarlyStopping) -> Any:
         """The Optuna pruner of `es` (whose name is this entry's); `pruners` is the
-        `optuna.pruners` module."""
+        `optuna.pruners` module. Only for entries with a builder."""
+        assert self.build is not None, f"{self.name} is a curve rule"
         return self.build(pruners, with_defaults(self.settings, es.settings))
+
+    def curve_rule(self, es: EarlyStopping) -> CurveRule | None:
+        """The rule of `es` when this entry is a rule of tunectl's own, else None."""
+        if self.rule is None:
+            return None
+        return self.rule(with_defaults(self.settings, es.settings))
 
 
 def _steps(s: Mapping[str, Any]) -> dict[str, int]:
@@ -94,6 +119,16 @@ def _threshold(pruners: Any, s: Mapping[str, Any]) -> Any:
 
 def _none(pruners: Any, s: Mapping[str, Any]) -> Any:
     return pruners.NopPruner()
+
+
+def _pai(s: Mapping[str, Any]) -> PaiRule:
+    patience = s["patience"]
+    return PaiRule(
+        start_step=int(s["start_step"]),
+        moving_avg=bool(s["moving_avg"]),
+        proportion=float(s["proportion"]),
+        patience=None if patience is None else int(patience),
+    )
 
 
 def _needs_percentile(what: str, s: Mapping[str, Any]) -> list[str]:
@@ -170,6 +205,23 @@ PRUNERS: dict[str, PrunerEntry] = {
             },
             _lower_upper,
         ),
+        PrunerEntry(
+            "pai",
+            "PAI AutoML's PAIAssessor: best below a proportion of the others, or no patience",
+            None,
+            {
+                "start_step": Setting(whole(0), 0, "judge a trial from this step on"),
+                "moving_avg": Setting(boolean, False, "compare running averages"),
+                "proportion": Setting(number(0, 1), 0.5, "the quantile of the others"),
+                "patience": Setting(whole(1), None, "stop after N reports worse than best"),
+            },
+            rule=_pai,
+            hints={
+                "platform": "Where a trial runs is its provider's, and a stopped trial's "
+                "job is cancelled through it: remove it.",
+                "earlystop": "The block itself turns early stopping on: remove it.",
+            },
+        ),
         PrunerEntry("none", "NopPruner: no early stopping", _none),
     )
 }
@@ -181,7 +233,7 @@ def validate_pruner(es: EarlyStopping) -> list[str]:
     if entry is None:
         return [f'"{es.name}" is not an early stopping rule.{did_you_mean(es.name, PRUNERS)}']
     what = f'early_stopping "{es.name}"'
-    errors = check_settings(what, entry.settings, es.settings)
+    errors = check_settings(what, entry.settings, es.settings, entry.hints)
     if entry.check is not None:
         errors.extend(entry.check(what, dict(es.settings)))
     return errors

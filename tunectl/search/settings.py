@@ -94,19 +94,31 @@ def whole_or_auto(minimum: int) -> Check:
     return check
 
 
+# Settings NNI and PAI AutoML take that are not settings here, whatever the algorithm or
+# rule: what to write instead.
+COMMON_HINTS = {
+    "optimize_mode": "The direction is the objective's: set objective { direction }.",
+}
+
+
 def check_settings(
-    what: str, known: Mapping[str, Setting], settings: Sequence[tuple[str, Any]]
+    what: str,
+    known: Mapping[str, Setting],
+    settings: Sequence[tuple[str, Any]],
+    hints: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Sentences for each unknown setting and each value its check refuses."""
+    """Sentences for each unknown setting and each value its check refuses.
+
+    `hints` says, for settings other tools take under that name (NNI's and PAI's
+    `class_args`), what to do instead; `COMMON_HINTS` hold for every block."""
+    hints = COMMON_HINTS | dict(hints or {})
     errors = []
     for key, value in settings:
         setting = known.get(key)
         if setting is None:
             names = ", ".join(known) if known else "none"
-            errors.append(
-                f'"{key}" is not a setting of {what}.{did_you_mean(key, known)} '
-                f"Known settings: {names}."
-            )
+            why = f" {hints[key]}" if key in hints else did_you_mean(key, known)
+            errors.append(f'"{key}" is not a setting of {what}.{why} Known settings: {names}.')
         elif (expected := setting.check(value)) is not None:
             errors.append(f"{key} of {what} must be {expected}, got {show(value)}.")
     return errors

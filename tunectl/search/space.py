@@ -347,5 +347,7 @@ def validate_space(
     if entry.check_space is not None:
         errors.extend((None, s) for s in entry.check_space(params))
     what = f'the "{name}" algorithm'
-    errors.extend((None, s) for s in check_settings(what, entry.settings, algorithm.settings))
+    errors.extend(
+        (None, s) for s in check_settings(what, entry.settings, algorithm.settings, entry.hints)
+    )
     return errors
