@@ -36,11 +36,15 @@ def cited_paths(text: str) -> list[str]:
 
 
 def _providers() -> dict:
-    return {name: registry.load(name) for name in ("local", "dlc")}
+    return {name: registry.load(name) for name in ("local", "dlc", "maxcompute")}
 
 
 def _trial_setting(name: str) -> bool:
-    return any(name in {a.name for a in p.trial_schema} for p in _providers().values())
+    """A provider's trial setting or task body (`image`, `pai`, `sql`)."""
+    return any(
+        name in {a.name for a in p.trial_schema} | {b.name for b in p.task_bodies}
+        for p in _providers().values()
+    )
 
 
 def resolves(path: str) -> bool:
@@ -63,7 +67,7 @@ def resolves(path: str) -> bool:
             return not rest
         nested = schema.blocks.get(name)
         if nested is None:
-            if trail[-1] == "trial" or trail[-2:-1] == ["task"]:
+            if trail[-1] in ("trial", "task") or trail[-2:-1] == ["task"]:
                 return not rest and _trial_setting(name)
             if trail[-1] == "param":
                 return not rest and name in PARAM_TYPES
@@ -102,7 +106,8 @@ def test_the_resolver_refuses_what_does_not_exist() -> None:
         "experiment.trial.imag",
         "experiment.schedule",
         "provider.dlc.access_key",
-        "provider.maxcompute",
+        "provider.maxcompute.access_id",
+        "experiment.trial.task.pia",
         "storage.s3.bukket",
         "experiment.param.qrandint",
     ):
