@@ -39,9 +39,7 @@ TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
 DEFERRED = frozenset({"param", "trial", "experiment"})
 
 # Kinds the language names (SPEC) that this version cannot read yet, and why.
-UNSUPPORTED_METRICS = {
-    "tensorboard": "reading TensorBoard event files is not implemented yet.",
-}
+UNSUPPORTED_METRICS: dict[str, str] = {}
 
 
 def _task_sensitive(body: Body, hidden: frozenset[tuple[str, str]]) -> set[str]:
@@ -212,6 +210,8 @@ def _metrics(
         if kind == "json" and settings.get("path") is not None:
             where = mb.body.attributes["path"]
             _check_metrics_file(settings["path"], workdir, params, where, reader)
+        if kind == "tensorboard":
+            _check_event_dir(mb, settings.get("logdir"), workdir, params, reader)
         pattern = settings.get("pattern")
         if isinstance(pattern, Template):
             # A value would be read as regular-expression syntax, and matched nowhere.
@@ -288,21 +288,45 @@ def _per_trial(value: Any) -> bool:
 
 
 def _check_metrics_file(
-    path: Any, workdir: Any, params: Mapping[str, ParamSpec], attr, reader: Reader
+    path: Any,
+    workdir: Any,
+    params: Mapping[str, ParamSpec],
+    attr,
+    reader: Reader,
+    events: bool = False,
 ) -> None:
-    """A metrics file must be one trial's alone: a shared file holds other trials' lines."""
+    """A metrics file (or event directory) must be one trial's alone: a shared one holds
+    other trials' values."""
     _check_placeholders(path, params, attr, reader)
-    relative = not str(path).startswith("/")
+    relative = not str(path).startswith(("/", "s3://", "oss://"))
     if _per_trial(path) or (relative and _per_trial(workdir)):
         return
+    what = ("Event directory", "directory", "events", "logdir", "tb-${trial.id}")
+    if not events:
+        what = ("Metrics file", "file", "lines", "path", "metrics-${trial.id}.jsonl")
     reader.fail(
         attr,
-        "Metrics file shared by trials",
-        f'The metrics file "{path}" would be the same file for every trial, and a trial '
-        "would read the lines of others. Make the path unique per trial with ${trial.id} "
-        '(path = "metrics-${trial.id}.jsonl") or ${trial.model_dir}, or keep it relative '
-        'and give the trial its own working directory (workdir = "${trial.model_dir}").',
+        f"{what[0]} shared by trials",
+        f'The {what[0].lower()} "{path}" would be the same {what[1]} for every trial, and a '
+        f"trial would read the {what[2]} of others. Make it unique per trial with "
+        f'${{trial.id}} ({what[3]} = "{what[4]}") or ${{trial.model_dir}}, or keep it '
+        "relative and give the trial its own working directory "
+        '(workdir = "${trial.model_dir}").',
     )
+
+
+def _check_event_dir(
+    block: Block, logdir: Any, workdir: Any, params: Mapping[str, ParamSpec], reader: Reader
+) -> None:
+    """An event directory is read with the tensorboard extra, and must be the trial's own."""
+    from tunectl.providers.events import missing_extra
+
+    problem = missing_extra()
+    if problem:
+        reader.diags.append(error("Missing package", problem, block.range, reader.context))
+    if logdir is not None:
+        where = block.body.attributes["logdir"]
+        _check_metrics_file(logdir, workdir, params, where, reader, events=True)
 
 
 def decode_trial(

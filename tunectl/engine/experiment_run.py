@@ -16,10 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from tunectl.config.model import Experiment
-from tunectl.engine.metrics import JsonLinesParser, MetricsParser, TableRowsParser
+from tunectl.engine.metrics import (
+    EventLinesParser,
+    JsonLinesParser,
+    MetricsParser,
+    TableRowsParser,
+)
 from tunectl.engine.models import Generation, ModelStore
 from tunectl.engine.objective import combine
-from tunectl.engine.trials import Placeholders, metrics_files, metrics_queries
+from tunectl.engine.trials import Placeholders, metrics_files, metrics_logdirs, metrics_queries
 from tunectl.providers.base import MetricSource, Provider, ProviderError, TaskHandle
 from tunectl.providers.bodies import query_kind
 from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
@@ -140,6 +145,9 @@ class ExperimentRun:
             kind = query_kind(self.provider.task_bodies)
             for query in metrics_queries(spec, self._placeholders(trial), kind):
                 active.files[query] = TableRowsParser()
+        if MetricSource.EVENTS in readable:
+            for logdir, tags in metrics_logdirs(spec, self._placeholders(trial)).items():
+                active.files[logdir] = EventLinesParser(tags)
         return active
 
     def _model_dir(self, trial: TrialRecord) -> str:

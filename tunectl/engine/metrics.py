@@ -326,6 +326,20 @@ class TableRowsParser(JsonLinesParser):
         return out
 
 
+class EventLinesParser(JsonLinesParser):
+    """The scalars of a `metrics "tensorboard"` event directory, as a provider serves them
+    (`MetricSource.EVENTS`, `tunectl.providers.events`): JSON lines, each a metric named by
+    its tag. With `tags`, only those tags are metrics; other scalars are left out."""
+
+    def __init__(self, tags: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.tags = frozenset(tags)
+
+    def feed(self, lines: Iterable[str], partial: bool = False) -> list[Sample]:
+        samples = super().feed(lines, partial)
+        return [s for s in samples if not self.tags or s.name in self.tags]
+
+
 def _row_samples(line: str) -> list[Sample]:
     """The samples of one `name=value ...` row. Raises `Malformed` on a bad one."""
     pairs: dict[str, object] = {}

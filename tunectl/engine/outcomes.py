@@ -15,7 +15,7 @@ from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.durations import format_duration
 from tunectl.engine.experiment_run import Active, ExperimentRun
-from tunectl.engine.metrics import JsonLinesParser, Sample, TableRowsParser
+from tunectl.engine.metrics import EventLinesParser, JsonLinesParser, Sample, TableRowsParser
 from tunectl.engine.objective import combine, metric_values
 from tunectl.providers.base import MetricSource, MetricsRef, ProviderError, TaskState, TaskStatus
 from tunectl.states import MetricRecord
@@ -36,6 +36,8 @@ def _source(key: str, parser: JsonLinesParser) -> MetricsRef:
     (read with a `TableRowsParser`), whose cursor is kept under its text."""
     if isinstance(parser, TableRowsParser):
         return MetricsRef(MetricSource.TABLE, key)
+    if isinstance(parser, EventLinesParser):
+        return MetricsRef(MetricSource.EVENTS, key)
     return MetricsRef(MetricSource.FILE, key)
 
 

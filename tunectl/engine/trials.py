@@ -140,6 +140,22 @@ def metrics_files(task: TaskSpec, placeholders: Placeholders) -> tuple[str, ...]
     )
 
 
+def metrics_logdirs(task: TaskSpec, placeholders: Placeholders) -> dict[str, tuple[str, ...]]:
+    """A task's `metrics "tensorboard"` directories for one trial, each with the tags read
+    from it (none: every scalar tag)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for src in task.metrics:
+        if src.kind == "tensorboard" and src.get("logdir"):
+            logdir = placeholders.render_path(src.deferred_get("logdir"))
+            tag = src.get("tag")
+            known = out.get(logdir)
+            if known == () or (known is not None and tag is None):
+                out[logdir] = ()  # one block reads every tag
+            else:
+                out[logdir] = (*(known or ()), *([tag] if tag else []))
+    return out
+
+
 def metrics_queries(
     task: TaskSpec, placeholders: Placeholders, kind: BodyKind = SQL
 ) -> tuple[str, ...]:
@@ -206,6 +222,7 @@ def build_request(
         model_dir=model_dir,
         settings=settings,
         metrics_files=metrics_files(task, placeholders),
+        metrics_dirs=tuple(metrics_logdirs(task, placeholders)),
         tags={
             "tunectl-experiment": exp.name,
             "tunectl-trial": str(trial_number),

@@ -188,6 +188,9 @@ class TaskRequest:
     # attempt's or another run's lines); a provider that reads files records it at
     # submission.
     metrics_files: tuple[str, ...] = ()
+    # Event directories `read_metrics` will be asked for (`MetricSource.EVENTS`): what their
+    # event files held before the task started is never handed out either.
+    metrics_dirs: tuple[str, ...] = ()
     # When core first recorded this key, `submitting` (clock time). A key submitted again
     # by a later process (an apply after a crash) keeps its first time: a provider that
     # looks keys up needs to search no further back than this.

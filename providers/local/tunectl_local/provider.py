@@ -10,6 +10,7 @@ This module is the facade the engine calls; the work is done by the modules besi
     gpus.py     the GPU queue: which task holds which GPU, tasks waiting for GPUs
     watch.py    waiting for tasks through pidfds
     reading.py  reading a task's output and metrics files
+    events.py   reading a task's TensorBoard event directories (MetricSource.EVENTS)
     stop.py     cancel and timeouts: SIGTERM, the grace period, SIGKILL
     runner.py   the per-task runner (standard library only; runs in its own interpreter)
 
@@ -31,6 +32,7 @@ from tunectl.providers.base import (
     Capabilities,
     LogChunk,
     MetricSource,
+    MetricsRef,
     Provider,
     ProviderError,
     TaskHandle,
@@ -44,6 +46,7 @@ from tunectl.providers.base import (
     attribute_warning,
 )
 from tunectl_local import reading, spawn, stop
+from tunectl_local.events import EventReaders
 from tunectl_local.gpus import GpuQueue, gpus_wanted
 from tunectl_local.taskdir import TaskFiles, has_outcome, os_errors, write_atomic, write_spec
 from tunectl_local.watch import Watcher
@@ -61,7 +64,7 @@ class LocalProvider(Provider):
         local_model_dir=True,
         host_local=True,
         local_files=True,
-        metric_sources=frozenset({MetricSource.STDOUT, MetricSource.FILE}),
+        metric_sources=frozenset({MetricSource.STDOUT, MetricSource.FILE, MetricSource.EVENTS}),
     )
     config_schema = (
         AttrSpec(
@@ -102,6 +105,7 @@ class LocalProvider(Provider):
         self._watcher = Watcher(self._files, self._queue)
         self._seen: dict[str, TaskState] = {}  # state each key had at our last poll
         self._killed: set[str] = set()  # keys already sent SIGKILL after a timeout
+        self._events = EventReaders()
 
     # -- validation ---------------------------------------------------------------------
 
@@ -267,6 +271,15 @@ class LocalProvider(Provider):
             start = reading.past_old_lines(d, path, target, cursor)
             return reading.read_lines(target, start, self._ended(key))
 
+    def read_metrics(self, handle: TaskHandle, ref: MetricsRef, cursor: int) -> LogChunk:
+        if ref.source is not MetricSource.EVENTS:
+            return super().read_metrics(handle, ref, cursor)
+        key = handle.id
+        with os_errors(f"cannot read the event files {ref.location} of task {key}"):
+            d = self._files.dir(key)
+            workdir = Path(self._files.spec(key).get("workdir") or str(d))
+            return self._events.read(key, d, workdir, ref.location, cursor, self._ended(key))
+
     def _ended(self, key: str) -> Callable[[], bool]:
         """Whether the task has ended, asked only when a read needs it."""
         return lambda: self._status(key).state.terminal
@@ -306,6 +319,7 @@ class LocalProvider(Provider):
                 raise ProviderError(f"task {key} is still {state.value}; cancel it first")
             self._watcher.forget(key)
             self._files.forget(key)
+            self._events.forget(key)
             self._seen.pop(key, None)
             self._killed.discard(key)
             shutil.rmtree(d)

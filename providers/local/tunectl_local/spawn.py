@@ -36,6 +36,7 @@ from pathlib import Path
 from tunectl import private_files
 from tunectl.providers.base import ProviderError, TaskRequest, TaskState
 from tunectl_local import reading
+from tunectl_local.events import note_dirs_before
 from tunectl_local.taskdir import (
     SENSITIVE,
     TaskFiles,
@@ -188,6 +189,7 @@ def spawn(
         env = task_env(request, d, gpus, python, managed_gpus)
         write_spec(request, d, gpus, spawned=True)
         reading.note_files_before(request, d, cwd)
+        note_dirs_before(request, d, cwd)
         # 0600 before the task writes its first byte.
         outfd = private_files.open_private(
             d / "out.log", os.O_WRONLY | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
