@@ -356,8 +356,8 @@ CASES: list[tuple[str, dict[str, str], str, str | None]] = [
         {
             "main.hcl": mutate(
                 'command  = "echo acc=${param.lr}"',
-                'command  = "echo acc=${param.lr}"\n    metrics "tensorboard" {\n'
-                '      logdir = "tb"\n    }',
+                'command  = "echo acc=${param.lr}"\n    metrics "table" {\n'
+                '      sql = "select acc from t"\n    }',
             )
         },
         "Unsupported metrics source",

@@ -151,7 +151,7 @@ def test_schema_and_capacity(tmp_path: Path) -> None:
     caps = LocalProvider.capabilities
     assert LocalProvider.name == "local"
     assert caps.events and caps.host_local and caps.local_files
-    assert caps.metric_sources == {MetricSource.STDOUT, MetricSource.FILE}
+    assert caps.metric_sources == {MetricSource.STDOUT, MetricSource.FILE, MetricSource.EVENTS}
     assert caps.local_model_dir and not caps.price
     assert LocalProvider.task_bodies == (COMMAND,)
     config = {s.name: s for s in LocalProvider.config_schema}
