@@ -31,6 +31,7 @@ from tunectl.config.model import (
 from tunectl.config.providers import backend_or_storage, decode_providers
 from tunectl.config.schema import ROOT_SCHEMA, Reader
 from tunectl.config.sensitive import Redactor, refers_to
+from tunectl.config.templates import read_templates
 from tunectl.diags import (
     DiagnosticError,
     Diagnostics,
@@ -152,6 +153,7 @@ def _evaluated(
         if len(block.labels) == 1 and block.labels[0] not in experiments:
             exp = decode_experiment(block, scope, providers, diags)
             if exp is not None:
+                read_templates(exp, directory, diags, sources)
                 experiments[exp.name] = exp
     declared_experiments = {b.labels[0] for b in root.blocks_of("experiment") if len(b.labels) == 1}
     outputs = _outputs(root, scope, declared_experiments, diags)

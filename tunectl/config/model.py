@@ -74,12 +74,25 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class FileTemplate:
+    """`template { source, destination, format }` of a trial: a file rendered with the
+    trial's values before its tasks start (`tunectl.config.templates`)."""
+
+    source: str  # relative to the configuration directory, or absolute
+    destination: Any  # str | Template; relative to the first task's workdir
+    format: str = "json"  # json | text: how a value is written into the file
+    text: str = ""  # the source file's text, read at load
+    range: SourceRange | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     provider: str
     tasks: tuple[TaskSpec, ...]
     timeout: float | None = None
     retries: int = 0
     range: SourceRange | None = field(default=None, compare=False)
+    templates: tuple[FileTemplate, ...] = ()
 
     @property
     def metrics(self) -> tuple[MetricsSource, ...]:

@@ -98,6 +98,14 @@ TASK_ATTRS = (
     _s("timeout", "duration"),
 )
 METRICS_BLOCK = NestedBlock(METRICS_SCHEMA, labels=("kind",), label_choices=METRICS_KINDS)
+TEMPLATE_FORMATS = ("json", "text")
+TEMPLATE_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("source", "string", required=True),
+        _s("destination", "string", required=True),
+        _s("format", "string"),
+    )
+)
 TASK_SCHEMA = BlockSchema(
     attrs=attributes(*TASK_ATTRS),
     blocks={"metrics": METRICS_BLOCK},
@@ -105,7 +113,11 @@ TASK_SCHEMA = BlockSchema(
 )
 TRIAL_SCHEMA = BlockSchema(
     attrs=attributes(*TASK_ATTRS, _s("retries", "int")),
-    blocks={"metrics": METRICS_BLOCK, "task": NestedBlock(TASK_SCHEMA, labels=("name",))},
+    blocks={
+        "metrics": METRICS_BLOCK,
+        "task": NestedBlock(TASK_SCHEMA, labels=("name",)),
+        "template": NestedBlock(TEMPLATE_SCHEMA),
+    },
     open_attrs=True,
 )
 PARAM_SCHEMA = BlockSchema(

@@ -26,6 +26,7 @@ from tunectl.config.provider_checks import (
 from tunectl.config.providers import provider_class, read_settings
 from tunectl.config.schema import METRICS_KINDS, METRICS_READS, TRIAL_SCHEMA, Reader
 from tunectl.config.sensitive import object_keys, refers_to
+from tunectl.config.templates import decode_templates
 from tunectl.diags import Diagnostics, did_you_mean, error, warning
 from tunectl.hcl.expr import Scope
 from tunectl.hcl.syntax import Block, Body
@@ -386,6 +387,16 @@ def decode_trial(
     )
     shared_metrics = _metrics(block.body, trial_scope, context, diags, params, shared_workdir, cls)
     shared_sensitive = _task_sensitive(block.body, scope.sensitive)
+    templates = decode_templates(
+        block.body,
+        trial_scope,
+        context,
+        diags,
+        cls,
+        lambda dest: (
+            _per_trial(dest) or (not str(dest).startswith("/") and _per_trial(shared_workdir))
+        ),
+    )
     tasks: list[TaskSpec] = []
     sources = [(b.labels[0] if b.labels else "main", b.body, b.range) for b in task_blocks] or [
         ("main", block.body, block.range)
@@ -488,4 +499,4 @@ def decode_trial(
         )
     bodies = [block.body, *(b.body for b in task_blocks)]
     diags.extend(check_metric_sources(cls, bodies, context, skip=UNSUPPORTED_METRICS))
-    return TrialSpec(provider, tuple(tasks), timeout, retries or 0, block.range)
+    return TrialSpec(provider, tuple(tasks), timeout, retries or 0, block.range, templates)

@@ -10,12 +10,14 @@ while other trials and experiments go on; the loop never sleeps for it. After
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.experiment_run import ExperimentRun
 from tunectl.engine.hosts import home
+from tunectl.engine.templates import render_templates
 from tunectl.engine.trials import Placeholders, build_request, task_key, trial_id
 from tunectl.providers.base import ProviderError, TaskHandle
 from tunectl.states import TaskRecord, TrialRecord
@@ -138,6 +140,9 @@ class Submission(ExperimentRun):
             bodies=self.provider.task_bodies,
             recorded_at=recorded_at,
         )
+        if task_index == 0 and self.exp.trial.templates:
+            workdir = Path(request.workdir or self.config_dir)
+            render_templates(self.exp.trial.templates, placeholders, workdir)
         try:
             # One call: the provider has retried its transient faults already. Safe to
             # repeat on a later pass: submission is idempotent on the key.

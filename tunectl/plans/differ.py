@@ -21,6 +21,7 @@ from typing import Any
 from tunectl.addrs import Address, parse_address
 from tunectl.config.model import Config, Experiment
 from tunectl.config.sensitive import hide_paths, is_marker
+from tunectl.config.templates import template_entry
 from tunectl.diags import Diagnostic, DiagnosticError, error
 from tunectl.durations import format_duration
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
@@ -92,6 +93,8 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
     }
     if exp.trial.timeout is not None:
         trial["timeout"] = format_duration(exp.trial.timeout)
+    if exp.trial.templates:
+        trial["template"] = [template_entry(t) for t in exp.trial.templates]
     out: dict[str, Any] = {
         "algorithm": {"name": exp.algorithm.name, **_value(dict(exp.algorithm.settings))},
         "objective": objective,
