@@ -46,7 +46,12 @@ def hiding(tmp_path: Path, *modules: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("algorithm", "module", "label"),
-    [("cmaes", "cmaes", "cmaes"), ("qmc", "scipy", "SciPy"), ("gp", "scipy", "SciPy")],
+    [
+        ("cmaes", "cmaes", "cmaes"),
+        ("qmc", "scipy", "SciPy"),
+        ("gp", "scipy", "SciPy"),
+        ("gp", "torch", "PyTorch"),
+    ],
 )
 def test_validate_names_the_missing_extra(tmp_path, algorithm, module, label):
     directory = write(tmp_path / "cfg", {"main.hcl": CONFIG % algorithm})
