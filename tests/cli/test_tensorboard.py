@@ -5,13 +5,19 @@ and drive early stopping; a missing extra and bad blocks are located diagnostics
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.cli.test_apply import apply, trials
-from tests.conftest import run_cli, write
+from tests.conftest import cli_env, run_cli, write
 from tests.search.test_extras import hiding
 
 pytest.importorskip("tensorboard")
@@ -162,3 +168,35 @@ def test_bad_blocks_are_located_diagnostics(tmp_path: Path) -> None:
     )
     result = run_cli(setup(tmp_path / "b", no_logdir), "validate")
     assert result.code == 1 and 'metrics "tensorboard" needs "logdir".' in result.text
+
+
+@pytest.mark.slow
+def test_kill_9_during_reads_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    # apply is killed while writers run and their events are being read; the next apply
+    # adopts the running trials and reads on from the state's cursor into the journal.
+    seed = int(os.environ.get("TUNECTL_CRASH_SEED", random.randrange(1 << 30)))
+    print(f"TUNECTL_CRASH_SEED={seed}")
+    rng = random.Random(seed)
+    directory = setup(
+        tmp_path,
+        hcl(max_trials=4, steps=8, bad_from=99).replace("max_concurrent = 1", "max_concurrent = 2"),
+    )
+    for _ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tunectl", "-C", str(directory), "apply", "--auto-approve"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+        )
+        time.sleep(rng.uniform(0.5, 2.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert b"Traceback" not in err, err.decode()
+    result = apply(directory)
+    assert result.code == 0, result.text
+    records = trials(directory)
+    assert [t["status"] for t in records] == ["complete"] * 4, f"seed {seed}: {records}"
+    for record in records:
+        steps = [m["step"] for m in metrics(directory, record["number"])]
+        assert sorted(steps) == list(range(1, 9)), f"seed {seed}: trial {record['number']}"
