@@ -67,7 +67,7 @@ def hcl(values: list[str], templates: str) -> str:
           }
           param "lr" {
             type   = "choice"
-            values = [0.001]
+            values = [1e-05]
           }
           trial {
             command = "python3 trial.py ${trial.number} ${trial.model_dir}"
@@ -110,13 +110,13 @@ def test_hostile_values_stay_data(tmp_path: Path) -> None:
         seen = json.loads((directory / f"seen-{n}.json").read_text())
         assert seen == {
             "optimizer": record["params"]["opt"],
-            "lr": 0.001,
+            "lr": 1e-05,
             "trial": n,
             "experiment": "demo",
             "literal": "${param.opt}",
         }
         text = (directory / f"seen-{n}.yaml").read_text()
-        assert yaml.safe_load(text) == {"optimizer": record["params"]["opt"], "lr": 0.001}
+        assert yaml.safe_load(text) == {"optimizer": record["params"]["opt"], "lr": 1e-05}
         assert text.startswith(f'# rendered by tunectl for "demo-g1-t{n}"\n')
 
 

@@ -39,8 +39,8 @@ def _written(tpl: FileTemplate, path: tuple[str, str], placeholders: Placeholder
         value: Any = placeholders.values.get(path)
         if path == ("trial", "params_json"):
             value = placeholders.resolve(path)  # JSON text, written as a JSON string
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            return json.dumps(value)
+        if isinstance(value, float):
+            return _float_literal(value)
         return json.dumps(value, ensure_ascii=False) if value is not None else "null"
     text = placeholders.resolve(path)
     if any(c in text for c in "\n\r\0"):
@@ -52,6 +52,16 @@ def _written(tpl: FileTemplate, path: tuple[str, str], placeholders: Placeholder
                 'hold as one value. Use format = "json", or change the parameter\'s values.',
             )
         )
+    return text
+
+
+def _float_literal(value: float) -> str:
+    """A float as JSON writes it, with a `.` in its mantissa (`1.0e-05`, not `1e-05`),
+    which YAML 1.1 readers (PyYAML) need to read it as a number."""
+    text = json.dumps(value)
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        return f"{mantissa}.0e{exponent}"
     return text
 
 
