@@ -52,6 +52,7 @@ def provider_for(server: Server, tmp_path: Path, **extra: Any) -> DlcProvider:
         "endpoint": server.endpoint,
         "protocol": "http",
         "log_interval": 0,
+        "log_delay": 0,
         **extra,
     }
     return DlcProvider(config, tmp_path)

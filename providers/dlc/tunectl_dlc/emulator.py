@@ -9,7 +9,9 @@ ordinary settings (`endpoint="127.0.0.1:PORT"`, `protocol="http"`):
     GET    /api/v1/jobs/{id}                     GetJob (with Pods)
     POST   /api/v1/jobs/{id}/stop                StopJob
     DELETE /api/v1/jobs/{id}                     DeleteJob
-    GET    /api/v1/jobs/{id}/pods/{pod}/logs     GetPodLogs (MaxLines)
+    GET    /api/v1/jobs/{id}/pods/{pod}/logs     GetPodLogs (MaxLines, StartTime, EndTime,
+                                                 PodUid; lines with their times, some
+                                                 arriving late: `emulator_logs`)
 
 Every request must carry a valid `ACS3-HMAC-SHA256` signature made with the configured test
 key, so wrong credentials fail as in the cloud (`InvalidAccessKeyId.NotFound`,
@@ -18,7 +20,9 @@ key, so wrong credentials fail as in the cloud (`InvalidAccessKeyId.NotFound`,
 Jobs walk DLC's status sequence — Creating, Queuing (while `capacity` jobs run),
 EnvPreparing, Running, then Succeeded, Failed or Stopped (via Stopping) — and run their
 `UserCommand` as a local process (`/bin/sh -c`, in its own session, with the job's `Envs`);
-its output is the worker pod's log.
+its output is the log of the job's rank-0 pod. Pods are named as DLC names them
+(`JOBID-master-0`, `JOBID-worker-1`, ...: one per `PodCount` of each `JobSpecs` role), each
+with a `PodUid`; the rank-0 pod is master-0, else chief-0, else worker-0 (else the first).
 
 Faults on demand, through unauthenticated admin paths (also `Emulator.faults`):
 
@@ -26,6 +30,7 @@ Faults on demand, through unauthenticated admin paths (also `Emulator.faults`):
     POST /_emulator/jobs/{id}/vanish        the job disappears (as if deleted elsewhere)
     POST /_emulator/jobs/{id}/stop-outside  the job is stopped by someone else
     GET  /_emulator/calls                   how many calls of each action were served
+                                            (and `GetPodLogs:bytes`, the bytes of logs)
 
 Run it by hand: `tunectl-dlc-emulator --port 8470` (test key `LTAI-test` / `test-secret`
 unless --access-key-id / --access-key-secret say otherwise).
@@ -55,6 +60,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from tunectl_dlc.emulator_logs import DEFAULT_LINES, PodLog, parse_time
+
 TEST_KEY_ID = "LTAI-test"
 TEST_KEY_SECRET = "test-secret"
 TERMINAL = ("Succeeded", "Failed", "Stopped")
@@ -79,15 +86,34 @@ class Job:
     status: str = "Creating"
     history: list[dict[str, str]] = field(default_factory=list)
     proc: subprocess.Popen | None = None
-    log: Path | None = None
+    log: PodLog = field(default_factory=lambda: PodLog(None))
+    pods: list[dict[str, str]] = field(default_factory=list)
     started: float | None = None
     finished: float | None = None
     reason: str = ""
     stop_requested: bool = False
 
     @property
-    def pod_id(self) -> str:
-        return f"{self.id}-worker-0"
+    def rank0(self) -> dict[str, str]:
+        """The pod whose log is the job's output."""
+        for role in ("Master", "Chief", "Worker"):
+            for pod in self.pods:
+                if pod["Type"] == role and pod["PodId"].endswith("-0"):
+                    return pod
+        return self.pods[0]
+
+
+def pods_of(job_id: str, specs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The pods DLC makes for `JobSpecs`: `JOBID-ROLE-N`, one per `PodCount`."""
+    return [
+        {
+            "PodId": f"{job_id}-{str(spec.get('Type')).lower()}-{n}",
+            "Type": str(spec.get("Type")),
+            "PodUid": str(uuid.uuid4()),
+        }
+        for spec in specs
+        for n in range(int(spec.get("PodCount") or 1))
+    ]
 
 
 @dataclass
@@ -108,8 +134,10 @@ class Emulator:
         workdir: Path | None = None,
         access_key_id: str = TEST_KEY_ID,
         access_key_secret: str = TEST_KEY_SECRET,
+        log_delay: float = 0.0,
     ) -> None:
         self.capacity = capacity
+        self.log_delay = log_delay  # how late a log line may become visible (seconds)
         self.phase = phase_seconds
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dlc-emulator-"))
         self.keys = {access_key_id: access_key_secret}
@@ -139,6 +167,7 @@ class Emulator:
                     self._start(job)
                 elif job.status == "Running" and job.proc is not None:
                     code = job.proc.poll()
+                    job.log.ingest(final=code is not None)
                     if code is not None:
                         job.finished = now
                         job.reason = f"exit code {code}"
@@ -158,14 +187,15 @@ class Emulator:
     def _start(self, job: Job) -> None:
         directory = self.workdir / job.id
         directory.mkdir(parents=True, exist_ok=True)
-        job.log = directory / "worker-0.log"
+        path = directory / "rank0.log"
+        job.log = PodLog(path, self.log_delay, seed=len(self.jobs))
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(directory),
             "PYTHONUNBUFFERED": "1",
             **{str(k): str(v) for k, v in (job.spec.get("Envs") or {}).items()},
         }
-        with job.log.open("wb") as out:
+        with path.open("wb") as out:
             job.proc = subprocess.Popen(
                 ["/bin/sh", "-c", str(job.spec.get("UserCommand") or "true")],
                 cwd=job.spec.get("_cwd") or directory,
@@ -185,6 +215,7 @@ class Emulator:
             except OSError:
                 pass
             job.proc.wait()
+        job.log.ingest(final=True)
         job.finished = time.time()
         job.reason = job.reason or "stopped by user"
         if job.status != "Stopping":
@@ -210,6 +241,7 @@ class Emulator:
                 raise ApiError(400, "MissingParameter", f"{name} is mandatory for this action.")
         with self.lock:
             job = Job(id=f"dlc{uuid.uuid4().hex[:16]}", spec=body, created=time.time())
+            job.pods = pods_of(job.id, list(body["JobSpecs"]))
             self._set(job, "Creating")
             self.jobs[job.id] = job
         return {"JobId": job.id}
@@ -277,19 +309,26 @@ class Emulator:
     def pod_logs(self, job_id: str, pod_id: str, query: dict[str, str]) -> dict[str, Any]:
         with self.lock:
             job = self.jobs.get(job_id)
-            if job is None or pod_id != job.pod_id:
+            pod = next((p for p in job.pods if p["PodId"] == pod_id), None) if job else None
+            if job is None or pod is None:
                 raise ApiError(404, "PodNotFound", f"Pod {pod_id} of job {job_id} not found.")
-            log, ended = job.log, job.status in TERMINAL
-        lines: list[str] = []
-        if log is not None and log.exists():
-            text = log.read_text(errors="replace")
-            lines = text.split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            elif lines and not ended:
-                lines.pop()  # an unfinished last line is served once the job has ended
-        limit = int(query.get("MaxLines") or 2000)
-        return {"Logs": lines[:limit]}
+            if query.get("PodUid") and query["PodUid"] != pod["PodUid"]:
+                raise ApiError(404, "PodNotFound", f"Pod {pod_id} has no uid {query['PodUid']}.")
+            bounds = []
+            for name in ("StartTime", "EndTime"):
+                value = query.get(name)
+                parsed = parse_time(value) if value else None
+                if value and parsed is None:
+                    raise ApiError(400, "InvalidParameter", f"{name} is not an ISO 8601 time.")
+                bounds.append(parsed)
+            try:
+                limit = int(query.get("MaxLines") or DEFAULT_LINES)
+            except ValueError:
+                limit = 0
+            if limit < 1:
+                raise ApiError(400, "InvalidParameter", "MaxLines must be a positive integer.")
+            logs = job.log.query(bounds[0], bounds[1], limit) if pod is job.rank0 else []
+        return {"JobId": job_id, "PodId": pod_id, "PodUid": pod["PodUid"], "Logs": logs}
 
     # -- outside events -----------------------------------------------------------------
 
@@ -333,9 +372,7 @@ class Emulator:
                 {k: v for k, v in h.items() if not k.startswith("_")} for h in job.history
             ]
             pod_status = {"Stopping": "Terminating"}.get(job.status, job.status)
-            out["Pods"] = [
-                {"PodId": job.pod_id, "Type": "Worker", "Status": pod_status, "PodUid": job.id}
-            ]
+            out["Pods"] = [{**pod, "Status": pod_status} for pod in job.pods] if job.started else []
         return out
 
     # -- signatures ---------------------------------------------------------------------
@@ -432,7 +469,7 @@ class Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, data: dict[str, Any], headers: dict | None = None):
+            def _reply(self, status: int, data: dict[str, Any], headers: dict | None = None) -> int:
                 body = json.dumps(data).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json;charset=utf-8")
@@ -441,6 +478,7 @@ class Server:
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(body)
+                return len(body)
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -459,7 +497,10 @@ class Server:
                     emulator.inject()
                     data = self._api(url.path, dict(query), body)
                     data["RequestId"] = request_id
-                    self._reply(200, data)
+                    sent = self._reply(200, data)
+                    if action == "GetPodLogs":  # what log reads cost, for benchmarks
+                        with emulator.lock:
+                            emulator.calls["GetPodLogs:bytes"] += sent
                 except ApiError as exc:
                     self._reply(
                         exc.status,
@@ -529,12 +570,16 @@ def main() -> None:
     parser.add_argument("--access-key-secret", default=TEST_KEY_SECRET)
     parser.add_argument("--throttle", type=float, default=0.0, help="share of calls throttled")
     parser.add_argument("--error", type=float, default=0.0, help="share of calls failing (500)")
+    parser.add_argument(
+        "--log-delay", type=float, default=0.0, help="seconds a log line may arrive late"
+    )
     args = parser.parse_args()
     with Server(
         port=args.port,
         capacity=args.capacity,
         access_key_id=args.access_key_id,
         access_key_secret=args.access_key_secret,
+        log_delay=args.log_delay,
     ) as server:
         server.emulator.faults = Faults(throttle=args.throttle, error=args.error)
         print(

@@ -7,8 +7,10 @@ SDK (`alibabacloud-pai-dlc20201203`).
 - Status: `ListJobs` filtered by job ids, 100 per page: the calls per pass grow with pages,
   not with trials. `GetJob` only for a job missing from the list (vanished?) and once per
   job for its pod id.
-- Logs: `GetPodLogs` of the worker pod, read incrementally (a cursor in lines), at most
-  every `log_interval` seconds per running job, and once more when it ends.
+- Logs: `GetPodLogs` of the rank-0 pod (pinned by `PodUid`), read in bounded pages from
+  where the last read stopped (`tunectl_dlc.logs`), at most every `log_interval` seconds per
+  running job, then to the end once it ended. A job that ended on its own is reported ended
+  `log_delay` seconds later, so lines that reach the log service late are read too.
 - Cancel: `StopJob` (a job already ended or gone is fine).
 - Faults: throttling, 5xx, timeouts and dropped connections are retried with tunectl's
   shared policy (`tunectl.retry`: exponential backoff with jitter, at most `ATTEMPTS`
@@ -48,6 +50,7 @@ from tunectl.providers.base import (
 )
 from tunectl.retry import retry_call
 from tunectl_dlc.jobs import JOB_TYPES, PRICES, ROLES, check_role, job_spec, job_status
+from tunectl_dlc.logs import LogReader, Pod, PodPins, rank0
 
 T = TypeVar("T")
 
@@ -56,7 +59,6 @@ _REGION = re.compile(r"[a-z]{2}-[a-z0-9]+(-[a-z0-9]+)*")
 
 ATTEMPTS = 6
 PAGE = 100
-
 
 
 def _transient(exc: BaseException) -> bool:
@@ -94,6 +96,12 @@ class DlcProvider(Provider):
         AttrSpec("prices", "any", description="map of ecs_spec -> price per hour"),
         AttrSpec("currency", default="¥"),
         AttrSpec("log_interval", "number", default=10, description="seconds between log reads"),
+        AttrSpec(
+            "log_delay",
+            "number",
+            default=5,
+            description="seconds a log line may reach GetPodLogs late",
+        ),
     )
     trial_schema = (
         AttrSpec("job_type", default="PyTorchJob", choices=JOB_TYPES),
@@ -113,7 +121,11 @@ class DlcProvider(Provider):
     def __init__(self, config: Mapping[str, Any], state_dir: Path) -> None:
         super().__init__(config, state_dir)
         self._client: Any = None
-        self._pods: dict[str, str] = {}
+        self._pins = PodPins(state_dir)
+        delay = self.config.get("log_delay")
+        self._delay = 5.0 if delay is None else float(delay)
+        self._logs = LogReader(self._fetch_log, self._delay)
+        self._ended_at: dict[str, float] = {}  # job -> when it may be reported ended
         self._last_read: dict[str, float] = {}
         self._states: dict[str, TaskState] = {}
         self._polled: dict[str, float] = {}
@@ -140,17 +152,18 @@ class DlcProvider(Provider):
         if endpoint is not None and (not str(endpoint).strip() or " " in str(endpoint)):
             detail = f'"endpoint" must be a host name, not {endpoint!r}.'
             out.append(attribute_error(("endpoint",), "Invalid endpoint", detail))
-        interval = config.get("log_interval")
-        if interval is not None and (
-            isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0
-        ):
-            out.append(
-                attribute_error(
-                    ("log_interval",),
-                    "Invalid log_interval",
-                    f'"log_interval" must be a number of seconds, 0 or more, not {interval!r}.',
+        for name in ("log_interval", "log_delay"):
+            seconds = config.get(name)
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0
+            ):
+                out.append(
+                    attribute_error(
+                        (name,),
+                        f"Invalid {name}",
+                        f'"{name}" must be a number of seconds, 0 or more, not {seconds!r}.',
+                    )
                 )
-            )
         prices = config.get("prices")
         if prices is not None and (
             not isinstance(prices, Mapping)
@@ -415,7 +428,8 @@ class DlcProvider(Provider):
 
             body = self._call("ListJobs", list_page)
             for job in body.jobs or []:
-                out[str(job.job_id)] = self._enforce_timeout(job, job_status(job))
+                status = self._enforce_timeout(job, job_status(job))
+                out[str(job.job_id)] = self._hold(str(job.job_id), job, status)
         for handle in handles:
             if handle.id not in out:  # not listed: ask for it, it may be gone
                 out[handle.id] = self._get_status(handle.id)
@@ -445,6 +459,26 @@ class DlcProvider(Provider):
             raise
         return job_status(job)
 
+    def _hold(self, job_id: str, job: Any, status: TaskStatus) -> TaskStatus:
+        """A job that ended on its own is reported running until `log_delay` seconds after
+        its end, so its last lines have reached GetPodLogs before it is read to the end."""
+        if status.state not in (TaskState.SUCCEEDED, TaskState.FAILED) or not self._delay:
+            return status
+        now = time.monotonic()
+        if job_id not in self._ended_at:
+            left = self._delay + 1  # GmtFinishTime has whole seconds
+            finish = getattr(job, "gmt_finish_time", None)
+            if finish:
+                try:
+                    ended = calendar.timegm(time.strptime(str(finish), "%Y-%m-%dT%H:%M:%SZ"))
+                    left = min(left, max(0.0, ended + self._delay + 1 - time.time()))
+                except ValueError:
+                    pass
+            self._ended_at[job_id] = now + left
+        if now >= self._ended_at[job_id]:
+            return status
+        return TaskStatus(TaskState.RUNNING)
+
     def read_log(self, handle: TaskHandle, cursor: int) -> LogChunk:
         state = self._states.get(handle.id)
         if state is None or (
@@ -465,27 +499,31 @@ class DlcProvider(Provider):
         pod = self._pod(handle.id)
         if pod is None:
             return LogChunk([], cursor)
-        logs = self._call(
-            "GetPodLogs",
-            lambda c, m: (
-                c.get_pod_logs(
-                    handle.id, pod, m.GetPodLogsRequest(max_lines=cursor + 5000)
-                ).body.logs
-            ),
-        )
+        lines, after = self._logs.read(handle.id, pod, cursor, ended=state.terminal)
         self._last_read[handle.id] = now
-        lines = [str(line) for line in (logs or [])][cursor:]
-        return LogChunk(lines, cursor + len(lines))
+        return LogChunk(lines, after)
 
-    def _pod(self, job_id: str) -> str | None:
-        if job_id not in self._pods:
+    def _fetch_log(
+        self, job_id: str, pod: Pod, start: str | None, end: str | None, lines: int
+    ) -> list[str]:
+
+        def get(c: Any, m: Any) -> Any:
+            request = m.GetPodLogsRequest(
+                max_lines=lines, start_time=start, end_time=end, pod_uid=pod.uid
+            )
+            return c.get_pod_logs(job_id, pod.id, request).body.logs
+
+        return [str(line) for line in (self._call("GetPodLogs", get) or [])]
+
+    def _pod(self, job_id: str) -> Pod | None:
+        pod = self._pins.get(job_id)
+        if pod is None:
             job = self._call("GetJob", lambda c, m: c.get_job(job_id, m.GetJobRequest()).body)
-            pods = [p for p in (job.pods or []) if p.pod_id]
-            if not pods:
+            pod = rank0(list(job.pods or []))
+            if pod is None:
                 return None
-            workers = [p for p in pods if (p.type or "").lower() in ("worker", "master", "chief")]
-            self._pods[job_id] = str((workers or pods)[0].pod_id)
-        return self._pods[job_id]
+            self._pins.put(job_id, pod)
+        return pod
 
     def cancel(self, handle: TaskHandle) -> None:
         try:
@@ -510,4 +548,3 @@ class DlcProvider(Provider):
                 return None  # an unknown instance type: no estimate rather than a wrong one
             total += int(spec.get("count", 1)) * price * seconds / 3600
         return total if total else None
-
