@@ -194,3 +194,21 @@ def test_faults_are_retried(emulator: Server, tmp_path: Path) -> None:
         assert provider_for(emulator, tmp_path).submit(request) == handle
     finally:
         admin(emulator, "/_emulator/faults", {})
+
+
+def test_exit_codes_from_any_reason_dlc_gives() -> None:
+    from types import SimpleNamespace as Job
+
+    from tunectl_dlc.jobs import job_status
+
+    def code(**fields: Any) -> int | None:
+        base = {"job_id": "dlc1", "status": "Failed", "reason_message": "", "reason_code": ""}
+        return job_status(Job(**{**base, **fields})).exit_code
+
+    assert code(reason_message="Pod dlc1-master-0 terminated: exitCode: 3, reason: Error") == 3
+    assert code(reason_message="worker exited with code 7") == 7
+    history = [Job(reason_message="ExitCode=2"), Job(reason_message="")]
+    assert code(status_history=history) == 2
+    assert code(pods=[Job(sub_status="OOMKilled exit code 137")]) == 137
+    assert code(reason_message="JobFailed") is None
+    assert code(status="Succeeded") == 0

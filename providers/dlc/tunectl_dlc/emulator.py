@@ -39,8 +39,6 @@ unless --access-key-id / --access-key-secret say otherwise).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -58,9 +56,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from tunectl_dlc.emulator_checks import ApiError, Signatures, check_create
 from tunectl_dlc.emulator_logs import DEFAULT_LINES, PodLog, parse_time
+
+__all__ = ["TEST_KEY_ID", "TEST_KEY_SECRET", "ApiError", "Emulator", "Faults", "Server"]
 
 TEST_KEY_ID = "LTAI-test"
 TEST_KEY_SECRET = "test-secret"
@@ -69,13 +70,6 @@ _JOB = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)$")
 _STOP = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)/stop$")
 _LOGS = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)/pods/([A-Za-z0-9-]+)/logs$")
 _ADMIN_JOB = re.compile(r"^/_emulator/jobs/([A-Za-z0-9-]+)/(vanish|stop-outside)$")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
 
 
 @dataclass
@@ -141,6 +135,9 @@ class Emulator:
         self.phase = phase_seconds
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dlc-emulator-"))
         self.keys = {access_key_id: access_key_secret}
+        self.signatures = Signatures(self.keys)
+        self.denied: set[str] = set()  # actions answered 403 (a RAM user without them)
+        self.workspaces: set[str] | None = None  # the workspaces that exist (None: any)
         self.jobs: dict[str, Job] = {}
         self.lock = threading.RLock()
         self.faults = Faults()
@@ -170,7 +167,10 @@ class Emulator:
                     job.log.ingest(final=code is not None)
                     if code is not None:
                         job.finished = now
-                        job.reason = f"exit code {code}"
+                        job.reason = (
+                            f"Pod {job.rank0['PodId']} terminated: exitCode: {code}, reason: "
+                            + ("Completed" if code == 0 else "Error")
+                        )
                         self._set(job, "Succeeded" if code == 0 else "Failed")
                 elif job.status == "Stopping":
                     if job.proc is None or job.proc.poll() is not None:
@@ -236,9 +236,7 @@ class Emulator:
     # -- API ----------------------------------------------------------------------------
 
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        for name in ("DisplayName", "JobType", "JobSpecs", "UserCommand"):
-            if not body.get(name):
-                raise ApiError(400, "MissingParameter", f"{name} is mandatory for this action.")
+        check_create(body, self.workspaces)
         with self.lock:
             job = Job(id=f"dlc{uuid.uuid4().hex[:16]}", spec=body, created=time.time())
             job.pods = pods_of(job.id, list(body["JobSpecs"]))
@@ -290,9 +288,12 @@ class Emulator:
             job = self.jobs.get(job_id)
             if job is None:
                 raise ApiError(404, "100090005", f"Job {job_id} not found.")
-            if job.status not in TERMINAL:
-                job.stop_requested = True
-                self._set(job, "Stopping")
+            if job.status in TERMINAL:
+                raise ApiError(
+                    400, "InvalidJobStatus", f"Job {job_id} is {job.status} and cannot be stopped."
+                )
+            job.stop_requested = True
+            self._set(job, "Stopping")
         self.tick()
         return {"JobId": job_id}
 
@@ -375,45 +376,6 @@ class Emulator:
             out["Pods"] = [{**pod, "Status": pod_status} for pod in job.pods] if job.started else []
         return out
 
-    # -- signatures ---------------------------------------------------------------------
-
-    def verify(
-        self, method: str, path: str, query: list[tuple[str, str]], headers: Any, body: bytes
-    ) -> None:
-        auth = headers.get("Authorization") or ""
-        match = re.match(
-            r"ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]*),Signature=([0-9a-f]+)$",
-            auth,
-        )
-        if not match:
-            raise ApiError(400, "MissingAuthorization", "The request is not signed.")
-        key_id, signed, signature = match.groups()
-        secret = self.keys.get(key_id)
-        if secret is None:
-            raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-        payload = hashlib.sha256(body).hexdigest()
-        if headers.get("x-acs-content-sha256") not in (None, payload):
-            raise ApiError(400, "ContentSHA256NotMatched", "The body does not match its hash.")
-        names = signed.split(";") if signed else []
-        canonical_headers = "".join(
-            f"{name}:{(headers.get(name) or '').strip()}\n" for name in names
-        )
-        canonical_query = "&".join(
-            f"{k}={quote(v, safe='~')}" for k, v in sorted(query, key=lambda kv: kv[0])
-        )
-        canonical = (
-            f"{method}\n{path}\n{canonical_query}\n{canonical_headers}\n{signed}\n"
-            f"{headers.get('x-acs-content-sha256') or payload}"
-        )
-        to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise ApiError(
-                400,
-                "SignatureDoesNotMatch",
-                "The request signature does not conform to Aliyun standards.",
-            )
-
     def inject(self) -> None:
         """Raise the fault the configured rates draw for this call, if any."""
         with self.lock:
@@ -421,13 +383,15 @@ class Emulator:
             throttle, error = self.faults.throttle, self.faults.error
         if self.faults.slow:
             time.sleep(self.faults.slow)
-        if draw < throttle:
+        if draw < throttle / 2:  # as the gateway answers: 429 with a retry header
             raise ApiError(
                 429,
                 "Throttling.User",
                 "Request was denied due to user flow control.",
                 {"x-acs-retry-after": "100"},
             )
+        if draw < throttle:  # as a service answers: 400, no header
+            raise ApiError(400, "Throttling.User", "Request was denied due to user flow control.")
         if draw < throttle + error:
             raise ApiError(500, "InternalError", "The request processing has failed.")
 
@@ -490,10 +454,18 @@ class Server:
                     if url.path.startswith("/_emulator/"):
                         self._reply(200, self._admin(url.path, body))
                         return
-                    emulator.verify(self.command, url.path, query, self.headers, body)
-                    action = self.headers.get("x-acs-action") or "Unknown"
+                    action = emulator.signatures.verify(
+                        self.command, url.path, query, self.headers, body
+                    )
                     with emulator.lock:
                         emulator.calls[action] += 1
+                        denied = action in emulator.denied
+                    if denied:
+                        raise ApiError(
+                            403,
+                            "Forbidden.RAM",
+                            "User not authorized to operate on the specified resource.",
+                        )
                     emulator.inject()
                     data = self._api(url.path, dict(query), body)
                     data["RequestId"] = request_id

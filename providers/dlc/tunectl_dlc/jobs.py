@@ -92,13 +92,26 @@ def job_spec(m: Any, role: str, spec: Mapping[str, Any], image: str) -> Any:
     )
 
 
+# "exit code 3", "exitCode: 3", "ExitCode=3", "exited with code 3"
+_EXIT = re.compile(r"exit(?:ed with)?[ _]?code\W{0,3}(\d+)", re.IGNORECASE)
+
+
+def _reasons(job: Any) -> str:
+    """Where DLC says why a job ended: its reason, the last status change's, its pods'."""
+    texts = [str(job.reason_message or "")]
+    history = getattr(job, "status_history", None) or []
+    texts += [str(getattr(h, "reason_message", "") or "") for h in reversed(history)]
+    texts += [str(getattr(p, "sub_status", "") or "") for p in getattr(job, "pods", None) or []]
+    return "\n".join(texts)
+
+
 def job_status(job: Any) -> TaskStatus:
     """A DLC job (`GetJob`/`ListJobs` item) as a task status."""
     status = str(job.status or "")
     state = STATES.get(status, TaskState.PENDING)
     message = ""
     exit_code = None
-    found = re.search(r"exit(?:ed with)? code (\d+)", str(job.reason_message or ""))
+    found = _EXIT.search(_reasons(job))
     if found:
         exit_code = int(found.group(1))
     elif state is TaskState.SUCCEEDED:

@@ -14,7 +14,9 @@ SDK (`alibabacloud-pai-dlc20201203`).
 - Cancel: `StopJob` (a job already ended or gone is fine).
 - Faults: throttling, 5xx, timeouts and dropped connections are retried with tunectl's
   shared policy (`tunectl.retry`: exponential backoff with jitter, at most `ATTEMPTS`
-  tries); the SDK's own retry is off so there is one policy.
+  tries); the SDK's own retry is off so there is one policy. Missing credentials, a failing
+  proxy, a refused key or permission and a refused request are permanent: apply stops at
+  once with the fix in the message (`tunectl_dlc.errors`).
 - Credentials: Alibaba Cloud's default chain (`ALIBABA_CLOUD_ACCESS_KEY_ID` /
   `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, the `~/.alibabacloud/credentials` profile, an ECS RAM
   role, ...), resolved on the first API call; never read from HCL, never stored or logged.
@@ -23,6 +25,7 @@ SDK (`alibabacloud-pai-dlc20201203`).
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import shlex
 import time
@@ -49,6 +52,7 @@ from tunectl.providers.base import (
     attribute_error,
 )
 from tunectl.retry import retry_call
+from tunectl_dlc.errors import DlcError, transient, translate
 from tunectl_dlc.jobs import JOB_TYPES, PRICES, ROLES, check_role, job_spec, job_status
 from tunectl_dlc.logs import LogReader, Pod, PodPins, rank0
 
@@ -59,23 +63,6 @@ _REGION = re.compile(r"[a-z]{2}-[a-z0-9]+(-[a-z0-9]+)*")
 
 ATTEMPTS = 6
 PAGE = 100
-
-
-def _transient(exc: BaseException) -> bool:
-    from alibabacloud_tea_openapi.exceptions import (
-        ClientException,
-        ServerException,
-        ThrottlingException,
-    )
-    from darabonba.exceptions import UnretryableException
-
-    if isinstance(exc, ThrottlingException | ServerException | UnretryableException):
-        return True
-    if isinstance(exc, ClientException):
-        return str(getattr(exc, "code", "")).startswith("Throttling") or getattr(
-            exc, "status_code", 0
-        ) in (408, 429)
-    return isinstance(exc, ConnectionError | TimeoutError | OSError)
 
 
 class DlcProvider(Provider):
@@ -231,10 +218,14 @@ class DlcProvider(Provider):
 
             region = str(self.config.get("region") or "")
             endpoint = self.config.get("endpoint") or f"pai-dlc.{region}.aliyuncs.com"
+            # The chain logs each provider it tried, with tracebacks, to the root logger's
+            # last resort; the error this provider raises says what to do instead.
+            # (Its modules add their own stderr handler when imported: imported by now.)
+            logging.getLogger("credentials").disabled = True
             try:
                 credential = Credentials()
             except Exception as exc:
-                raise ProviderError(f"dlc: no Alibaba Cloud credentials: {exc}") from None
+                raise translate("authentication", exc) from None
             self._client = Client(
                 Config(
                     credential=credential,
@@ -258,23 +249,11 @@ class DlcProvider(Provider):
             return fn(client, models)
 
         try:
-            return retry_call(once, _transient, attempts=ATTEMPTS, max_wait=5.0)
+            return retry_call(once, transient, attempts=ATTEMPTS, max_wait=5.0)
         except ProviderError:
             raise
         except Exception as exc:
-            code = getattr(exc, "code", None) or type(exc).__name__
-            if "credential" in str(exc).lower() and code in ("CredentialException", None):
-                raise ProviderError(
-                    "dlc: no Alibaba Cloud credentials; set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or configure a profile"
-                ) from None
-            from alibabacloud_tea_openapi.exceptions import ClientException
-
-            message = getattr(exc, "message", None) or str(exc)
-            permanent = isinstance(exc, ClientException) and not _transient(exc)
-            raise ProviderError(
-                f"dlc: {action} failed: {code}: {message}", permanent=permanent
-            ) from None
+            raise translate(action, exc, self.config.get("workspace_id")) from None
 
     # -- running ------------------------------------------------------------------------
 
@@ -451,13 +430,19 @@ class DlcProvider(Provider):
         return TaskStatus(TaskState.FAILED, message=f"timed out after {float(limit):g}s")
 
     def _get_status(self, job_id: str) -> TaskStatus:
-        try:
-            job = self._call("GetJob", lambda c, m: c.get_job(job_id, m.GetJobRequest()).body)
-        except ProviderError as exc:
-            if "not found" in str(exc).lower() or "100090005" in str(exc):
-                return TaskStatus(TaskState.LOST, message="the DLC job no longer exists")
-            raise
+        job = self._get_job(job_id)
+        if job is None:
+            return TaskStatus(TaskState.LOST, message="the DLC job no longer exists")
         return job_status(job)
+
+    def _get_job(self, job_id: str) -> Any:
+        """GetJob's answer, or None when the service answers 404 about the job."""
+        try:
+            return self._call("GetJob", lambda c, m: c.get_job(job_id, m.GetJobRequest()).body)
+        except DlcError as exc:
+            if exc.not_found:
+                return None
+            raise
 
     def _hold(self, job_id: str, job: Any, status: TaskStatus) -> TaskStatus:
         """A job that ended on its own is reported running until `log_delay` seconds after
@@ -528,9 +513,13 @@ class DlcProvider(Provider):
     def cancel(self, handle: TaskHandle) -> None:
         try:
             self._call("StopJob", lambda c, m: c.stop_job(handle.id))
-        except ProviderError as exc:
-            if "not found" in str(exc).lower() or "100090005" in str(exc):
-                return  # gone already: nothing to stop
+        except DlcError as exc:
+            # Refused: decide from the job itself, not from the wording of the refusal.
+            if exc.status is None or not 400 <= exc.status < 500:
+                raise
+            job = self._get_job(handle.id)
+            if job is None or job_status(job).state.terminal:
+                return  # gone or ended already: nothing to stop
             raise
 
     def estimate_price(self, settings: Mapping[str, Any], seconds: float) -> float | None:
