@@ -212,3 +212,38 @@ def test_exit_codes_from_any_reason_dlc_gives() -> None:
     assert code(pods=[Job(sub_status="OOMKilled exit code 137")]) == 137
     assert code(reason_message="JobFailed") is None
     assert code(status="Succeeded") == 0
+
+
+def test_jobs_older_than_a_week_are_listed(
+    emulator: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queries: list[dict[str, str]] = []
+    listed = emulator.emulator.list_jobs
+
+    def recording(query: dict[str, str]) -> dict[str, Any]:
+        queries.append(query)
+        return listed(query)
+
+    monkeypatch.setattr(emulator.emulator, "list_jobs", recording)
+    request = TaskRequest(
+        "t-old-week", "weeks", 0, "main", {"command": "sleep 30"}, settings=SETTINGS
+    )
+    handle = provider_for(emulator, tmp_path).submit(request)
+    # The experiment and its job were made eight days ago (as the state records it).
+    eight_days = 8 * 24 * 3600
+    with emulator.emulator.lock:
+        emulator.emulator.jobs[handle.id].created -= eight_days
+    since = tmp_path / "dlc-since.json"
+    times = json.loads(since.read_text())
+    since.write_text(json.dumps({k: v - eight_days for k, v in times.items()}))
+    try:
+        restarted = provider_for(emulator, tmp_path)
+        assert restarted.submit(request) == handle  # adopted, not created again
+        gets = emulator.emulator.calls["GetJob"]
+        assert restarted.poll([handle])[handle.id].state is not TaskState.LOST
+        assert emulator.emulator.calls["GetJob"] == gets  # found by the listing itself
+        assert queries and all(q.get("StartTime") and q.get("WorkspaceId") for q in queries)
+        # Without StartTime, the listing would not see it (7-day default window).
+        assert listed({"JobIds": handle.id})["TotalCount"] == 0
+    finally:
+        restarted.cancel(handle)

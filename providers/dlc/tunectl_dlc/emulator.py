@@ -5,7 +5,9 @@ ordinary settings (`endpoint="127.0.0.1:PORT"`, `protocol="http"`):
 
     POST   /api/v1/jobs                          CreateJob
     GET    /api/v1/jobs                          ListJobs (DisplayName, JobIds, Status,
-                                                 WorkspaceId, Tags, PageSize, PageNumber)
+                                                 WorkspaceId, Tags, StartTime, EndTime —
+                                                 by default the last 7 days —, PageSize,
+                                                 PageNumber)
     GET    /api/v1/jobs/{id}                     GetJob (with Pods)
     POST   /api/v1/jobs/{id}/stop                StopJob
     DELETE /api/v1/jobs/{id}                     DeleteJob
@@ -254,8 +256,20 @@ class Emulator:
     def list_jobs(self, query: dict[str, str]) -> dict[str, Any]:
         with self.lock:
             jobs = sorted(self.jobs.values(), key=lambda j: j.created)
-            if query.get("DisplayName"):
-                jobs = [j for j in jobs if query["DisplayName"] in j.spec.get("DisplayName", "")]
+            # Jobs created in [StartTime, EndTime], by default the last 7 days.
+            window = []
+            for name in ("StartTime", "EndTime"):
+                value = query.get(name)
+                parsed = parse_time(value) if value else None
+                if value and parsed is None:
+                    raise ApiError(400, "InvalidParameter", f"{name} is not an ISO 8601 time.")
+                window.append(None if parsed is None else parsed / 1e6)
+            start = time.time() - 7 * 24 * 3600 if window[0] is None else window[0]
+            end = time.time() if window[1] is None else window[1]
+            jobs = [j for j in jobs if start <= j.created <= end + 1]
+            if query.get("DisplayName"):  # a substring, in any case
+                name = query["DisplayName"].lower()
+                jobs = [j for j in jobs if name in str(j.spec.get("DisplayName", "")).lower()]
             if query.get("JobIds"):
                 wanted = set(query["JobIds"].split(","))
                 jobs = [j for j in jobs if j.id in wanted]

@@ -164,7 +164,9 @@ class LogReader:
                 del self.positions[job_id]
                 return [], cursor
             if out or not ended:
-                pos.exhausted = False
+                # A short page after the end has read all there is: the next read is the
+                # grace re-read.
+                pos.exhausted = ended and not full
                 return out, pos.cursor
             if full:
                 continue

@@ -55,6 +55,7 @@ from tunectl.retry import retry_call
 from tunectl_dlc.errors import DlcError, transient, translate
 from tunectl_dlc.jobs import JOB_TYPES, PRICES, ROLES, check_role, job_spec, job_status
 from tunectl_dlc.logs import LogReader, Pod, PodPins, rank0
+from tunectl_dlc.since import Since
 
 T = TypeVar("T")
 
@@ -76,7 +77,9 @@ class DlcProvider(Provider):
     )
     config_schema = (
         AttrSpec("region", required=True, description="e.g. cn-hangzhou"),
-        AttrSpec("workspace_id", description="the PAI workspace jobs are created in"),
+        AttrSpec(
+            "workspace_id", required=True, description="the PAI workspace jobs are created in"
+        ),
         AttrSpec("resource_id", description="a dedicated resource quota (else public)"),
         AttrSpec("endpoint", description="API endpoint; default pai-dlc.REGION.aliyuncs.com"),
         AttrSpec("protocol", default="https", choices=("https", "http")),
@@ -109,6 +112,7 @@ class DlcProvider(Provider):
         super().__init__(config, state_dir)
         self._client: Any = None
         self._pins = PodPins(state_dir)
+        self._since = Since(state_dir)
         delay = self.config.get("log_delay")
         self._delay = 5.0 if delay is None else float(delay)
         self._logs = LogReader(self._fetch_log, self._delay)
@@ -265,8 +269,9 @@ class DlcProvider(Provider):
         known = self._experiment_jobs(request.experiment)
         if request.key in known:
             return TaskHandle(request.key, known[request.key])
+        self._since.record(request.experiment)  # before any job of it exists
         for attempt in range(ATTEMPTS):
-            found = self._find_one(request.key) if attempt else None
+            found = self._find_one(request.key, request.experiment) if attempt else None
             if found is not None:
                 known[request.key] = found
                 return TaskHandle(request.key, found)
@@ -276,7 +281,7 @@ class DlcProvider(Provider):
                     lambda c, m: c.create_job(self._create_request(m, request)).body.job_id,
                 )
             except ProviderError as exc:
-                if exc.permanent or self._find_one(request.key) is None:
+                if exc.permanent or self._find_one(request.key, request.experiment) is None:
                     raise
                 continue
             known[request.key] = str(job_id)
@@ -364,6 +369,7 @@ class DlcProvider(Provider):
                     return c.list_jobs(
                         m.ListJobsRequest(
                             workspace_id=self.config.get("workspace_id"),
+                            start_time=self._since.start(experiment),
                             tags={"tunectl-experiment": experiment},
                             page_size=PAGE,
                             page_number=page,
@@ -379,12 +385,13 @@ class DlcProvider(Provider):
             self._by_experiment[experiment] = found
         return self._by_experiment[experiment]
 
-    def _find_one(self, key: str) -> str | None:
+    def _find_one(self, key: str, experiment: str) -> str | None:
         def lookup(c: Any, m: Any) -> str | None:
             body = c.list_jobs(
                 m.ListJobsRequest(
                     display_name=key,
                     workspace_id=self.config.get("workspace_id"),
+                    start_time=self._since.start(experiment),
                     tags={"tunectl-key": key},
                     page_size=10,
                 )
@@ -403,7 +410,13 @@ class DlcProvider(Provider):
             page = ids[start : start + PAGE]
 
             def list_page(c: Any, m: Any, page: list[str] = page) -> Any:
-                return c.list_jobs(m.ListJobsRequest(job_ids=",".join(page), page_size=PAGE)).body
+                request = m.ListJobsRequest(
+                    job_ids=",".join(page),
+                    workspace_id=self.config.get("workspace_id"),
+                    start_time=self._since.start(),
+                    page_size=PAGE,
+                )
+                return c.list_jobs(request).body
 
             body = self._call("ListJobs", list_page)
             for job in body.jobs or []:
