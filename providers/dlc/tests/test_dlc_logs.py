@@ -139,10 +139,10 @@ def test_the_rank0_pod_is_read_and_pinned_by_uid(late: Server, tmp_path: Path) -
     lines, _ = drive(provider, handle)
     assert lines == ["from-master"]
     job = late.emulator.jobs[handle.id]
-    assert [p["PodId"] for p in job.pods] == [
+    assert sorted(p["PodId"] for p in job.pods) == [
+        f"{handle.id}-master-0",
         f"{handle.id}-worker-0",
         f"{handle.id}-worker-1",
-        f"{handle.id}-master-0",
     ]
     pins = json.loads((tmp_path / "dlc-pods.json").read_text())
     assert pins[handle.id] == [f"{handle.id}-master-0", job.rank0["PodUid"]]

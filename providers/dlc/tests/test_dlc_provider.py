@@ -247,3 +247,58 @@ def test_jobs_older_than_a_week_are_listed(
         assert listed({"JobIds": handle.id})["TotalCount"] == 0
     finally:
         restarted.cancel(handle)
+
+
+def test_validate_task_as_strict_as_the_api() -> None:
+    def details(settings: dict[str, Any]) -> str:
+        config = {"region": "cn-hangzhou", "resource_id": "quota-1"}
+        found = DlcProvider.validate_task(ValidateTaskRequest(settings, config)).diagnostics
+        return "\n".join(d.detail for d in found)
+
+    ecs = {"count": 1, "ecs_spec": "ecs.g6.xlarge"}
+    assert "a PyTorchJob has no chief (its roles: master, worker)" in details(
+        {**SETTINGS, "chief": ecs}
+    )
+    assert "a RayJob has no ps" in details({**SETTINGS, "job_type": "RayJob", "ps": ecs})
+    assert details({**SETTINGS, "job_type": "RayJob", "head": ecs}) == ""
+    assert details({**SETTINGS, "job_type": "TFJob", "chief": ecs, "evaluator": ecs}) == ""
+    assert "chief.count must be 1" in details(
+        {**SETTINGS, "job_type": "TFJob", "chief": {**ecs, "count": 2}}
+    )
+    quota = {"count": 1, "cpu": 4, "memory": "16G", "shared_memory": "2Gi"}
+    assert 'worker.memory must be a size with its unit, such as "16Gi"' in details(
+        {**SETTINGS, "worker": quota}
+    )
+    assert details({**SETTINGS, "worker": {**quota, "memory": "16Gi"}}) == ""
+    assert "worker.cpu must be a number of cores above 0" in details(
+        {**SETTINGS, "worker": {**quota, "memory": "1Gi", "cpu": 0}}
+    )
+    assert "priority must be between 1 and 9" in details({**SETTINGS, "priority": 0})
+
+
+def test_timeout_rounds_up_into_the_cloud_limit_with_a_margin(
+    emulator: Server, tmp_path: Path
+) -> None:
+    from tunectl_dlc.jobs import LIMIT_MARGIN_MINUTES
+
+    provider = provider_for(emulator, tmp_path)
+    handle = provider.submit(
+        TaskRequest(
+            "t-limit", "limits", 0, "main", {"command": "true"}, timeout=61, settings=SETTINGS
+        )
+    )
+    explicit = provider.submit(
+        TaskRequest(
+            "t-limit-explicit",
+            "limits",
+            1,
+            "main",
+            {"command": "true"},
+            settings={**SETTINGS, "max_running_time": "90s"},
+        )
+    )
+    with emulator.emulator.lock:
+        spec = emulator.emulator.jobs[handle.id].spec
+        explicit_spec = emulator.emulator.jobs[explicit.id].spec
+    assert spec["JobMaxRunningTimeMinutes"] == 2 + LIMIT_MARGIN_MINUTES  # 61 s: up, never down
+    assert explicit_spec["JobMaxRunningTimeMinutes"] == 2  # the user's own limit, rounded up

@@ -53,7 +53,16 @@ from tunectl.providers.base import (
 )
 from tunectl.retry import retry_call
 from tunectl_dlc.errors import DlcError, transient, translate
-from tunectl_dlc.jobs import JOB_TYPES, PRICES, ROLES, check_role, job_spec, job_status
+from tunectl_dlc.jobs import (
+    JOB_TYPES,
+    PRICES,
+    ROLES,
+    check_role,
+    check_roles,
+    job_spec,
+    job_status,
+    max_running_minutes,
+)
 from tunectl_dlc.logs import LogReader, Pod, PodPins, rank0
 from tunectl_dlc.since import Since
 
@@ -96,10 +105,12 @@ class DlcProvider(Provider):
     trial_schema = (
         AttrSpec("job_type", default="PyTorchJob", choices=JOB_TYPES),
         AttrSpec("image", required=True, description="the container image"),
-        AttrSpec("worker", "any", description="{ count, ecs_spec | cpu, gpu, memory }"),
-        AttrSpec("ps", "any"),
-        AttrSpec("chief", "any"),
-        AttrSpec("master", "any"),
+        AttrSpec(
+            "worker",
+            "any",
+            description="{ count, ecs_spec | cpu, gpu, memory, shared_memory }",
+        ),
+        *(AttrSpec(role, "any") for role in ROLES if role != "worker"),
         AttrSpec("data_sources", "any", description="[{ uri, mount_path } | { id }]"),
         AttrSpec("code_source", "any", description="{ id, branch, commit, mount_path }"),
         AttrSpec("priority", "int"),
@@ -183,11 +194,15 @@ class DlcProvider(Provider):
             problems.append(
                 ("worker", 'a DLC trial needs worker = { count = N, ecs_spec = "..." }')
             )
+        job_type = str(settings.get("job_type") or "PyTorchJob")
+        problems += check_roles(job_type, {r: settings[r] for r in roles})
         resource_id = settings.get("resource_id") or request.config.get("resource_id")
         for role in roles:
             problems += [(role, p) for p in check_role(role, settings[role], resource_id)]
         priority = settings.get("priority")
-        if priority is not None and not 1 <= int(priority) <= 9:
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 9
+        ):
             problems.append(("priority", f"priority must be between 1 and 9, got {priority}"))
         if settings.get("max_running_time") is not None:
             try:
@@ -324,9 +339,9 @@ class DlcProvider(Provider):
         code = s.get("code_source")
         max_minutes = None
         if s.get("max_running_time"):
-            max_minutes = max(1, int(parse_duration(str(s["max_running_time"])) // 60))
+            max_minutes = max_running_minutes(parse_duration(str(s["max_running_time"])), False)
         elif request.timeout:
-            max_minutes = max(1, int(request.timeout // 60))
+            max_minutes = max_running_minutes(request.timeout, True)
         tags = {
             **{k: str(v) for k, v in request.tags.items()},
             "tunectl-key": request.key,
