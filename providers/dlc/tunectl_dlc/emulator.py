@@ -548,6 +548,10 @@ class Server:
         self.emulator.close()
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="An emulator of the PAI-DLC API.")
     parser.add_argument("--port", type=int, default=8470)
@@ -560,24 +564,37 @@ def main() -> None:
         "--log-delay", type=float, default=0.0, help="seconds a log line may arrive late"
     )
     args = parser.parse_args()
-    with Server(
+    server = Server(
         port=args.port,
         capacity=args.capacity,
         access_key_id=args.access_key_id,
         access_key_secret=args.access_key_secret,
         log_delay=args.log_delay,
-    ) as server:
-        server.emulator.faults = Faults(throttle=args.throttle, error=args.error)
-        print(
-            f"DLC emulator on http://{server.endpoint} (key {args.access_key_id}); "
-            'point provider "dlc" at endpoint = "' + server.endpoint + '", protocol = "http"',
-            flush=True,
-        )
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    )
+    try:
+        server.__enter__()
+    except OSError as exc:
+        server.emulator.close()
+        raise SystemExit(
+            f"tunectl-dlc-emulator: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}. "
+            "Another emulator may be running (stop it with Ctrl-C, or `kill PID`), or "
+            "choose another port with --port."
+        ) from None
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops it as Ctrl-C does
+    server.emulator.faults = Faults(throttle=args.throttle, error=args.error)
+    print(
+        f"DLC emulator on http://{server.endpoint} (key {args.access_key_id}, pid "
+        f'{os.getpid()}); point provider "dlc" at endpoint = "{server.endpoint}", '
+        'protocol = "http". Ctrl-C stops it.',
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.__exit__(None, None, None)
 
 
 if __name__ == "__main__":
