@@ -125,7 +125,7 @@ def test_no_credentials(server: Server, tmp_path: Path) -> None:
         took,
         "no Alibaba Cloud credentials found",
         "ALIBABA_CLOUD_ACCESS_KEY_ID",
-        "~/.alibabacloud/credentials",
+        "~/.alibabacloud/credentials.ini",
     )
 
 
@@ -150,7 +150,7 @@ def test_an_unknown_key(server: Server, tmp_path: Path) -> None:
 def test_a_wrong_secret(server: Server, tmp_path: Path) -> None:
     keys = {**KEYS, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "not-the-secret"}
     result, took = apply(write(tmp_path / "cfg", server.endpoint), tmp_path, **keys)
-    stops(result, took, "SignatureDoesNotMatch", "~/.alibabacloud/credentials")
+    stops(result, took, "SignatureDoesNotMatch", "~/.alibabacloud/credentials.ini")
     assert "not-the-secret" not in result.stdout + result.stderr
 
 
@@ -191,3 +191,15 @@ def test_network_errors_are_transient() -> None:
     assert not transient(proxy)
     assert isinstance(translate("GetJob", proxy), ProviderError)
     assert translate("GetJob", proxy).permanent
+
+
+def test_a_profile_in_the_credentials_file_is_used(server: Server, tmp_path: Path) -> None:
+    profile = tmp_path / ".alibabacloud" / "credentials.ini"
+    profile.parent.mkdir()
+    profile.write_text(
+        f"[default]\ntype = access_key\naccess_key_id = {TEST_KEY_ID}\n"
+        f"access_key_secret = {TEST_KEY_SECRET}\n"
+    )
+    result, _ = apply(write(tmp_path / "cfg", server.endpoint), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert created(server) == 2

@@ -25,8 +25,10 @@ from tunectl.providers.base import ProviderError
 CREDENTIALS = (
     "Alibaba Cloud credentials come from the default chain: the environment "
     "(ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, plus "
-    "ALIBABA_CLOUD_SECURITY_TOKEN for an STS token), a profile in ~/.alibabacloud/credentials "
-    "(ALIBABA_CLOUD_PROFILE picks one), or the RAM role of an ECS instance"
+    "ALIBABA_CLOUD_SECURITY_TOKEN for an STS token), a profile in "
+    "~/.alibabacloud/credentials.ini (or the file ALIBABA_CLOUD_CREDENTIALS_FILE names; "
+    "ALIBABA_CLOUD_PROFILE picks the section) or in the aliyun CLI's ~/.aliyun/config.json, "
+    "or the RAM role of an ECS instance"
 )
 _KEY_CODES = (
     "InvalidAccessKeyId",
@@ -153,7 +155,7 @@ def translate(action: str, exc: BaseException, workspace: object = None) -> DlcE
             text += (
                 ". The service refused the AccessKey the credential chain found; check "
                 "ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET or the profile in "
-                "~/.alibabacloud/credentials"
+                "~/.alibabacloud/credentials.ini"
             )
         elif status == 403 or _is(code, _PERMISSION_CODES):
             where = f" in workspace {workspace}" if workspace else ""

@@ -18,7 +18,7 @@ SDK (`alibabacloud-pai-dlc20201203`).
   proxy, a refused key or permission and a refused request are permanent: apply stops at
   once with the fix in the message (`tunectl_dlc.errors`).
 - Credentials: Alibaba Cloud's default chain (`ALIBABA_CLOUD_ACCESS_KEY_ID` /
-  `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, the `~/.alibabacloud/credentials` profile, an ECS RAM
+  `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, the `~/.alibabacloud/credentials.ini` profile, an ECS RAM
   role, ...), resolved on the first API call; never read from HCL, never stored or logged.
 """
 
