@@ -47,6 +47,7 @@ def call(
     nonce: str | None = None,
     version: str = "2020-12-03",
     unsigned: tuple[str, ...] = (),
+    token: str | None = None,
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """One ACS3-HMAC-SHA256 signed request, made by hand."""
     data = json.dumps(body).encode() if body is not None else b""
@@ -59,6 +60,8 @@ def call(
         "x-acs-signature-nonce": nonce or uuid.uuid4().hex,
         "x-acs-content-sha256": hashlib.sha256(data).hexdigest(),
     }
+    if token is not None:
+        headers["x-acs-security-token"] = token
     signed = sorted(h for h in headers if h not in unsigned)
     canonical = "\n".join(
         [
@@ -210,3 +213,15 @@ def test_a_port_in_use_is_a_clear_message() -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_sts_key_needs_its_token(server: Server) -> None:
+    server.emulator.signatures.tokens[TEST_KEY_ID] = "sts-token-1"
+    try:
+        without = call(server, "GET", "/api/v1/jobs", "ListJobs")
+        wrong = call(server, "GET", "/api/v1/jobs", "ListJobs", token="sts-token-2")
+        right = call(server, "GET", "/api/v1/jobs", "ListJobs", token="sts-token-1")
+    finally:
+        del server.emulator.signatures.tokens[TEST_KEY_ID]
+    assert code(without) == code(wrong) == (400, "InvalidSecurityToken.Mismatch")
+    assert right[0] == 200

@@ -4,7 +4,8 @@
   headers must include `host` and every `x-acs-*` header sent; `x-acs-date` within 15
   minutes of now (`InvalidTimeStamp.Expired`); a nonce used once only (`SignatureNonceUsed`);
   `x-acs-version` 2020-12-03 (`InvalidVersion`) and `x-acs-action` naming the API the path
-  and method call (`InvalidAction.NotFound`).
+  and method call (`InvalidAction.NotFound`); an STS key with its own token only
+  (`InvalidSecurityToken.Mismatch`).
 - **CreateJob** (`check_create`): the documented mandatory fields; a known `JobType` and,
   for it, the roles it has (PyTorchJob: Master, Worker; TFJob: Chief, PS, Worker, Evaluator;
   ...), at most one Master or Chief; `PodCount` at least 1; an ECS type shaped like one
@@ -68,6 +69,7 @@ class Signatures:
 
     def __init__(self, keys: dict[str, str]) -> None:
         self.keys = keys
+        self.tokens: dict[str, str] = {}  # key id -> the STS token it must come with
         self.nonces: dict[str, float] = {}
 
     def verify(
@@ -85,6 +87,11 @@ class Signatures:
         secret = self.keys.get(key_id)
         if secret is None:
             raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        token = headers.get("x-acs-security-token")
+        if token != self.tokens.get(key_id):
+            raise ApiError(
+                400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is not valid."
+            )
         names = signed.split(";") if signed else []
         sent = {k.lower() for k in headers.keys() if k.lower().startswith("x-acs-")}
         unsigned = sorted(({"host"} | sent) - set(names))
