@@ -54,70 +54,23 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tunectl_dlc.emulator_checks import ApiError, Signatures, check_create
+from tunectl_dlc.emulator_jobs import TERMINAL, Faults, Job, iso, job_json, pods_of
 from tunectl_dlc.emulator_logs import DEFAULT_LINES, PodLog, parse_time
 
 __all__ = ["TEST_KEY_ID", "TEST_KEY_SECRET", "ApiError", "Emulator", "Faults", "Server"]
 
 TEST_KEY_ID = "LTAI-test"
 TEST_KEY_SECRET = "test-secret"
-TERMINAL = ("Succeeded", "Failed", "Stopped")
 _JOB = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)$")
 _STOP = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)/stop$")
 _LOGS = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)/pods/([A-Za-z0-9-]+)/logs$")
 _ADMIN_JOB = re.compile(r"^/_emulator/jobs/([A-Za-z0-9-]+)/(vanish|stop-outside)$")
-
-
-@dataclass
-class Job:
-    id: str
-    spec: dict[str, Any]
-    created: float
-    status: str = "Creating"
-    history: list[dict[str, str]] = field(default_factory=list)
-    proc: subprocess.Popen | None = None
-    log: PodLog = field(default_factory=lambda: PodLog(None))
-    pods: list[dict[str, str]] = field(default_factory=list)
-    started: float | None = None
-    finished: float | None = None
-    reason: str = ""
-    stop_requested: bool = False
-
-    @property
-    def rank0(self) -> dict[str, str]:
-        """The pod whose log is the job's output."""
-        for role in ("Master", "Chief", "Worker"):
-            for pod in self.pods:
-                if pod["Type"] == role and pod["PodId"].endswith("-0"):
-                    return pod
-        return self.pods[0]
-
-
-def pods_of(job_id: str, specs: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The pods DLC makes for `JobSpecs`: `JOBID-ROLE-N`, one per `PodCount`."""
-    return [
-        {
-            "PodId": f"{job_id}-{str(spec.get('Type')).lower()}-{n}",
-            "Type": str(spec.get("Type")),
-            "PodUid": str(uuid.uuid4()),
-        }
-        for spec in specs
-        for n in range(int(spec.get("PodCount") or 1))
-    ]
-
-
-@dataclass
-class Faults:
-    throttle: float = 0.0  # share of API calls answered "Throttling.User" (429)
-    error: float = 0.0  # share answered 500 InternalError
-    slow: float = 0.0  # seconds added to every answer
-    seed: int = 0
 
 
 class Emulator:
@@ -184,7 +137,7 @@ class Emulator:
 
     def _set(self, job: Job, status: str) -> None:
         job.status = status
-        job.history.append({"Status": status, "Time": _iso(time.time()), "_at": str(time.time())})
+        job.history.append({"Status": status, "Time": iso(time.time()), "_at": str(time.time())})
 
     def _start(self, job: Job) -> None:
         directory = self.workdir / job.id
@@ -251,7 +204,7 @@ class Emulator:
             job = self.jobs.get(job_id)
             if job is None:
                 raise ApiError(404, "100090005", f"Job {job_id} not found.")
-            return self._json(job, detail=True)
+            return job_json(job, detail=True)
 
     def list_jobs(self, query: dict[str, str]) -> dict[str, Any]:
         with self.lock:
@@ -295,7 +248,7 @@ class Emulator:
             size = min(int(query.get("PageSize") or 50), 100)
             page = max(int(query.get("PageNumber") or 1), 1)
             chosen = jobs[(page - 1) * size : page * size]
-            return {"Jobs": [self._json(j) for j in chosen], "TotalCount": len(jobs)}
+            return {"Jobs": [job_json(j) for j in chosen], "TotalCount": len(jobs)}
 
     def stop_job(self, job_id: str) -> dict[str, Any]:
         with self.lock:
@@ -363,33 +316,6 @@ class Emulator:
 
     # -- JSON ---------------------------------------------------------------------------
 
-    def _json(self, job: Job, detail: bool = False) -> dict[str, Any]:
-        spec = job.spec
-        out: dict[str, Any] = {
-            "JobId": job.id,
-            "DisplayName": spec.get("DisplayName"),
-            "JobType": spec.get("JobType"),
-            "Status": job.status,
-            "WorkspaceId": spec.get("WorkspaceId"),
-            "ResourceId": spec.get("ResourceId"),
-            "Priority": spec.get("Priority"),
-            "GmtCreateTime": _iso(job.created),
-            "GmtRunningTime": _iso(job.started) if job.started else None,
-            "GmtFinishTime": _iso(job.finished) if job.finished else None,
-            "ReasonCode": job.status if job.status in TERMINAL else "",
-            "ReasonMessage": job.reason,
-            "Settings": spec.get("Settings") or {},
-            "JobSpecs": spec.get("JobSpecs"),
-        }
-        if detail:
-            out["UserCommand"] = spec.get("UserCommand")
-            out["StatusHistory"] = [
-                {k: v for k, v in h.items() if not k.startswith("_")} for h in job.history
-            ]
-            pod_status = {"Stopping": "Terminating"}.get(job.status, job.status)
-            out["Pods"] = [{**pod, "Status": pod_status} for pod in job.pods] if job.started else []
-        return out
-
     def inject(self) -> None:
         """Raise the fault the configured rates draw for this call, if any."""
         with self.lock:
@@ -408,10 +334,6 @@ class Emulator:
             raise ApiError(400, "Throttling.User", "Request was denied due to user flow control.")
         if draw < throttle + error:
             raise ApiError(500, "InternalError", "The request processing has failed.")
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 class Server:
