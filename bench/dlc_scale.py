@@ -11,7 +11,7 @@ GetPodLogs calls and bytes per trial, against the bytes of the log itself. Readi
 whole log again on every read grows with the square of the log; reading on from where the
 last read stopped grows with the log.
 
-    python bench/dlc_scale.py [--trials 1000] [--concurrent 200] [--sleep 2]
+    python bench/dlc_scale.py [--trials 1000] [--concurrent 200] [--sleep 2] [--log-delay 5]
     python bench/dlc_scale.py --log-lines 10000,100000 [--log-trials 4]
 
 Needs `pip install -e ./providers/dlc`.
@@ -39,6 +39,7 @@ provider "dlc" {
   workspace_id = "ws-bench"
   endpoint     = "%(endpoint)s"
   protocol     = "http"
+  log_delay    = %(log_delay)s
 }
 
 experiment "scale" {
@@ -83,7 +84,9 @@ NOISY = (
 )
 
 
-def run(trials: int, concurrent: int, sleep: float, command: str = "") -> dict:
+def run(
+    trials: int, concurrent: int, sleep: float, command: str = "", log_delay: float = 5
+) -> dict:
     port = free_port()
     env = cli_env()
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
@@ -119,6 +122,7 @@ def run(trials: int, concurrent: int, sleep: float, command: str = "") -> dict:
                         "trials": trials,
                         "concurrent": concurrent,
                         "command": command or f"sleep {sleep}; echo acc=${{param.x}}",
+                        "log_delay": log_delay,
                     }
                 },
             )
@@ -158,12 +162,17 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=2.0)
     parser.add_argument("--log-lines", help="comma-separated log sizes (lines per trial)")
     parser.add_argument("--log-trials", type=int, default=4)
+    parser.add_argument(
+        "--log-delay", type=float, default=5, help="the provider's log_delay (default 5 s)"
+    )
     args = parser.parse_args()
     if args.log_lines:
         logs([int(n) for n in args.log_lines.split(",")], args.log_trials)
         return
-    small = run(max(1, args.trials // 10), max(1, args.concurrent // 10), args.sleep)
-    big = run(args.trials, args.concurrent, args.sleep)
+    small = run(
+        max(1, args.trials // 10), max(1, args.concurrent // 10), args.sleep, "", args.log_delay
+    )
+    big = run(args.trials, args.concurrent, args.sleep, "", args.log_delay)
     for r in (small, big):
         print(
             f"{r['trials']:>5} trials, {r['concurrent']:>3} at once: wall {r['wall']:.1f} s, "

@@ -144,8 +144,8 @@ def test_the_rank0_pod_is_read_and_pinned_by_uid(late: Server, tmp_path: Path) -
         f"{handle.id}-worker-0",
         f"{handle.id}-worker-1",
     ]
-    pins = json.loads((tmp_path / "dlc-pods.json").read_text())
-    assert pins[handle.id] == [f"{handle.id}-master-0", job.rank0["PodUid"]]
+    pins = [json.loads(line) for line in (tmp_path / "dlc-pods.jsonl").read_text().splitlines()]
+    assert [handle.id, f"{handle.id}-master-0", job.rank0["PodUid"]] in pins
 
 
 def test_served_lines_carry_their_times() -> None:
@@ -217,3 +217,16 @@ def test_apply_reads_the_final_metric_of_a_long_log(late: Server, tmp_path: Path
     )
     best = json.loads(shown.stdout)["experiments"]["long"]["best"]
     assert best["value"] == pytest.approx(0.9)
+
+
+def test_a_restarted_tunectl_reads_the_pinned_pod(late: Server, tmp_path: Path) -> None:
+    provider = provider_for(late, tmp_path)
+    handle = provider.submit(request("t-pinned", "echo pinned"))
+    assert drive(provider, handle)[0] == ["pinned"]
+    restarted = provider_for(late, tmp_path)
+    restarted.poll([handle])
+    with late.emulator.lock:
+        gets = late.emulator.calls["GetJob"]
+    assert restarted.read_log(handle, 0).lines == ["pinned"]
+    with late.emulator.lock:
+        assert late.emulator.calls["GetJob"] == gets  # the pin, not a new look at the pods

@@ -3,7 +3,7 @@
 - **Which pod.** A job's output is its rank-0 pod's log: master-0, else chief-0, else
   worker-0 (else the first pod `GetJob` lists). The pod is pinned by its `PodUid` the first
   time it is read, and every read names that uid, so a read never mixes two instances of a
-  pod; the pin is kept beside the state (`dlc-pods.json`), so a restarted tunectl reads the
+  pod; the pin is kept beside the state (`dlc-pods.jsonl`), so a restarted tunectl reads the
   same instance.
 - **Where a read starts.** `GetPodLogs` serves a pod's lines between `StartTime` and
   `EndTime`, oldest first, at most `MaxLines` a call, each line starting with its time
@@ -30,7 +30,6 @@ exact, and a page costs more only when more than a page of lines share one time.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -92,38 +91,39 @@ def rank0(pods: list[Any]) -> Pod | None:
 
 
 class PodPins:
-    """Job id -> its pinned rank-0 pod, kept in memory and in `dlc-pods.json`."""
+    """Job id -> its pinned rank-0 pod, in memory and in `dlc-pods.jsonl` beside the state
+    (one line a pin, appended: a pin costs one short write however many jobs there are)."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "dlc-pods.json"
-        self.pins: dict[str, Pod] = {}
+        self.path = state_dir / "dlc-pods.jsonl"
+        self.pins: dict[str, Pod] | None = None
 
     def get(self, job_id: str) -> Pod | None:
-        if job_id not in self.pins:
-            stored = self._load().get(job_id)
-            if stored:
-                self.pins[job_id] = Pod(str(stored[0]), stored[1])
+        if self.pins is None:
+            self.pins = self._load()
         return self.pins.get(job_id)
 
     def put(self, job_id: str, pod: Pod) -> None:
+        if self.pins is None:
+            self.pins = self._load()
         self.pins[job_id] = pod
-        if not self.path.parent.is_dir():
-            return  # no state directory (yet): memory only
-        stored = self._load()
-        stored[job_id] = [pod.id, pod.uid]
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(stored))
-        os.replace(tmp, self.path)
+        if self.path.parent.is_dir():  # else (no state directory yet): memory only
+            with self.path.open("a") as f:
+                f.write(json.dumps([job_id, pod.id, pod.uid]) + "\n")
 
-    def forget(self, job_id: str) -> None:
-        self.pins.pop(job_id, None)
-
-    def _load(self) -> dict[str, list[Any]]:
+    def _load(self) -> dict[str, Pod]:
+        pins: dict[str, Pod] = {}
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+            text = self.path.read_text()
+        except OSError:
+            return pins
+        for line in text.splitlines():
+            try:
+                job_id, pod_id, uid = json.loads(line)
+            except (ValueError, TypeError):
+                continue  # a line cut short by a crash
+            pins.setdefault(str(job_id), Pod(str(pod_id), uid))  # the first pin holds
+        return pins
 
 
 class LogReader:

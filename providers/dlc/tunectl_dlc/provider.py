@@ -521,8 +521,13 @@ class DlcProvider(Provider):
     ) -> list[str]:
 
         def get(c: Any, m: Any) -> Any:
+            # From the start, the window starts with the state's jobs: GetPodLogs, too,
+            # serves only the last 7 days unless told otherwise.
             request = m.GetPodLogsRequest(
-                max_lines=lines, start_time=start, end_time=end, pod_uid=pod.uid
+                max_lines=lines,
+                start_time=start or self._since.start(),
+                end_time=end,
+                pod_uid=pod.uid,
             )
             return c.get_pod_logs(job_id, pod.id, request).body.logs
 
