@@ -119,8 +119,8 @@ class Emulator:
                     self._start(job)
                 elif job.status == "Running" and job.proc is not None:
                     code = job.proc.poll()
-                    job.log.ingest(final=code is not None)
                     if code is not None:
+                        job.log.ingest(final=True)
                         job.finished = now
                         job.reason = (
                             f"Pod {job.rank0['PodId']} terminated: exitCode: {code}, reason: "
@@ -295,7 +295,12 @@ class Emulator:
                 limit = 0
             if limit < 1:
                 raise ApiError(400, "InvalidParameter", "MaxLines must be a positive integer.")
-            logs = job.log.query(bounds[0], bounds[1], limit) if pod is job.rank0 else []
+            if pod is not job.rank0:
+                logs = []
+            else:
+                if job.status not in TERMINAL:
+                    job.log.ingest()  # what the process wrote so far: taken in now
+                logs = job.log.query(bounds[0], bounds[1], limit)
         return {"JobId": job_id, "PodId": pod_id, "PodUid": pod["PodUid"], "Logs": logs}
 
     # -- outside events -----------------------------------------------------------------

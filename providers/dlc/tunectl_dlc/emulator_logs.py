@@ -1,7 +1,7 @@
 """The DLC emulator's pod logs, served the way `GetPodLogs` serves them.
 
-A pod's output is taken in line by line as the process writes it (`PodLog.ingest`, from
-the emulator's ticker) and kept as the log service keeps it: each complete line with the
+A pod's output is taken in line by line (`PodLog.ingest`: when the log is asked for, and
+when the process ends) and kept as the log service keeps it: each complete line with the
 time it was taken in (whole microseconds, strictly increasing, so a time names one line),
 the line's text, and the time it becomes visible. Lines become visible late, as real logs
 do (they pass through a log service): each up to `delay` seconds after its own time, the
