@@ -302,3 +302,59 @@ def test_timeout_rounds_up_into_the_cloud_limit_with_a_margin(
         explicit_spec = emulator.emulator.jobs[explicit.id].spec
     assert spec["JobMaxRunningTimeMinutes"] == 2 + LIMIT_MARGIN_MINUTES  # 61 s: up, never down
     assert explicit_spec["JobMaxRunningTimeMinutes"] == 2  # the user's own limit, rounded up
+
+
+def test_pai_settings_reach_create_job(
+    emulator: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRY_USER", "robot")
+    monkeypatch.setenv("REGISTRY_PASSWORD", "s3cret-registry")
+    settings = {
+        **SETTINGS,
+        "job_type": "TFJob",
+        "worker": {"count": 2, "ecs_spec": "ecs.g6.xlarge", "spot": {"price_limit": 0.5}},
+        "chief": {"count": 1, "ecs_spec": "ecs.g6.xlarge"},
+        "user_vpc": {"vpc_id": "vpc-1", "security_group_id": "sg-1", "switch_id": "vsw-1"},
+        "thirdparty_libs": ["numpy==1.26.4"],
+        "image_config": {
+            "registry": "registry.example.com",
+            "username_env": "REGISTRY_USER",
+            "password_env": "REGISTRY_PASSWORD",
+        },
+        "success_policy": "ChiefWorker",
+    }
+    found = DlcProvider.validate_task(ValidateTaskRequest(settings, {"region": "cn-hangzhou"}))
+    assert found.diagnostics == ()
+    provider = provider_for(emulator, tmp_path)
+    handle = provider.submit(
+        TaskRequest("t-pai", "pai", 0, "main", {"command": "true"}, settings=settings)
+    )
+    with emulator.emulator.lock:
+        spec = emulator.emulator.jobs[handle.id].spec
+    assert spec["UserVpc"] == {"VpcId": "vpc-1", "SecurityGroupId": "sg-1", "SwitchId": "vsw-1"}
+    assert spec["ThirdpartyLibs"] == ["numpy==1.26.4"] and spec["SuccessPolicy"] == "ChiefWorker"
+    worker = next(s for s in spec["JobSpecs"] if s["Type"] == "Worker")
+    assert worker["SpotSpec"] == {"SpotStrategy": "SpotWithPriceLimit", "SpotPriceLimit": 0.5}
+    assert worker["ImageConfig"]["Password"] == "s3cret-registry"  # from the environment
+    assert "s3cret-registry" not in "".join(
+        p.read_text() for p in tmp_path.rglob("*") if p.is_file()
+    )
+
+
+def test_pai_settings_are_checked() -> None:
+    def details(settings: dict[str, Any]) -> str:
+        request = ValidateTaskRequest({**SETTINGS, **settings}, {"region": "cn-hangzhou"})
+        return "\n".join(d.detail for d in DlcProvider.validate_task(request).diagnostics)
+
+    assert "needs security_group_id" in details({"user_vpc": {"vpc_id": "vpc-1"}})
+    assert "list of pip requirements" in details({"thirdparty_libs": "numpy"})
+    assert "never the credentials" in details(
+        {"image_config": {"registry": "r", "username": "u", "password": "p"}}
+    )
+    assert "TFJob only" in details({"success_policy": "ChiefWorker"})
+    spot = {
+        "count": 1,
+        "ecs_spec": "ecs.g6.xlarge",
+        "spot": {"price_limit": 1, "discount_limit": 0.2},
+    }
+    assert "one of price_limit or discount_limit" in details({"worker": spot})

@@ -11,7 +11,8 @@
   ...), at most one Master or Chief; `PodCount` at least 1; an ECS type shaped like one
   (`ecs.FAMILY.SIZE`); `Priority` 1–9; a `DisplayName` of letters, digits, `-`, `_`, `.`
   (at most 256, starting with a letter or digit); a known workspace when the emulator was
-  given a list of them.
+  given a list of them; `SuccessPolicy` on a TFJob only; `UserVpc` with its VPC and
+  security group.
 
 Error codes and wording follow Alibaba Cloud's POP conventions; those of the DLC service
 itself beyond the SDK are not documented, so the provider never depends on them.
@@ -183,6 +184,11 @@ def check_create(body: dict[str, Any], workspaces: set[str] | None) -> None:
             raise invalid(f"EcsSpec {ecs} is not an instance type.")
         if ecs is None and not spec.get("ResourceConfig"):
             raise invalid(f"{role} needs EcsSpec or ResourceConfig.")
+    if body.get("SuccessPolicy") and job_type != "TFJob":
+        raise invalid("SuccessPolicy is supported by TFJob only.")
+    vpc = body.get("UserVpc")
+    if vpc and not (vpc.get("VpcId") and vpc.get("SecurityGroupId")):
+        raise invalid("UserVpc needs VpcId and SecurityGroupId.")
     priority = body.get("Priority")
     if priority is not None and (not isinstance(priority, int) or not 1 <= priority <= 9):
         raise invalid("Priority must be between 1 and 9.")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tunectl.providers.base import TaskState, TaskStatus
+from tunectl_dlc.extras import check_spot, spot_spec
 
 JOB_TYPES = (
     "PyTorchJob",
@@ -81,14 +82,19 @@ def check_role(role: str, spec: Any, resource_id: Any) -> list[str]:
     if not isinstance(spec, Mapping):
         return [f'{role} must be a map such as {{ count = 1, ecs_spec = "ecs.gn6i-c4g1.xlarge" }}']
     problems = []
-    known = {"count", "ecs_spec", "cpu", "gpu", "gpu_type", "memory", "shared_memory", "image"}
+    known = {
+        *("count", "ecs_spec", "cpu", "gpu", "gpu_type", "memory", "shared_memory"),
+        *("image", "spot"),
+    }
     unknown = set(spec) - known
     if unknown:
         problems.append(f"{role}: unknown setting(s) {', '.join(sorted(unknown))}")
     count = spec.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         problems.append(f"{role}.count must be a whole number of at least 1, got {count!r}")
-    elif role in SINGLE_ROLES and count > 1:
+    if spec.get("spot") is not None:
+        problems += check_spot(role, spec["spot"])
+    if isinstance(count, int) and role in SINGLE_ROLES and count > 1:
         problems.append(f"{role}.count must be 1: a job has one {role}, got {count}")
     for name in ("memory", "shared_memory"):
         value = spec.get(name)
@@ -130,7 +136,9 @@ def max_running_minutes(seconds: float, margin: bool) -> int:
     return max(1, math.ceil(seconds / 60)) + (LIMIT_MARGIN_MINUTES if margin else 0)
 
 
-def job_spec(m: Any, role: str, spec: Mapping[str, Any], image: str) -> Any:
+def job_spec(
+    m: Any, role: str, spec: Mapping[str, Any], image: str, image_config: Any = None
+) -> Any:
     """The SDK's `JobSpec` (`m` is the SDK's models module) of one role."""
     resources = None
     if spec.get("ecs_spec") is None:
@@ -147,6 +155,8 @@ def job_spec(m: Any, role: str, spec: Mapping[str, Any], image: str) -> Any:
         pod_count=int(spec.get("count", 1)),
         ecs_spec=spec.get("ecs_spec"),
         resource_config=resources,
+        image_config=image_config,
+        spot_spec=spot_spec(m, spec.get("spot")),
     )
 
 

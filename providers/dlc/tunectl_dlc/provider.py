@@ -53,6 +53,7 @@ from tunectl.providers.base import (
 )
 from tunectl.retry import retry_call
 from tunectl_dlc.errors import DlcError, transient, translate
+from tunectl_dlc.extras import check_extras, image_config, request_extras
 from tunectl_dlc.jobs import (
     JOB_TYPES,
     PRICES,
@@ -114,6 +115,10 @@ class DlcProvider(Provider):
         AttrSpec("data_sources", "any", description="[{ uri, mount_path } | { id }]"),
         AttrSpec("code_source", "any", description="{ id, branch, commit, mount_path }"),
         AttrSpec("priority", "int"),
+        AttrSpec("user_vpc", "any", description="{ vpc_id, security_group_id, switch_id }"),
+        AttrSpec("thirdparty_libs", "any", description="pip requirements installed first"),
+        AttrSpec("image_config", "any", description="{ registry, username_env, password_env }"),
+        AttrSpec("success_policy", choices=("ChiefWorker", "AllWorkers")),
         AttrSpec("max_running_time", description='e.g. "2h"'),
         AttrSpec("resource_id"),
     )
@@ -196,6 +201,7 @@ class DlcProvider(Provider):
             )
         job_type = str(settings.get("job_type") or "PyTorchJob")
         problems += check_roles(job_type, {r: settings[r] for r in roles})
+        problems += check_extras(settings, job_type)
         resource_id = settings.get("resource_id") or request.config.get("resource_id")
         for role in roles:
             problems += [(role, p) for p in check_role(role, settings[role], resource_id)]
@@ -325,8 +331,9 @@ class DlcProvider(Provider):
         }
         if request.model_dir:
             envs["TUNECTL_MODEL_DIR"] = request.model_dir
+        registry = image_config(m, s)
         specs = [
-            job_spec(m, ROLES[role], s[role], str(s.get("image")))
+            job_spec(m, ROLES[role], s[role], str(s.get("image")), registry)
             for role in ROLES
             if s.get(role) is not None
         ]
@@ -371,6 +378,7 @@ class DlcProvider(Provider):
             priority=s.get("priority"),
             job_max_running_time_minutes=max_minutes,
             settings=m.JobSettings(tags=tags),
+            **request_extras(m, s),
         )
 
     def _experiment_jobs(self, experiment: str) -> dict[str, str]:
