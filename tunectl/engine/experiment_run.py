@@ -22,6 +22,7 @@ from tunectl.engine.objective import combine
 from tunectl.engine.trials import Placeholders, metrics_files, metrics_queries
 from tunectl.providers.base import MetricSource, Provider, ProviderError, TaskHandle
 from tunectl.providers.bodies import query_kind
+from tunectl.s3 import S3, is_object_uri
 from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
@@ -133,14 +134,19 @@ class ExperimentRun:
         active = Active(trial, task, handle, self._parser(task.task_index))
         spec = self.exp.trial.tasks[task.task_index]
         readable = self.provider.capabilities.metric_sources
-        if MetricSource.FILE in readable and any(m.kind == "json" for m in spec.metrics):
-            for path in metrics_files(spec, self._placeholders(trial)):
+        for path in metrics_files(spec, self._placeholders(trial)):
+            # Objects in storage tunectl reads itself; the tasks' files, the provider.
+            if is_object_uri(path) or MetricSource.FILE in readable:
                 active.files[path] = JsonLinesParser()
         if MetricSource.TABLE in readable:
             kind = query_kind(self.provider.task_bodies)
             for query in metrics_queries(spec, self._placeholders(trial), kind):
                 active.files[query] = TableRowsParser()
         return active
+
+    def _object_store(self) -> S3 | None:
+        """The `storage "s3"` client, which reads metrics files kept in storage."""
+        return getattr(self.models, "s3", None)
 
     def _model_dir(self, trial: TrialRecord) -> str:
         if self.provider.capabilities.local_model_dir:

@@ -17,7 +17,9 @@ from tunectl.durations import format_duration
 from tunectl.engine.experiment_run import Active, ExperimentRun
 from tunectl.engine.metrics import JsonLinesParser, Sample, TableRowsParser
 from tunectl.engine.objective import combine, metric_values
+from tunectl.engine.stored_metrics import read_stored
 from tunectl.providers.base import MetricSource, MetricsRef, ProviderError, TaskState, TaskStatus
+from tunectl.s3 import is_object_uri
 from tunectl.states import MetricRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
@@ -77,7 +79,12 @@ class Outcomes(ExperimentRun):
             read = self.provider.read_metrics
             chunk = read(active.handle, MetricsRef(MetricSource.STDOUT), task.log_cursor)
             files = [
-                (path, read(active.handle, _source(path, parser), cursors.get(path, 0)))
+                (
+                    path,
+                    read_stored(self._object_store(), path, cursors)
+                    if is_object_uri(path)
+                    else read(active.handle, _source(path, parser), cursors.get(path, 0)),
+                )
                 for path, parser in active.files.items()
             ]
         except ProviderError as exc:
