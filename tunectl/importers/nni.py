@@ -11,6 +11,7 @@ which the objective optimises.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -151,7 +152,10 @@ def import_nni(path: Path, out_dir: Path) -> Imported:
         trial.set("workdir", _relative(code_dir, out_dir))
     if config.get("maxTrialDuration"):
         trial.set("timeout", _duration(config["maxTrialDuration"], "maxTrialDuration"))
-    trial.set("env", dict(NNI_ENV))
+    env: dict[str, Any] = dict(NNI_ENV)
+    if reader.nested:
+        env["TUNECTL_NNI_NESTED"] = json.dumps(reader.nested, sort_keys=True)
+    trial.set("env", env)
     gpus = config.get("trialGpuNumber") or 0
     provider = _training_service(config, gpus, trial, notes)
     _other_fields(config, notes)

@@ -58,6 +58,8 @@ class SpaceReader:
         self.where = where
         self.names: dict[str, str] = {}
         self.blocks: list[Block] = []
+        # nested choices: param -> {inner key: inner param}, for the nni module to nest
+        self.nested: dict[str, dict[str, str]] = {}
 
     def read(self, space: Any) -> list[Block]:
         if not isinstance(space, Mapping) or not space:
@@ -153,10 +155,13 @@ class SpaceReader:
         self.notes.add(
             where,
             "a nested choice: its options' parameters are parameters of their own that "
-            f"exist when {name} is that option, and the trial gets them flat "
-            f'({{"{name}": "OPTION", "INNER": ...}}), not nested in the option.',
+            f"exist when {name} is that option (when = {{ {name} = OPTION }}); the nni "
+            "module nests them back as NNI gives them (TUNECTL_NNI_NESTED), tunectl.report "
+            "and ${trial.params_json} see them flat.",
         )
+        inner_names = self.nested.setdefault(name, {})
         for option in nested:
             for inner, spec in option.items():
                 if inner != "_name":
                     self._param(str(inner), spec, {name: option["_name"]})
+                    inner_names[str(inner)] = self.names[str(inner)]

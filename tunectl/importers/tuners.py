@@ -16,6 +16,7 @@ from tunectl.importers.hclwriter import Block
 from tunectl.importers.model import Notes, fail
 from tunectl.search.algorithms import ALGORITHMS
 from tunectl.search.pruners import PRUNERS
+from tunectl.search.settings import Setting
 
 # NNI's builtin tuner names (lower case, `Tuner` suffix dropped) -> tunectl algorithm
 TUNERS = {
@@ -58,6 +59,22 @@ class Search:
     algorithm: Block
     direction: str
     early_stopping: Block | None = None
+
+
+def _put(
+    block: Block,
+    settings: Mapping[str, Setting],
+    name: str,
+    value: Any,
+    source: str,
+    notes: Notes,
+) -> None:
+    """`name = value` in `block` when the registry's check accepts it, else a note."""
+    problem = settings[name].check(value)
+    if problem:
+        notes.add(source, f"{value!r} is not {name} here ({problem} is): left out.")
+    else:
+        block.set(name, value)
 
 
 def _key(name: str) -> str:
@@ -114,14 +131,9 @@ def tuner(spec: Any, where: str, notes: Notes, args_key: str) -> tuple[Block, st
         if arg == "tpe_args" and algo == "tpe" and isinstance(value, Mapping):
             _tpe_args(block, value, source, notes)
         elif arg == "cold_start_num" and algo == "gp":
-            block.set("n_startup_trials", value)
-        elif arg in settings and arg != "population_size":
-            block.set(arg, value)
-        elif arg == "population_size" and algo == "evolution":
-            if isinstance(value, int) and value >= 2:
-                block.set(arg, value)
-            else:
-                notes.add(source, "population_size must be a whole number of at least 2.")
+            _put(block, settings, "n_startup_trials", value, source, notes)
+        elif arg in settings:
+            _put(block, settings, arg, value, source, notes)
         else:
             notes.add(source, hints.get(arg) or f'algorithm "{algo}" has no such setting.')
     if direction is None:
@@ -136,7 +148,7 @@ def tuner(spec: Any, where: str, notes: Notes, args_key: str) -> tuple[Block, st
 def _tpe_args(block: Block, args: Mapping[str, Any], where: str, notes: Notes) -> None:
     for arg, value in args.items():
         if arg in TPE_ARGS:
-            block.set(TPE_ARGS[arg], value)
+            _put(block, ALGORITHMS["tpe"].settings, TPE_ARGS[arg], value, f"{where}.{arg}", notes)
         elif arg == "constant_liar_type":
             if str(value) == "worst":
                 block.set("constant_liar", True)
@@ -182,7 +194,7 @@ def assessor(spec: Any, where: str, notes: Notes, args_key: str) -> tuple[Block 
         if arg in ("optimize_mode", "earlystop"):
             continue
         if arg in entry.settings:
-            block.set(arg, value)
+            _put(block, entry.settings, arg, value, source, notes)
         else:
             notes.add(
                 source, entry.hints.get(arg) or f'early_stopping "{rule}" has no such setting.'

@@ -10,7 +10,8 @@ An NNI trial runs unchanged::
     nni.report_final_result(acc)               # @tunectl {"metrics":{"default":...},"step":null}
 
 The parameters come from the environment variable `TUNECTL_PARAMS` (the trial's
-`${trial.params_json}`, which `tunectl import nni` puts in the trial's `env`). A result is
+`${trial.params_json}`, which `tunectl import nni` puts in the trial's `env`; a nested
+choice is nested back as NNI gives it, by `TUNECTL_NNI_NESTED`). A result is
 NNI's: a number, or a dict holding `"default"` (the objective) and other metrics; it is
 reported through `tunectl.report` as metric `default` (and the dict's other numeric
 entries under their names). The n-th intermediate result is step n (1, 2, ...), as PAI
@@ -37,6 +38,7 @@ __all__ = [
 __version__ = "3.0+tunectl"
 
 PARAMS_ENV = "TUNECTL_PARAMS"
+NESTED_ENV = "TUNECTL_NNI_NESTED"
 _state: dict[str, Any] = {"params": None, "step": 0}
 
 
@@ -57,9 +59,26 @@ def get_next_parameter() -> dict[str, Any]:
             raise RuntimeError(f"nni (tunectl): {PARAMS_ENV} is not JSON: {exc}") from None
         if not isinstance(loaded, dict):
             raise RuntimeError(f"nni (tunectl): {PARAMS_ENV} must be a JSON object.")
-        params = loaded
+        params = _nest(loaded)
     _state["params"] = params
     return dict(params)
+
+
+def _nest(params: dict[str, Any]) -> dict[str, Any]:
+    """NNI's nested choices (`TUNECTL_NNI_NESTED`: {choice: {inner key: param}}) as NNI
+    gives them: {"optimizer": {"_name": "sgd", "momentum": 0.9}}."""
+    try:
+        nested = json.loads(os.environ.get(NESTED_ENV) or "{}")
+    except json.JSONDecodeError:
+        nested = {}
+    for outer, inner in nested.items() if isinstance(nested, dict) else ():
+        if outer in params:
+            option = {"_name": params[outer]}
+            for key, name in inner.items():
+                if name in params:
+                    option[key] = params.pop(name)
+            params[outer] = option
+    return params
 
 
 def get_current_parameter(tag: str | None = None) -> Any:
