@@ -211,3 +211,19 @@ def test_an_existing_output_is_not_overwritten_without_force(tmp_path: Path) -> 
     assert (work / "main.hcl").read_text() == "# mine\n"
     r = run_cli(work, "import", "nni", "config.yml", "--force")
     assert r.code == 0, r.text
+
+
+def test_nni_dlc_training_service_imports_to_the_dlc_provider(tmp_path: Path) -> None:
+    work = copy("nni-dlc", tmp_path)
+    r = run_cli(work, "import", "nni", "config.yml")
+    assert r.code == 0, r.text
+    assert "trainingService.accessKeySecret: credentials are never written" in r.out
+    hcl = " ".join((work / "main.hcl").read_text().split())
+    assert 'provider = "dlc"' in hcl and 'job_type = "PyTorchJob"' in hcl
+    assert 'worker = { count = 1, ecs_spec = "ecs.c6.large" }' in hcl
+    assert 'mount_path = "/root/data/"' in hcl
+    assert "ak_key" not in hcl
+    assert run_cli(work, "fmt", "--check").code == 0
+    assert run_cli(work, "validate").code == 0
+    r = run_cli(work, "plan")
+    assert r.code == 0 and "Plan: 1 to add" in r.out, r.text

@@ -157,7 +157,12 @@ def import_nni(path: Path, out_dir: Path) -> Imported:
         env["TUNECTL_NNI_NESTED"] = json.dumps(reader.nested, sort_keys=True)
     trial.set("env", env)
     gpus = config.get("trialGpuNumber") or 0
-    provider = _training_service(config, gpus, trial, notes)
+    service = config.get("trainingService")
+    provider: Block | None
+    if isinstance(service, Mapping) and str(service.get("platform")) == "dlc":
+        provider = _dlc(service, trial, notes)
+    else:
+        provider = _training_service(config, gpus, trial, notes)
     _other_fields(config, notes)
     header = [
         f"Imported from {path.name} by `tunectl import nni`. The trial code runs as it is: its",
@@ -228,6 +233,52 @@ def _training_service(
                 'list the machine\'s GPUs in provider "local" { gpus = [...] } for the '
                 "provider to hand them out.",
             )
+    return provider
+
+
+def _dlc(service: Mapping[str, Any], trial: Block, notes: Notes) -> Block:
+    """NNI's `dlc` training service: the trial as a DLC job on the DLC provider."""
+    provider = Block("provider", ("dlc",))
+    provider.set("region", str(service.get("region") or "cn-hangzhou"))
+    if service.get("workspaceId"):
+        provider.set("workspace_id", str(service["workspaceId"]))
+    trial.items = [
+        ("attr", ("provider", "dlc", ""))
+        if kind == "attr" and item[0] == "provider"
+        else (kind, item)
+        for kind, item in trial.items
+        if not (kind == "attr" and item[0] == "workdir")
+    ]
+    from tunectl.importers.commands import JOB_TYPES
+
+    job_type = str(service.get("jobType") or "TFJob")
+    trial.set("job_type", JOB_TYPES.get(job_type.lower(), job_type))
+    trial.set("image", str(service.get("image") or ""))
+    worker: dict[str, Any] = {"count": service.get("podCount") or 1}
+    if service.get("ecsSpec"):
+        worker["ecs_spec"] = str(service["ecsSpec"])
+    trial.set("worker", worker)
+    sources: list[dict[str, str]] = [
+        {"id": str(service[key])}
+        for key in ("nasDataSourceId", "ossDataSourceId")
+        if service.get(key)
+    ]
+    if sources and service.get("nasDataSourceId") and service.get("containerStorageMountPoint"):
+        sources[0]["mount_path"] = str(service["containerStorageMountPoint"])
+    if sources:
+        trial.set("data_sources", sources)
+    for key in ("accessKeyId", "accessKeySecret"):
+        if key in service:
+            notes.add(
+                f"trainingService.{key}",
+                "credentials are never written to HCL: use Alibaba Cloud's credential chain.",
+            )
+    notes.add(
+        "trainingService.localStorageMountPoint",
+        "NNI copied the trial code to the NAS; tunectl does not: the job's command runs in "
+        "the image, where the code (mounted from data_sources or built in) and tunectl "
+        "(for `import nni`: tunectl/trialpath on PYTHONPATH) must be.",
+    )
     return provider
 
 
