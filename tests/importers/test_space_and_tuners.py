@@ -56,8 +56,8 @@ def test_names_placeholders_and_renames() -> None:
     notes = Notes()
     reader = SpaceReader(Path("s.json"), notes, "searchSpace")
     reader.read({"a b": SPACE["c"], "a_b": SPACE["c"], "${lr}": SPACE["e"]})
-    assert reader.names == {"a b": "a_b", "a_b": "a_b_2", "${lr}": "lr"}
-    assert [n.source for n in notes] == ["searchSpace.a b", "searchSpace.a_b"]
+    assert reader.names == {"a b": "a_b_2", "a_b": "a_b", "${lr}": "lr"}
+    assert [n.source for n in notes] == ["searchSpace.a b"]
 
 
 def test_nested_choice_records_how_to_nest_back() -> None:

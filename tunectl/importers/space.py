@@ -60,6 +60,7 @@ class SpaceReader:
         self.blocks: list[Block] = []
         # nested choices: param -> {inner key: inner param}, for the nni module to nest
         self.nested: dict[str, dict[str, str]] = {}
+        self.reserved: set[str] = set()
 
     def read(self, space: Any) -> list[Block]:
         if not isinstance(space, Mapping) or not space:
@@ -69,13 +70,15 @@ class SpaceReader:
                 'parameter names to {"_type": ..., "_value": ...}.',
                 self.path,
             )
+        # A key that is a name already keeps it; a renamed key yields to it.
+        self.reserved = {str(k) for k in space if param_name(str(k)) == str(k)}
         for key, spec in space.items():
             self._param(str(key), spec, None)
         return self.blocks
 
     def _name(self, key: str) -> str:
         name = param_name(key)
-        taken = set(self.names.values())
+        taken = set(self.names.values()) | (self.reserved - {key})
         base, n = name, 2
         while name in taken:
             name = f"{base}_{n}"[:64]
