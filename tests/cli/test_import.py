@@ -227,3 +227,16 @@ def test_nni_dlc_training_service_imports_to_the_dlc_provider(tmp_path: Path) ->
     assert run_cli(work, "validate").code == 0
     r = run_cli(work, "plan")
     assert r.code == 0 and "Plan: 1 to add" in r.out, r.text
+
+
+def test_pai_easyrec_example_notes_what_the_trial_cannot_get(tmp_path: Path) -> None:
+    work = copy("pai-easyrec", tmp_path)
+    r = run_cli(work, "import", "pai", "experiment.json")
+    assert r.code == 0, r.text
+    assert "search_space.${embedding_dim}: no command uses it" in r.out
+    assert "TensorBoard event files are not read" in r.out
+    assert "params_config: none" in r.out
+    hcl = (work / "main.hcl").read_text()
+    assert "-Dmodel_dir=oss://automl-test/easyrec/model/model_${experiment.name}_${trial.id}" in hcl
+    assert run_cli(work, "fmt", "--check").code == 0
+    assert run_cli(work, "validate").code == 0

@@ -159,7 +159,15 @@ class PaiImport:
         self._not_mapped(data, meta, yml)
         header = [f"Imported from {path.name} by `tunectl import pai` (docs/import.md)."]
         blocks = [self.providers[p] for p in sorted(self.providers)] + [exp]
-        return Imported(render(blocks, header), list(notes))
+        text = render(blocks, header)
+        for key, name in keys.items():
+            if "${param." + name + "}" not in text:
+                notes.add(
+                    f"search_space.{key}",
+                    "no command uses it (PAI may substitute it into a file: params_config), "
+                    "so trials get it only in ${trial.params_json}.",
+                )
+        return Imported(text, list(notes))
 
     def _given_mode(self, yml: Mapping[str, Any], metric: Mapping[str, Any]) -> str | None:
         mode = metric.get("optimize_mode")
