@@ -109,3 +109,16 @@ def test_bad_pai_configurations(tmp_path: Path, config: dict, summary: str) -> N
     with pytest.raises(DiagnosticError) as caught:
         run(tmp_path, config)
     assert caught.value.diags[0].summary == summary
+
+
+def test_direction_defaults_to_pai_s_maximize_with_a_note(tmp_path: Path) -> None:
+    text, notes = run(
+        tmp_path,
+        {
+            "yml_config": {"max_trial_number": 2, "tuner": {"name": "TPE"}},
+            "platform_config": {"name": "LOCAL", "cmd": ["python t.py --lr ${lr}"]},
+            "search_space": SPACE,
+        },
+    )
+    assert 'direction = "maximize"' in text
+    assert "PAI's default" in notes["yml_config.tuner.optimize_mode"]

@@ -150,3 +150,11 @@ def test_workdir_is_the_trial_code_directory_relative_to_the_output(tmp_path: Pa
     path = write(tmp_path, {"trialCodeDirectory": "code", "tuner": {"name": "TPE"}}, SPACE)
     out = tmp_path / "hcl"
     assert 'workdir  = "../code"' in import_nni(path, out).text
+
+
+def test_the_assessor_s_optimize_mode_gives_the_direction(tmp_path: Path) -> None:
+    assessor = {"name": "Medianstop", "classArgs": {"optimize_mode": "maximize"}}
+    config = {"tuner": {"name": "TPE"}, "assessor": assessor}
+    result = import_nni(write(tmp_path, config, SPACE), tmp_path)
+    assert 'direction = "maximize"' in result.text
+    assert not any("optimize_mode" in n.source for n in result.notes)

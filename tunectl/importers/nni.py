@@ -125,7 +125,9 @@ def import_nni(path: Path, out_dir: Path) -> Imported:
     stopping, assessor_mode = tuners.assessor(
         config.get("assessor"), "assessor", notes, "classArgs"
     )
-    direction = direction or assessor_mode or "maximize"
+    direction = direction or assessor_mode
+    if direction is None:
+        direction = tuners.default_direction(algorithm, "tuner.classArgs", notes)
 
     # NNI's examples keep each experiment in its own directory: name it after that.
     folder = path.resolve().parent.name

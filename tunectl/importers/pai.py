@@ -101,7 +101,9 @@ class PaiImport:
             yml.get("assessor"), "yml_config.assessor", notes, "class_args"
         )
         given_mode = self._given_mode(yml, metric)
-        direction = given_mode or direction or assessor_mode or "maximize"
+        direction = given_mode or direction or assessor_mode
+        if direction is None:
+            direction = tuners.default_direction(algorithm, "yml_config.tuner", notes, "PAI")
 
         kind = str(platform.get("name") or "")
         provider = PLATFORMS.get(kind.lower())

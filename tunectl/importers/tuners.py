@@ -136,13 +136,19 @@ def tuner(spec: Any, where: str, notes: Notes, args_key: str) -> tuple[Block, st
             _put(block, settings, arg, value, source, notes)
         else:
             notes.add(source, hints.get(arg) or f'algorithm "{algo}" has no such setting.')
-    if direction is None:
-        direction = DEFAULT_MODE.get(algo, "maximize")
-        notes.add(
-            f"{where}.{args_key}.optimize_mode",
-            f"not given: the objective is {direction}d (NNI's default for {name}). Check it.",
-        )
     return block, direction
+
+
+def default_direction(algorithm: Block, where: str, notes: Notes, platform: str = "NNI") -> str:
+    """The direction when neither the tuner nor the assessor gives `optimize_mode`: NNI's
+    default for the tuner; PAI AutoML's own (maximize, its trial.ini's default)."""
+    algo = algorithm.labels[0]
+    direction = "maximize" if platform == "PAI" else DEFAULT_MODE.get(algo, "maximize")
+    notes.add(
+        f"{where}.optimize_mode",
+        f"not given: the objective is {direction}d ({platform}'s default). Check it.",
+    )
+    return direction
 
 
 def _tpe_args(block: Block, args: Mapping[str, Any], where: str, notes: Notes) -> None:
