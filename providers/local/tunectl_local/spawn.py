@@ -139,7 +139,7 @@ def task_env(
         # project's name (`import nni`: tunectl/trialpath).
         shims = str(Path(root) / "tunectl" / "trialpath")
         old = env.get("PYTHONPATH", "")
-        if old.split(os.pathsep)[0] != root:
+        if old.split(os.pathsep)[:2] != [root, shims]:
             env["PYTHONPATH"] = os.pathsep.join([root, shims, *([old] if old else [])])
     if managed_gpus:
         # The provider manages the GPUs: a task sees only the ones it was handed.
