@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tunectl.importers.commands import dlc_submit, pai_command, placeholders, unquote_pai
 from tunectl.importers.model import Notes
+from tunectl.providers import registry
 
 KEYS = {"${lr}": "lr", "${batch_size}": "batch_size"}
 
@@ -37,6 +38,8 @@ def test_dlc_submit_with_quota_resources_and_roles() -> None:
     )
     assert job is not None
     assert str(job.command) == "python train.py --lr ${param.lr}"
+    takes_vpc = "user_vpc" in {a.name for a in registry.load("dlc").trial_schema}
+    assert job.settings.pop("user_vpc", None) == ({"vpc_id": "vpc-1"} if takes_vpc else None)
     assert job.settings == {
         "job_type": "TFJob",
         "image": "img:1",
@@ -48,9 +51,10 @@ def test_dlc_submit_with_quota_resources_and_roles() -> None:
         "code_source": {"id": "code-1", "branch": "main"},
         "data_sources": [{"id": "d-1"}, {"id": "d-2"}],
     }
+    # A DLC provider that takes user_vpc (a newer one) gets the VPC; else it is noted.
     assert [n.source for n in notes] == [
         "platform_config.cmd1 --name",
-        "platform_config.cmd1 --vpc_id",
+        *([] if takes_vpc else ["platform_config.cmd1 --vpc_id"]),
         "platform_config.cmd1 --bogus",
     ]
 

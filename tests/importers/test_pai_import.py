@@ -122,3 +122,26 @@ def test_direction_defaults_to_pai_s_maximize_with_a_note(tmp_path: Path) -> Non
     )
     assert 'direction = "maximize"' in text
     assert "PAI's default" in notes["yml_config.tuner.optimize_mode"]
+
+
+def test_schedule_and_monitor_where_the_schema_has_them(tmp_path: Path) -> None:
+    from tunectl.config.schema import EXPERIMENT_SCHEMA
+
+    text, notes = run(
+        tmp_path,
+        {
+            "yml_config": {"max_trial_number": 2, "tuner": {"name": "TPE"}},
+            "platform_config": {"name": "LOCAL", "cmd": ["python t.py --lr ${lr}"]},
+            "search_space": SPACE,
+            "schedule_config": {"day": "weekend", "start_time": "22:00", "end_time": "6:00"},
+            "monitor_config": {"url": "https://oapi.dingtalk.com/robot/send?access_token=T"},
+        },
+    )
+    assert "access_token" not in text
+    if "schedule" in EXPERIMENT_SCHEMA.blocks:
+        flat = " ".join(text.split())
+        assert 'schedule { days = ["weekend"] start = "22:00" end = "06:00" }' in flat
+        assert "timezone" in notes["schedule_config"]
+    else:
+        assert "schedule" not in text and "none in this version" in notes["schedule_config"]
+    assert "monitor_config" in notes and "access_token" not in notes["monitor_config"]

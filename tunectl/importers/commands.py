@@ -96,6 +96,16 @@ class DlcJob:
     workspace_id: str | None = None
 
 
+def _dlc_settings() -> set[str]:
+    """The trial settings of the installed DLC provider (newer ones take more flags)."""
+    from tunectl.providers import registry
+
+    try:
+        return {a.name for a in registry.load("dlc").trial_schema}
+    except (KeyError, registry.ProviderLoadError):  # not installed, or broken
+        return set()
+
+
 def _flags(tokens: list[str]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     i = 0
@@ -172,6 +182,10 @@ def dlc_submit(line: str, params: Mapping[str, str], where: str, notes: Notes) -
             job.workspace_id = value
         elif flag in ("envs", "Envs", "env"):
             notes.add(source, "environment variables go in the trial's env map.")
+        elif flag == "thirdparty_libs" and "thirdparty_libs" in _dlc_settings():
+            job.settings["thirdparty_libs"] = [v for v in re.split(r"[,\s]+", value) if v]
+        elif flag in ("vpc_id", "switch_id", "security_group_id") and "user_vpc" in _dlc_settings():
+            job.settings.setdefault("user_vpc", {})[flag] = value
         elif flag in NOT_MAPPED:
             notes.add(source, f"none: {NOT_MAPPED[flag]}.")
         else:

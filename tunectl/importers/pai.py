@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunectl.importers import tuners
+from tunectl.importers import schedule, tuners
 from tunectl.importers.commands import dlc_submit, pai_command, placeholders, unquote_pai
 from tunectl.importers.hclwriter import Block, render
 from tunectl.importers.model import Imported, Notes, fail, load_mapping
@@ -26,8 +26,6 @@ from tunectl.importers.space import SpaceReader, param_name
 PLATFORMS = {"dlc": "dlc", "maxcompute": "maxcompute", "local": "local"}
 SECTIONS_NOT_MAPPED = {
     "output_config": "each trial writes to ${trial.model_dir} (storage block: docs/storage.md)",
-    "schedule_config": "not yet: apply runs whenever it is started (cron with apply --once)",
-    "monitor_config": "not yet: no notifications in this version",
     "params_config": "pass parameters as flags, env or ${trial.params_json}",
     "oss_config": 'models go to a storage "s3" block; credentials from the environment',
     "paiflow_config": "paiflow has no tunectl provider",
@@ -147,6 +145,10 @@ class PaiImport:
             exp.set("max_duration", str(duration))
         if stopping is not None:
             exp.items.append(("block", stopping))
+        window = schedule.schedule(_section(data, "schedule_config", path), notes)
+        if window is not None:
+            exp.items.append(("block", window))
+        schedule.monitor(_section(data, "monitor_config", path), notes)
         for block in params:
             exp.items.append(("block", block))
         trial = exp.block("trial")
