@@ -72,7 +72,7 @@ def test_nested_choice_records_how_to_nest_back() -> None:
     )
     assert [b.labels for b in blocks] == [("opt",), ("m",)]
     assert reader.nested == {"opt": {"m": "m"}}
-    assert ("attr", ("when", {"opt": "sgd"}, "")) in blocks[1].items
+    assert ("attr", ("when", {"opt": "sgd"})) in blocks[1].items
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,8 @@ def test_nested_choice_records_how_to_nest_back() -> None:
         ({"_type": "choice", "_value": []}, "Invalid search space"),
         ({"_type": "choice", "_value": [{"_name": "a"}, 3]}, "Invalid search space"),
         ({"_type": "mutable_layer", "_value": {}}, "Unknown parameter type"),
+        ({"_type": "uniform", "_value": [0, float("inf")]}, "Invalid search space"),
+        ({"_type": "choice", "_value": [1, float("nan")]}, "Invalid search space"),
     ],
 )
 def test_malformed_search_spaces(spec: dict, summary: str) -> None:

@@ -33,23 +33,20 @@ def _strings_as_templates(value: Any) -> Any:
 
 @dataclass
 class Block:
-    """One HCL block: its type, labels, and items (attributes, blocks, comments) in order."""
+    """One HCL block: its type, labels, and items (attributes and blocks) in order."""
 
     type: str
     labels: tuple[str, ...] = ()
     items: list[tuple[str, Any]] = field(default_factory=list)
 
-    def set(self, name: str, value: Any, comment: str = "") -> None:
+    def set(self, name: str, value: Any) -> None:
         """An attribute `name = value`; plain strings are text, `Template`s keep references."""
-        self.items.append(("attr", (name, value, comment)))
+        self.items.append(("attr", (name, value)))
 
     def block(self, type_: str, *labels: str) -> Block:
         child = Block(type_, labels)
         self.items.append(("block", child))
         return child
-
-    def comment(self, text: str) -> None:
-        self.items.append(("comment", text))
 
     def lines(self, depth: int = 0) -> list[str]:
         pad = "  " * depth
@@ -63,13 +60,11 @@ class Block:
                 kind == "attr" and previous == "block"
             ):
                 out.append("")
-            if kind == "comment":
-                out.extend(f"{pad}  # {line}".rstrip() for line in str(item).splitlines())
-            elif kind == "attr":
-                name, value, comment = item
+            if kind == "attr":
+                name, value = item
                 multiline = isinstance(value, Mapping | list) and len(str(value)) > 60
                 text = hcl_text(_strings_as_templates(value), multiline=multiline, indent=depth + 1)
-                out.append(f"{pad}  {name} = {text}" + (f"  # {comment}" if comment else ""))
+                out.append(f"{pad}  {name} = {text}")
             else:
                 out.extend(item.lines(depth + 1))
             previous = kind

@@ -245,9 +245,7 @@ def _dlc(service: Mapping[str, Any], trial: Block, notes: Notes) -> Block:
     if service.get("workspaceId"):
         provider.set("workspace_id", str(service["workspaceId"]))
     trial.items = [
-        ("attr", ("provider", "dlc", ""))
-        if kind == "attr" and item[0] == "provider"
-        else (kind, item)
+        ("attr", ("provider", "dlc")) if kind == "attr" and item[0] == "provider" else (kind, item)
         for kind, item in trial.items
         if not (kind == "attr" and item[0] == "workdir")
     ]

@@ -10,6 +10,7 @@ that option is chosen: the trial gets them flat, not nested in the option (noted
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,7 +47,7 @@ def param_name(key: str) -> str:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class SpaceReader:
@@ -141,6 +142,12 @@ class SpaceReader:
                 "Invalid search space",
                 f'Parameter "{key}" (choice) in {self.path.name} needs a non-empty list of '
                 "options as _value.",
+                self.path,
+            )
+        if any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            fail(
+                "Invalid search space",
+                f'Parameter "{key}" (choice) in {self.path.name} has a NaN or infinite option.',
                 self.path,
             )
         nested = [v for v in value if isinstance(v, Mapping)]
