@@ -160,3 +160,12 @@ def test_the_assessor_s_optimize_mode_gives_the_direction(tmp_path: Path) -> Non
     result = import_nni(write(tmp_path, config, SPACE), tmp_path)
     assert 'direction = "maximize"' in result.text
     assert not any("optimize_mode" in n.source for n in result.notes)
+
+
+def test_durations_in_nni_forms(tmp_path: Path) -> None:
+    config = {"tuner": {"name": "TPE"}, "maxExperimentDuration": 90, "maxTrialDuration": "0.5h"}
+    text = " ".join(import_nni(write(tmp_path, config, SPACE), tmp_path).text.split())
+    assert 'max_duration = "90s"' in text and 'timeout = "0.5h"' in text
+    with pytest.raises(DiagnosticError) as caught:
+        import_nni(write(tmp_path, {**config, "maxTrialDuration": "soon"}, SPACE), tmp_path)
+    assert caught.value.diags[0].summary == "Invalid duration"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tunectl.diags import DiagnosticError, SourceRange, error
+from tunectl.durations import parse_duration
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,15 @@ def load_mapping(path: Path, what: str) -> dict[str, Any]:
             path,
         )
     return data
+
+
+def duration(value: Any, field: str) -> str:
+    """NNI's duration (`1h`, `0.5h`, `10m`, or seconds) as tunectl writes one."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"{value}s"  # NNI reads a bare number as seconds
+    text = str(value).strip().replace(" ", "")
+    try:
+        parse_duration(text)
+    except ValueError:
+        fail("Invalid duration", f"{field} is {value!r}: write a duration such as 30m or 2h.")
+    return text

@@ -17,11 +17,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunectl.durations import parse_duration
 from tunectl.hcl.values import Template
 from tunectl.importers import tuners
 from tunectl.importers.hclwriter import Block, render
-from tunectl.importers.model import Imported, Notes, fail, load_json, load_mapping, read_text
+from tunectl.importers.model import (
+    Imported,
+    Notes,
+    duration,
+    fail,
+    load_json,
+    load_mapping,
+    read_text,
+)
 from tunectl.importers.space import SpaceReader, param_name
 
 # What every imported NNI trial gets: the compatibility module's inputs and NNI's own
@@ -153,7 +160,7 @@ def import_nni(path: Path, out_dir: Path) -> Imported:
     if code_dir != out_dir.resolve():
         trial.set("workdir", _relative(code_dir, out_dir))
     if config.get("maxTrialDuration"):
-        trial.set("timeout", _duration(config["maxTrialDuration"], "maxTrialDuration"))
+        trial.set("timeout", duration(config["maxTrialDuration"], "maxTrialDuration"))
     env: dict[str, Any] = dict(NNI_ENV)
     if reader.nested:
         env["TUNECTL_NNI_NESTED"] = json.dumps(reader.nested, sort_keys=True)
@@ -174,15 +181,6 @@ def import_nni(path: Path, out_dir: Path) -> Imported:
     return Imported(render(blocks, header), list(notes))
 
 
-def _duration(value: Any, field: str) -> str:
-    text = str(value).strip()
-    try:
-        parse_duration(text)
-    except ValueError:
-        fail("Invalid duration", f"{field} is {value!r}: write a duration such as 30m or 2h.")
-    return text
-
-
 def _budget(exp: Block, config: Mapping[str, Any], notes: Notes) -> None:
     count = config.get("maxTrialNumber")
     if count is None:
@@ -198,7 +196,7 @@ def _budget(exp: Block, config: Mapping[str, Any], notes: Notes) -> None:
     if concurrency is not None:
         exp.set("max_concurrent", concurrency)
     if config.get("maxExperimentDuration"):
-        exp.set("max_duration", _duration(config["maxExperimentDuration"], "maxExperimentDuration"))
+        exp.set("max_duration", duration(config["maxExperimentDuration"], "maxExperimentDuration"))
 
 
 def _training_service(

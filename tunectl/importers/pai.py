@@ -21,6 +21,7 @@ from tunectl.importers import schedule, tuners
 from tunectl.importers.commands import dlc_submit, pai_command, placeholders, unquote_pai
 from tunectl.importers.hclwriter import Block, render
 from tunectl.importers.model import Imported, Notes, fail, load_mapping
+from tunectl.importers.model import duration as to_duration
 from tunectl.importers.space import SpaceReader, param_name
 
 PLATFORMS = {"dlc": "dlc", "maxcompute": "maxcompute", "local": "local"}
@@ -142,7 +143,7 @@ class PaiImport:
             exp.set("max_concurrent", concurrency)
         duration = yml.get("maxExperimentDuration")
         if duration:
-            exp.set("max_duration", str(duration))
+            exp.set("max_duration", to_duration(duration, "yml_config.maxExperimentDuration"))
         if stopping is not None:
             exp.items.append(("block", stopping))
         window = schedule.schedule(_section(data, "schedule_config", path), notes)
