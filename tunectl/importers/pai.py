@@ -70,6 +70,7 @@ class PaiImport:
         self.notes = Notes()
         self.providers: dict[str, Block] = {}
         self.tasks: list[Block] = []
+        self.dlc_workspace: str | None = None  # a dlc submit line's --workspace_id
 
     def run(self) -> Imported:
         path, notes = self.path, self.notes
@@ -99,7 +100,9 @@ class PaiImport:
         stopping, assessor_mode = tuners.assessor(
             yml.get("assessor"), "yml_config.assessor", notes, "class_args"
         )
-        given_mode = self._given_mode(yml, metric)
+        # trial.ini's optimize_mode, else the tuner's, else the assessor's
+        ini_mode = str(metric.get("optimize_mode") or "").lower()
+        given_mode = ini_mode if ini_mode in ("maximize", "minimize") else None
         direction = given_mode or direction or assessor_mode
         if direction is None:
             direction = tuners.default_direction(algorithm, "yml_config.tuner", notes, "PAI")
@@ -118,10 +121,7 @@ class PaiImport:
             self._task(provider, index, line, keys, data, meta)
         if not self.tasks:
             fail("No task imported", "None of platform_config's cmd lines could be imported.")
-        if str(platform.get("resume", "")) == "1":
-            resume = True
-        else:
-            resume = False
+        resume = str(platform.get("resume", "")) == "1"  # re-run from the failed command
         objective = self._metrics(metric, keys, direction)
         self._providers(provider, data, meta)
 
@@ -173,10 +173,6 @@ class PaiImport:
                     "so trials get it only in ${trial.params_json}.",
                 )
         return Imported(text, list(notes))
-
-    def _given_mode(self, yml: Mapping[str, Any], metric: Mapping[str, Any]) -> str | None:
-        mode = metric.get("optimize_mode")
-        return str(mode).lower() if mode in ("maximize", "minimize") else None
 
     def _task(
         self,
@@ -331,11 +327,7 @@ class PaiImport:
                 notes.add("dlc_config.region", f'not given: region = "{DEFAULT_REGION}"; check it.')
                 region = DEFAULT_REGION
             block.set("region", region)
-            workspace = (
-                config.get("workspace_id")
-                or meta.get("WorkspaceId")
-                or getattr(self, "dlc_workspace", None)
-            )
+            workspace = config.get("workspace_id") or meta.get("WorkspaceId") or self.dlc_workspace
             if workspace:
                 block.set("workspace_id", str(workspace))
             if endpoint:
