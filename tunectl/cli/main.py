@@ -23,6 +23,7 @@ import typer
 
 from tunectl import __version__
 from tunectl.cli import apply as apply_cmds
+from tunectl.cli import imports as import_cmds
 from tunectl.cli import inspect as inspect_cmds
 from tunectl.cli import setup as setup_cmds
 from tunectl.cli import state as state_cmds
@@ -82,6 +83,7 @@ setup_cmds.register(app)
 apply_cmds.register(app)
 inspect_cmds.register(app)
 state_cmds.register(app)
+import_cmds.register(app)
 
 
 def _machine_fault(exc: BaseException) -> DiagnosticError | None:
