@@ -3,7 +3,6 @@ table, as an Optuna study, in optuna-dashboard, and as a report (docs/results.md
 
 from __future__ import annotations
 
-import importlib.util
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -99,8 +98,9 @@ def export(
     ],
     study_name: Annotated[
         str | None,
-        typer.Option("--study-name", metavar="NAME", help="The study's name (default: the "
-                     "experiment's)."),
+        typer.Option(
+            "--study-name", metavar="NAME", help="The study's name (default: the experiment's)."
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a study of that name in the storage.")
@@ -116,7 +116,7 @@ def export(
     with _results(ctx, address) as results:
         study = export_study(results, storage, study_name, overwrite)
         echo(
-            f'Exported {results.address} ({len(results.trials)} trials) as the Optuna study '
+            f"Exported {results.address} ({len(results.trials)} trials) as the Optuna study "
             f'"{study.study_name}" to {storage}.'
         )
 
@@ -135,7 +135,9 @@ def dashboard(
 
     Example: tunectl dashboard experiment.digits --port 8080
     """
-    if importlib.util.find_spec("optuna_dashboard") is None:
+    try:
+        import optuna_dashboard
+    except ImportError:
         raise DiagnosticError(
             error(
                 "optuna-dashboard is not installed",
@@ -143,9 +145,8 @@ def dashboard(
                 "pip install 'tunectl[dashboard]', or export the study with tunectl export "
                 "and open it with any Optuna tool.",
             )
-        )
+        ) from None
     import optuna
-    import optuna_dashboard
 
     from tunectl.operations.study import rebuild_study
 

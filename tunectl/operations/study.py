@@ -186,7 +186,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         )
     try:
         return optuna.storages.RDBStorage(url)
-    except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as exc:
+    except Exception as exc:  # noqa: BLE001
+        # SQLAlchemy's own errors (unknown dialect, missing driver, a file it cannot
+        # create): the URL is the user's to fix, and tunectl does not import SQLAlchemy.
         raise DiagnosticError(
             error("Cannot open the storage", f"Optuna could not open {url}: {exc}")
         ) from None
