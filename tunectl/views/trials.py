@@ -56,10 +56,10 @@ def iso(ts: float | None) -> str | None:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def render_table(
+def table_cells(
     results: ExperimentResults, trials: Sequence[TrialResult], now: float | None = None
-) -> str:
-    """The human table, with a header naming the experiment and a footer for the best."""
+) -> tuple[list[str], list[list[str]]]:
+    """The table's header and rows as text cells (also the report's trial table)."""
     now = time.time() if now is None else now
     params = results.param_names
     metrics = [m for m in results.metric_names if m != results.objective.metric]
@@ -79,16 +79,19 @@ def render_table(
             row.append(sparkline([v for _, v in t.curve]))
         row += [_duration(t, now), str(t.attempts), t.task_id or "-"]
         rows.append(row)
+    return header, rows
+
+
+def render_table(
+    results: ExperimentResults, trials: Sequence[TrialResult], now: float | None = None
+) -> str:
+    """The human table, with a header naming the experiment and a footer for the best."""
+    header, rows = table_cells(results, trials, now)
     # Numbers right-aligned, text left-aligned; the first column holds the best marker.
     numeric = [all(_is_numeric(r[i]) for r in rows) for i in range(len(header))]
     numeric[0] = True
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = [
-        f"{results.address} ({results.status}): {len(results.trials)} trials, "
-        f"{results.direction} {results.objective_label}",
-        "",
-        _line(header, widths, numeric),
-    ]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    lines = [summary_line(results), "", _line(header, widths, numeric)]
     lines += [_line(r, widths, numeric) for r in rows]
     if not rows:
         lines.append("(no trials match)")
@@ -101,6 +104,13 @@ def render_table(
         if best.model_uri:
             lines.append(f"  model: {best.model_uri}")
     return "\n".join(lines)
+
+
+def summary_line(results: ExperimentResults) -> str:
+    return (
+        f"{results.address} ({results.status}): {len(results.trials)} trials, "
+        f"{results.direction} {results.objective_label}"
+    )
 
 
 def _param(value: Any) -> str:
