@@ -106,8 +106,7 @@ def export(
         bool, typer.Option("--overwrite", help="Replace a study of that name in the storage.")
     ] = False,
 ) -> None:
-    """Write an experiment's trials as an Optuna study, for optuna-dashboard and any
-    Optuna tool.
+    """Write an experiment's trials as an Optuna study, for any Optuna tool.
 
     Example: tunectl export experiment.digits --storage sqlite:///digits.db
     """
@@ -129,7 +128,7 @@ def dashboard(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", metavar="PORT", help="The port.")] = 8080,
 ) -> None:
-    """Open an experiment in optuna-dashboard (needs tunectl[dashboard]).
+    """Open an experiment in optuna-dashboard (the dashboard extra).
 
     The dashboard shows the trials as they were when it started.
 
@@ -181,8 +180,9 @@ def report(
         ),
     ] = False,
 ) -> None:
-    """Write a report of an experiment: Optuna's plots, the trial table, the configuration
-    (needs tunectl[report]).
+    """Write an HTML report of an experiment: Optuna's plots, trials, configuration.
+
+    It needs the report extra (plotly, scikit-learn, matplotlib).
 
     Example: tunectl report experiment.digits -o report.html
     """
