@@ -22,6 +22,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; 
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
 table { border-collapse: collapse; font-size: 0.9em; }
 th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #ddd; text-align: left; }
+td { white-space: nowrap; } .wide { overflow-x: auto; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.best { background: #eef7ee; font-weight: 600; }
 .plot { min-height: 450px; } .skipped { color: #777; font-style: italic; }
@@ -43,14 +44,17 @@ def _numeric(cell: str) -> bool:
 
 def _trial_table(results: ExperimentResults) -> str:
     header, rows = table_cells(results, results.trials)
-    lines = ["<table class='trials'>", "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header)]
+    lines = [
+        "<div class='wide'><table class='trials'>",
+        "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header),
+    ]
     for row in rows:
         best = row[0].startswith("*")
         cells = "".join(
             f"<td class='num'>{_e(c)}</td>" if _numeric(c) else f"<td>{_e(c)}</td>" for c in row
         )
         lines.append(f"<tr{' class=best' if best else ''}>{cells}</tr>")
-    lines.append("</table>")
+    lines.append("</table></div>")
     return "\n".join(lines)
 
 
