@@ -5,7 +5,6 @@ a database storage, and the results' ordering rules."""
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import optuna
@@ -57,6 +56,9 @@ def test_every_external_value_is_in_its_distribution(spec: ParamSpec) -> None:
         assert list(dist.choices) == ["a", 2, True, None]  # values, not indices
 
 
+BASE = 1_767_225_600.0  # 2026-01-01T00:00:00Z: fixed times, for the golden files
+
+
 def _state(path: Path) -> State:
     state = State.open(path, create=True)
     config = {
@@ -64,8 +66,8 @@ def _state(path: Path) -> State:
         "param": {"x": {"type": "uniform", "low": 0, "high": 1},
                   "opt": {"type": "choice", "values": ["adam", "sgd"]}},
     }  # fmt: skip
-    state.put_experiment(ExperimentRecord(name="e", config=config, created_at=time.time()))
-    now = time.time() - 100
+    state.put_experiment(ExperimentRecord(name="e", config=config, created_at=BASE))
+    now = BASE
     rows = [
         (0, TrialStatus.COMPLETE, 0.5, {"x": 0.2, "opt": "adam"}, [0.9, 0.7, 0.5]),
         (1, TrialStatus.COMPLETE, 0.3, {"x": 0.4, "opt": "sgd"}, [0.8, 0.3]),
@@ -157,3 +159,26 @@ def test_rebuilt_study_in_memory_equals_the_exported_one(tmp_path: Path) -> None
     assert [(t.state, t.value, t.params) for t in memory.trials] == [
         (t.state, t.value, t.params) for t in stored.trials
     ]
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize(
+    ("name", "render"),
+    [("trials_table.txt", "render_table"), ("trials.csv", "render_csv")],
+)
+def test_golden_renderings(tmp_path: Path, name: str, render: str) -> None:
+    """The human table and the CSV, byte for byte (regenerate with TUNECTL_GOLDEN=1)."""
+    import os
+
+    from tunectl.views import trials as view
+
+    with _state(tmp_path / "tunectl.db") as state:
+        results = load_results(state, "experiment.e")
+    text = getattr(view, render)(results, select(results), now=BASE + 60)
+    path = GOLDEN / name
+    if os.environ.get("TUNECTL_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text if text.endswith("\n") else text + "\n")
+    assert text.rstrip("\n") == path.read_text().rstrip("\n")

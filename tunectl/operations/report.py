@@ -129,8 +129,11 @@ def write(results: ExperimentResults, out: Path, *, markdown: bool) -> list[Path
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if not markdown:
+            from plotly.offline import get_plotlyjs
+
             drawn = plots(study, ranking, optuna.visualization)
-            out.write_text(view.render_html(results, drawn, ranking), encoding="utf-8")
+            page = view.render_html(results, drawn, ranking, get_plotlyjs())
+            out.write_text(page, encoding="utf-8")
             return [out]
         import matplotlib
 

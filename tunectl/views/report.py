@@ -70,11 +70,13 @@ def _importance_table(ranking: Mapping[str, float]) -> str:
 
 
 def render_html(
-    results: ExperimentResults, plots: Sequence[Any], ranking: Mapping[str, float]
+    results: ExperimentResults,
+    plots: Sequence[Any],
+    ranking: Mapping[str, float],
+    plotlyjs: str,
 ) -> str:
-    """The page; `plots` are `operations.report.Plot`s holding plotly figures."""
-    from plotly.offline import get_plotlyjs
-
+    """The page; `plots` are `operations.report.Plot`s holding plotly figures, `plotlyjs`
+    the plotly.js bundle that draws them."""
     sections = []
     for plot in plots:
         sections.append(f"<h2>{_e(plot.title)}</h2>")
@@ -106,7 +108,7 @@ def render_html(
             f"<title>{_e(results.address)}: tunectl report</title>",
             f"<style>{_STYLE}</style>",
             # plotly.js itself, once: the page draws offline.
-            f"<script type='text/javascript'>{get_plotlyjs()}</script>",
+            f"<script type='text/javascript'>{plotlyjs}</script>",
             "</head><body>",
             f"<h1>{_e(results.address)}</h1>",
             *summary,
