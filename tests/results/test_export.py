@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -137,6 +138,8 @@ def test_dashboard_serves_the_study(applied: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(),
+        # A shell's background job ignores SIGINT, and so would the child: restore it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
@@ -157,9 +160,10 @@ def test_dashboard_serves_the_study(applied: Path) -> None:
             detail = json.loads(r.read())
         assert len(detail["trials"]) == 10
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGINT)  # Ctrl+C
+        out, err = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}/" in out
+    assert proc.returncode == 0 and out.rstrip().endswith("Stopped."), (out, err)
 
 
 def test_dashboard_without_the_extra(applied: Path, tmp_path: Path) -> None:

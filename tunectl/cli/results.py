@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tunectl.cli.common import echo, load, session
+from tunectl.cli.common import color_enabled, echo, load, session
 from tunectl.diags import DiagnosticError, error
 
 if TYPE_CHECKING:  # imported by the commands that use them (start-up time)
@@ -81,7 +81,7 @@ def trials(
         elif csv_:
             typer.echo(view.render_csv(results, chosen), nl=False)
         else:
-            echo(view.render_table(results, chosen))
+            echo(view.render_table(results, chosen, color=color_enabled()))
 
 
 def export(
@@ -160,7 +160,8 @@ def dashboard(
             error("Cannot start the dashboard", f"Listening on {host}:{port} failed: {exc}")
         ) from None
     except KeyboardInterrupt:
-        echo("Stopped.")
+        pass  # Ctrl+C is how it stops (optuna-dashboard's server may swallow it itself)
+    echo("Stopped.")
 
 
 def report(

@@ -83,16 +83,26 @@ def table_cells(
 
 
 def render_table(
-    results: ExperimentResults, trials: Sequence[TrialResult], now: float | None = None
+    results: ExperimentResults,
+    trials: Sequence[TrialResult],
+    now: float | None = None,
+    color: bool = False,
 ) -> str:
-    """The human table, with a header naming the experiment and a footer for the best."""
+    """The human table, with a header naming the experiment and a footer for the best;
+    with `color`, the best row is bold green and failed trials dim."""
     header, rows = table_cells(results, trials, now)
     # Numbers right-aligned, text left-aligned; the first column holds the best marker.
     numeric = [all(_is_numeric(r[i]) for r in rows) for i in range(len(header))]
     numeric[0] = True
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     lines = [summary_line(results), "", _line(header, widths, numeric)]
-    lines += [_line(r, widths, numeric) for r in rows]
+    for t, r in zip(trials, rows, strict=True):
+        line = _line(r, widths, numeric)
+        if color and t.number == results.best:
+            line = f"\x1b[1;32m{line}\x1b[0m"
+        elif color and t.status.value == "failed":
+            line = f"\x1b[2m{line}\x1b[0m"
+        lines.append(line)
     if not rows:
         lines.append("(no trials match)")
     best = results.trial(results.best) if results.best is not None else None
