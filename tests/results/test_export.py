@@ -100,6 +100,8 @@ def test_journal_file_duplicate_name_and_overwrite(applied: Path, tmp_path: Path
     [
         ("study.db", "is not a storage URL"),
         ("nosuchdb://x", "Cannot open the storage"),
+        ("journal:///nonexistent/dir/study.log", "Cannot open the storage"),
+        ("sqlite:////nonexistent/dir/study.db", "Cannot open the storage"),
     ],
 )
 def test_bad_storage(applied: Path, storage: str, message: str) -> None:

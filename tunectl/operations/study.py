@@ -175,7 +175,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise DiagnosticError(
                 error("Invalid --storage", "journal:// needs a file path: journal:///study.log")
             )
-        return optuna.storages.JournalStorage(JournalFileBackend(path))
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(path))
+        except OSError as exc:
+            raise DiagnosticError(
+                error("Cannot open the storage", f"Optuna could not open {path}: {exc.strerror}")
+            ) from None
     if "://" not in url:
         raise DiagnosticError(
             error(
