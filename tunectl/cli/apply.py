@@ -25,7 +25,7 @@ from tunectl.cli.common import (
     load,
     session,
 )
-from tunectl.diags import DiagnosticError
+from tunectl.diags import DiagnosticError, error
 
 if TYPE_CHECKING:  # what a command needs is imported when it runs (start-up time)
     from tunectl.operations.events import Event
@@ -163,10 +163,10 @@ def _approve(question: str) -> bool:
 class _Hooks:
     """How apply shows its events, asks for approval and hears Ctrl-C on a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress_interval: float = 60.0) -> None:
         from tunectl.views.apply import ApplyView
 
-        self.view = ApplyView(color=color_enabled())
+        self.view = ApplyView(color=color_enabled(), progress_interval=progress_interval)
 
     def approve(self, question: str) -> bool:
         return _approve(question)
@@ -181,6 +181,7 @@ class _Hooks:
             Destroyed,
             ExperimentChanged,
             Finished,
+            LoopPass,
             Note,
             PlanReady,
             RunStarted,
@@ -195,7 +196,9 @@ class _Hooks:
         elif isinstance(event, ExperimentChanged):
             view.say(f"{Address(event.name)}: {event.what}")
         elif isinstance(event, TrialEvent):
-            view.event(event.kind, event.experiment, event.message)
+            view.event(event.kind, event.experiment, event.message, event.trial, event.output)
+        elif isinstance(event, LoopPass):
+            view.tick()
         elif isinstance(event, RunStarted):
             view.start(event.runners)
         elif isinstance(event, RunStopped):
@@ -206,6 +209,15 @@ class _Hooks:
             view.finished(event.ran, event.failed, event.exported, event.outputs)
         elif isinstance(event, Destroyed):
             echo(destroyed_text(event.count))
+
+
+def _interval(text: str) -> float:
+    from tunectl.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise DiagnosticError(error("Invalid --progress-interval", str(exc))) from None
 
 
 def _run(
@@ -220,9 +232,11 @@ def _run(
     var: list[str] | None,
     var_file: list[Path] | None,
     lock_timeout: str,
+    progress_interval: str = "1m",
 ) -> None:
     from tunectl.operations import apply as apply_op
 
+    interval = _interval(progress_interval)
     if plan_path is not None:
         request, var = apply_op.saved_request(plan_path, var or [])
     else:
@@ -232,7 +246,7 @@ def _run(
     _check_addresses(list(request.replace), "--replace")
     ses = session(ctx, var, var_file, lock_timeout)
     load(ses, warn=True)
-    result = apply_op.run(ses, request, _Hooks())
+    result = apply_op.run(ses, request, _Hooks(interval))
     if result.outcome == "cancelled":
         echo("\nApply cancelled.")
     if result.outcome != "done":
@@ -257,6 +271,14 @@ def apply(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     lock_timeout: LockTimeoutOpt = "0s",
+    progress_interval: Annotated[
+        str,
+        typer.Option(
+            "--progress-interval",
+            help="When stdout is not a terminal, print each running experiment's status "
+            "line this often, e.g. 30s or 5m; 0 for never.",
+        ),
+    ] = "1m",
 ) -> None:
     """Reconcile: create, update, replace or destroy experiments, then run their trials
     until every experiment is done."""
@@ -271,6 +293,7 @@ def apply(
         var=var,
         var_file=var_file,
         lock_timeout=lock_timeout,
+        progress_interval=progress_interval,
     )
 
 
