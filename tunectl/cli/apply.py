@@ -32,19 +32,30 @@ if TYPE_CHECKING:  # what a command needs is imported when it runs (start-up tim
     from tunectl.plans.change import Plan
 
 
-def _render(plan: Plan, fmt: str) -> str:
+def _render(plan: Plan, fmt: str, directory: Path | None = None) -> str:
     if fmt == "json":
         from tunectl.views.plan_json import render_plan_json
 
         return render_plan_json(plan)
     if fmt == "markdown":
-        from tunectl.views.plan_markdown import render_plan_markdown
+        from tunectl.views.plan_markdown import directory_label, render_plan_markdown
 
-        return render_plan_markdown(plan)
+        return render_plan_markdown(plan, directory_label(directory) if directory else None)
     from tunectl.cli.common import _CURRENT
     from tunectl.views.plan_human import render_plan
 
     return render_plan(plan, color=color_enabled(), sources=_CURRENT.get("sources"))
+
+
+def _render_failure(exc: DiagnosticError, fmt: str, directory: Path) -> str:
+    if fmt == "json":
+        from tunectl.views.plan_json import render_diagnostics_json
+
+        return render_diagnostics_json(exc.diags)
+    from tunectl.cli.common import _CURRENT
+    from tunectl.views.plan_markdown import directory_label, render_failure_markdown
+
+    return render_failure_markdown(exc.diags, directory_label(directory), _CURRENT.get("sources"))
 
 
 def _check_addresses(addresses: list[str], flag: str) -> None:
@@ -84,15 +95,22 @@ def plan(
     from tunectl.plans import planfile
     from tunectl.plans.differ import DiffOptions
 
-    _check_addresses(target or [], "--target")
-    _check_addresses(replace or [], "--replace")
-    ses = session(ctx, var, var_file, lock_timeout)
-    load(ses, warn=True)
-    options = DiffOptions(destroy=destroy, targets=target or [], replace=replace or [])
-    planned = plan_op.run(ses, options, seal=out is not None)
-    result, key = planned.plan, planned.key
     fmt = "json" if json_ else "markdown" if markdown else "human"
-    echo(_render(result, fmt))
+    try:
+        _check_addresses(target or [], "--target")
+        _check_addresses(replace or [], "--replace")
+        ses = session(ctx, var, var_file, lock_timeout)
+        load(ses, warn=True)
+        options = DiffOptions(destroy=destroy, targets=target or [], replace=replace or [])
+        planned = plan_op.run(ses, options, seal=out is not None)
+    except DiagnosticError as exc:
+        if fmt == "human":
+            raise
+        # A program (or a pull-request comment) reads stdout: say why there is no plan there.
+        echo(_render_failure(exc, fmt, ctx.obj.directory))
+        raise typer.Exit(1) from None
+    result, key = planned.plan, planned.key
+    echo(_render(result, fmt, ctx.obj.directory))
     if result.errors:
         raise typer.Exit(1)
     if out is not None:
