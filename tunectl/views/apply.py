@@ -36,7 +36,6 @@ class ApplyView:
         self.progress_interval = progress_interval
         self.live: Any = None
         self.runners: Sequence[Any] = []
-        self.started = time.time()
         self.last_status = time.monotonic()
 
     def say(self, text: str) -> None:
@@ -69,7 +68,6 @@ class ApplyView:
 
     def start(self, runners: Sequence[Any]) -> None:
         self.runners = runners
-        self.started = time.time()
         self.last_status = time.monotonic()
         if self.color and sys.stdout.isatty():
             from rich.live import Live
