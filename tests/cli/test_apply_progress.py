@@ -6,10 +6,14 @@ trial's last output lines with the command that prints the rest.
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import run_cli, write
+from tests.conftest import cli_env, run_cli, write
 
 # Trial n sleeps `sleep` seconds, reports acc = x, and trial `fail` exits 3 after printing
 # a traceback to stderr.
@@ -134,3 +138,36 @@ def test_failed_trial_shows_its_last_output_and_the_logs_command(tmp_path: Path)
     assert "ValueError: learning rate too high" in logs.out
     # Trials that did not fail show no output.
     assert "    | trial 0 loading data" not in result.out
+
+
+def test_on_a_terminal_the_live_table_replaces_prefixes_and_status_lines(tmp_path: Path) -> None:
+    directory = setup(tmp_path, config(max_trials=3, sleep=1.0, fail=1))
+    env = cli_env(TERM="xterm", COLUMNS="120")
+    env.pop("NO_COLOR")
+    main, child = pty.openpty()
+    args = ["--chdir", str(directory), "apply", "--auto-approve", "--progress-interval", "1s"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunectl", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+        env=env,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=60) == 0
+    os.close(main)
+    out = b"".join(chunks).decode(errors="replace")
+    assert "tunectl apply" in out  # the live table's title
+    assert re.search(r"experiment\.demo: trial 0 complete", out), out
+    assert not re.search(r"experiment\.demo: \[\d/3\]", out), out  # no prefixes, no status lines
+    assert "    | ValueError: learning rate too high" in out  # a failed trial's output still
+    assert "whole output: tunectl logs experiment.demo --trial 1" in out
