@@ -174,6 +174,8 @@ def test_directory_label(tmp_path: Path) -> None:
     assert directory_label(tmp_path / "repo") == "."
     (tmp_path / "plain").mkdir()
     assert directory_label(tmp_path / "plain") == "plain"
+    odd = render_plan_markdown(no_change(), "a-->b").splitlines()[0]
+    assert odd == "<!-- tunectl plan: a- ->b -->"
 
 
 def test_a_change_block_never_closes_its_fence_early() -> None:

@@ -45,8 +45,9 @@ _INDENTED_SYMBOL = re.compile(r"^( +)([-+~]|-/\+) ")
 
 
 def marker(directory: str) -> str:
-    """The invisible first line of a plan comment for `directory`."""
-    return f"<!-- tunectl plan: {directory} -->"
+    """The invisible first line of a plan comment for `directory` ("--" would end the
+    HTML comment early, so it is spaced out)."""
+    return f"<!-- tunectl plan: {directory.replace('--', '- -')} -->"
 
 
 def directory_label(directory: Path) -> str:
