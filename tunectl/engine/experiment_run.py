@@ -10,10 +10,11 @@ share. `tunectl.engine.runner.Runner` puts the parts together; it is what apply 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tunectl.config.model import Experiment
 from tunectl.engine.metrics import JsonLinesParser, MetricsParser, TableRowsParser
@@ -26,7 +27,22 @@ from tunectl.s3 import S3, is_object_uri
 from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
-Event = Callable[[str, str, str], None]  # (kind, experiment, message)
+OUTPUT_TAIL = 10  # lines of a task's output kept to show when its trial fails
+
+
+class Event(Protocol):
+    """Where a run reports what happens: (kind, experiment, message), and for a trial that
+    ended, its number and the last lines of its task's output."""
+
+    def __call__(
+        self,
+        kind: str,
+        experiment: str,
+        message: str,
+        trial: int | None = None,
+        output: Sequence[str] = (),
+        /,
+    ) -> None: ...
 
 
 @dataclass
@@ -42,6 +58,8 @@ class Active:
     # The task's metrics files (resolved for this trial), each with its own parser.
     files: dict[str, JsonLinesParser] = field(default_factory=dict)
     warned: int = 0  # skipped-line warnings shown so far
+    # The last lines of the task's output (report lines left out), for a failed trial's event.
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL))
 
 
 class ExperimentRun:
