@@ -34,6 +34,7 @@ from tunectl.hcl.values import Template
 from tunectl.names import path_component_problem
 from tunectl.providers import registry
 from tunectl.providers.bodies import SQL, query_kind
+from tunectl.s3 import is_object_uri
 from tunectl.search.model import ParamSpec
 
 TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
@@ -299,7 +300,8 @@ def _check_metrics_file(
     """A metrics file (or event directory) must be one trial's alone: a shared one holds
     other trials' values."""
     _check_placeholders(path, params, attr, reader)
-    relative = not str(path).startswith(("/", "s3://", "oss://"))
+    head = path.parts[0] if isinstance(path, Template) and path.parts else path
+    relative = isinstance(head, str) and not head.startswith("/") and not is_object_uri(head)
     if _per_trial(path) or (relative and _per_trial(workdir)):
         return
     what = ("Event directory", "directory", "events", "logdir", "tb-${trial.id}")

@@ -45,6 +45,7 @@ from tunectl.hcl.syntax import (
 )
 from tunectl.hcl.templates import match_interpolation, next_marker, strip_indent
 
+
 def _float_token(text: str) -> float:
     """A float token's value. python-hcl2's grammar reads `-1-1.5e-3` (single-digit
     negative groups) as one number token: it means the subtraction `-1 - 1.5e-3`."""
