@@ -354,8 +354,8 @@ def _stored_metrics_need_storage(experiments: Iterable[Experiment], diags: Diagn
     for exp in experiments:
         for task in exp.trial.tasks:
             for source in task.metrics:
-                path = str(source.get("path") or "")
-                if source.kind == "json" and is_object_uri(path):
+                path = str(source.get("path") or source.get("logdir") or "")
+                if source.kind in ("json", "tensorboard") and is_object_uri(path):
                     diags.append(
                         error(
                             "Metrics in storage need a storage block",

@@ -121,9 +121,10 @@ def check_task(
     return locate(found, bodies, where, context)
 
 
-def _in_storage(body: Body) -> bool:
-    """Whether a `metrics "json"` block's path names an object in storage (`oss://...`)."""
-    attr = body.attributes.get("path")
+def _in_storage(body: Body, name: str = "path") -> bool:
+    """Whether a `metrics "json"` block's path (a `metrics "tensorboard"` block's
+    logdir) names an object in storage (`oss://...`)."""
+    attr = body.attributes.get(name)
     expr = attr.expr if attr is not None else None
     head: object = None
     if isinstance(expr, Literal):
@@ -148,6 +149,8 @@ def check_metric_sources(
             if source is None or kind in skip or source in readable:
                 continue
             if kind == "json" and _in_storage(block.body):
+                continue
+            if kind == "tensorboard" and _in_storage(block.body, "logdir"):
                 continue  # tunectl reads it through the storage client, whatever the provider
             out.append(
                 error(

@@ -165,8 +165,8 @@ class ExperimentRun:
             kind = query_kind(self.provider.task_bodies)
             for query in metrics_queries(spec, self._placeholders(trial), kind):
                 active.files[query] = TableRowsParser()
-        if MetricSource.EVENTS in readable:
-            for logdir, tags in metrics_logdirs(spec, self._placeholders(trial)).items():
+        for logdir, tags in metrics_logdirs(spec, self._placeholders(trial)).items():
+            if is_object_uri(logdir) or MetricSource.EVENTS in readable:
                 active.files[logdir] = EventLinesParser(tags)
         return active
 

@@ -23,8 +23,16 @@ from tunectl.engine.metrics import (
     TableRowsParser,
 )
 from tunectl.engine.objective import combine, metric_values
+from tunectl.engine.stored_events import read_stored_events
 from tunectl.engine.stored_metrics import read_stored
-from tunectl.providers.base import MetricSource, MetricsRef, ProviderError, TaskState, TaskStatus
+from tunectl.providers.base import (
+    LogChunk,
+    MetricSource,
+    MetricsRef,
+    ProviderError,
+    TaskState,
+    TaskStatus,
+)
 from tunectl.s3 import is_object_uri
 from tunectl.states import MetricRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
@@ -89,7 +97,7 @@ class Outcomes(ExperimentRun):
             files = [
                 (
                     path,
-                    read_stored(self._object_store(), path, cursors)
+                    self._read_stored(path, parser, cursors)
                     if is_object_uri(path)
                     else read(active.handle, _source(path, parser), cursors.get(path, 0)),
                 )
@@ -138,6 +146,12 @@ class Outcomes(ExperimentRun):
         if samples:
             self._maybe_prune(active)
         return moved
+
+    def _read_stored(self, path: str, parser: JsonLinesParser, cursors: dict) -> LogChunk:
+        """A metrics file or event directory in storage, read by tunectl itself."""
+        if isinstance(parser, EventLinesParser):
+            return read_stored_events(self._object_store(), path, cursors)
+        return read_stored(self._object_store(), path, cursors)
 
     def _warn_skipped(self, active: Active, warnings: Sequence[str]) -> None:
         number = active.trial.number

@@ -17,12 +17,14 @@ from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.experiment_run import ExperimentRun
 from tunectl.engine.hosts import home
+from tunectl.engine.stored_events import before_events
 from tunectl.engine.stored_metrics import before
 from tunectl.engine.templates import render_templates
 from tunectl.engine.trials import (
     Placeholders,
     build_request,
     metrics_files,
+    metrics_logdirs,
     task_key,
     trial_id,
 )
@@ -103,6 +105,9 @@ class Submission(ExperimentRun):
             for uri in metrics_files(task_spec, self._placeholders(trial)):
                 if is_object_uri(uri):
                     task.file_cursors.update(before(self._object_store(), uri))
+            for logdir in metrics_logdirs(task_spec, self._placeholders(trial)):
+                if is_object_uri(logdir):
+                    task.file_cursors.update(before_events(self._object_store(), logdir))
             self.state.add_task(task)
         if self.before_launch is not None and self.provider.capabilities.host_local:
             self.before_launch()

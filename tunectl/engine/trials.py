@@ -224,7 +224,7 @@ def build_request(
         settings=settings,
         # Objects in storage are read by tunectl, not by the provider.
         metrics_files=tuple(p for p in metrics_files(task, placeholders) if not is_object_uri(p)),
-        metrics_dirs=tuple(metrics_logdirs(task, placeholders)),
+        metrics_dirs=tuple(d for d in metrics_logdirs(task, placeholders) if not is_object_uri(d)),
         tags={
             "tunectl-experiment": exp.name,
             "tunectl-trial": str(trial_number),

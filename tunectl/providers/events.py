@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -239,33 +239,40 @@ class EventJournal:
 
     def update(self) -> None:
         """Append the scalars of the records written since the last update."""
-        lines: list[str] = []
-        for name, size in sorted(self.directory.files().items()):
-            offset = self.offsets.get(name, 0)
-            if size < offset:  # rewritten from the start: a new file under an old name
-                offset = 0
-            while offset < size:
-                data = self.directory.read(name, offset, MAX_READ)
-                need = _needed(data)
-                if need > len(data) and len(data) == MAX_READ and need <= MAX_RECORD:
-                    data = self.directory.read(name, offset, need)
-                moved = offset
-                try:
-                    for payload, end in records(data):
-                        step, values = scalars(payload)
-                        moved = offset + end
-                        if values:
-                            entry = {"step": step, "metrics": values, "file": name, "end": moved}
-                            lines.append(json.dumps(entry))
-                except Corrupt:
-                    size = moved  # read no further in this file (TensorBoard stops too)
-                if moved == offset:
-                    break
-                # Records with no scalar still advance the offset, in memory; the next
-                # scalar's line records it.
-                self.offsets[name] = offset = moved
+        lines = read_new(self.directory, self.offsets)
         if lines:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+
+
+def read_new(directory: EventDir, offsets: MutableMapping[str, int]) -> list[str]:
+    """The JSON lines of the scalar records written to `directory` past `offsets` (by file
+    name), which move past what was read. Each line records its file and end offset."""
+    lines: list[str] = []
+    for name, size in sorted(directory.files().items()):
+        offset = offsets.get(name, 0)
+        if size < offset:  # rewritten from the start: a new file under an old name
+            offset = 0
+        while offset < size:
+            data = directory.read(name, offset, MAX_READ)
+            need = _needed(data)
+            if need > len(data) and len(data) == MAX_READ and need <= MAX_RECORD:
+                data = directory.read(name, offset, need)
+            moved = offset
+            try:
+                for payload, end in records(data):
+                    step, values = scalars(payload)
+                    moved = offset + end
+                    if values:
+                        entry = {"step": step, "metrics": values, "file": name, "end": moved}
+                        lines.append(json.dumps(entry))
+            except Corrupt:
+                size = moved  # read no further in this file (TensorBoard stops too)
+            if moved == offset:
+                break
+            # A record with no scalar moves the offset too (a journal recovers it from the
+            # next scalar's line, or reads the record again, which yields nothing).
+            offsets[name] = offset = moved
+    return lines
