@@ -15,13 +15,14 @@ from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
 from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 
+from tunectl.engine.stored_events import StoredDir  # noqa: E402
 from tunectl.providers.events import (  # noqa: E402
     EventJournal,
     LocalDir,
-    S3Dir,
     event_dir,
     starting_offsets,
 )
+from tunectl.s3 import S3  # noqa: E402
 
 
 def scalar(step: int, **values: float) -> event_pb2.Event:
@@ -119,15 +120,21 @@ def test_tensor_scalars_and_non_scalars(tmp_path: Path) -> None:
     assert lines(journal) == [(4, {"tf2/acc": 0.25})]
 
 
-def test_an_s3_directory_reads_like_a_local_one(tmp_path: Path, server, bucket) -> None:
+def test_an_s3_directory_reads_like_a_local_one(
+    tmp_path: Path, server, bucket, monkeypatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     local = tmp_path / "tb"
     path = write_events(local, scalar(1, acc=0.5), scalar(2, acc=0.75))
     client = server.client()
     key = f"runs/t1/tb/train/{path.name}"
     data = path.read_bytes()
     client.put_object(Bucket=bucket, Key=key, Body=data[:-3])
-    directory = event_dir(f"s3://{bucket}/runs/t1/tb", tmp_path, client)
-    assert isinstance(directory, S3Dir)
+    settings = {"bucket": bucket, "endpoint": server.url, "region": "us-east-1"}
+    directory = StoredDir(
+        S3({**settings, "force_path_style": True}, "test"), f"oss://{bucket}/runs/t1/tb"
+    )
     journal = EventJournal(tmp_path / "j.jsonl", directory, {})
     journal.update()
     assert lines(journal) == [(1, {"acc": 0.5})]

@@ -25,8 +25,9 @@ journal gives the same lines, as `read_metrics` must. What the directory held be
 task started (`starting_offsets`) is never handed out: a retry of a trial writing into the
 same `${trial.model_dir}` does not report the failed attempt's values again.
 
-Event directories are local paths or `s3://bucket/prefix` (AWS S3, Alibaba OSS, MinIO
-through an endpoint), read with ranged GETs.
+`EventDir` is where the files are: `LocalDir` here; core reads directories in
+S3-compatible storage (`oss://`, `s3://`) through its storage client with the same
+`read_new` (`tunectl.engine.stored_events`).
 
 tensorboard is an extra (`pip install 'tunectl[tensorboard]'`); `missing_extra()` says
 what to install when it is absent, and `validate` reports it.
@@ -70,7 +71,7 @@ class EventDir(Protocol):
         """Each event file under the directory (a relative name) and its size."""
 
     def read(self, name: str, offset: int, size: int) -> bytes:
-        """Up to `size` bytes of `name` from `offset`."""
+        """Up to `size` bytes of `name` from `offset` (empty past its end)."""
 
 
 @dataclass(frozen=True)
@@ -98,43 +99,10 @@ class LocalDir:
             return b""
 
 
-@dataclass(frozen=True)
-class S3Dir:
-    """Event files under `s3://bucket/prefix/`, through a boto3 S3 client."""
-
-    client: Any
-    bucket: str
-    prefix: str
-
-    def files(self) -> dict[str, int]:
-        prefix = self.prefix.rstrip("/") + "/"
-        out: dict[str, int] = {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        ):
-            for obj in page.get("Contents", ()):
-                name = obj["Key"][len(prefix) :]
-                if is_event_file(name):
-                    out[name] = int(obj["Size"])
-        return out
-
-    def read(self, name: str, offset: int, size: int) -> bytes:
-        key = self.prefix.rstrip("/") + "/" + name
-        rng = f"bytes={offset}-{offset + size - 1}"
-        return self.client.get_object(Bucket=self.bucket, Key=key, Range=rng)["Body"].read()
-
-
-def event_dir(location: str, base: Path, s3_client: Any = None) -> EventDir:
-    """The directory `location` names: `s3://bucket/prefix` (read with `s3_client`, or a
-    client of the standard AWS configuration: AWS_ENDPOINT_URL reaches OSS or MinIO), or a
-    path, relative to `base` when not absolute."""
-    if location.startswith(("s3://", "oss://")):
-        bucket, _, prefix = location.split("://", 1)[1].partition("/")
-        if s3_client is None:
-            import boto3
-
-            s3_client = boto3.client("s3")
-        return S3Dir(s3_client, bucket, prefix)
+def event_dir(location: str, base: Path) -> EventDir:
+    """The directory `location` names: a path, relative to `base` when not absolute. (An
+    `s3://` or `oss://` directory is read by core through the storage client:
+    `tunectl.engine.stored_events`.)"""
     path = Path(location)
     return LocalDir(path if path.is_absolute() else base / path)
 

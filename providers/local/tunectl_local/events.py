@@ -62,14 +62,7 @@ class EventReaders:
                 d / f"events-{digest}.jsonl", event_dir(location, workdir), before
             )
             self._journals[(key, location)] = journal
-        try:
-            journal.update()
-        except OSError:
-            raise
-        except Exception as exc:  # an S3 directory's client error, after boto3's retries
-            if not type(exc).__module__.startswith(("botocore", "boto3")):
-                raise
-            raise ProviderError(f"cannot read the event files in {location}: {exc}") from exc
+        journal.update()
         return read_lines(journal.path, cursor, ended)
 
     def forget(self, key: str) -> None:
