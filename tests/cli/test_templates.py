@@ -178,6 +178,14 @@ def test_text_format_refuses_a_line_break(tmp_path: Path) -> None:
         ),
         (
             {},
+            BLOCKS.replace(
+                '"${trial.model_dir}/config.json"', '"${trial.model_dir}/${param.nope}"'
+            ),
+            "Error: Invalid template placeholder",
+            "on main.hcl line 23",
+        ),
+        (
+            {},
             BLOCKS.replace('source      = "config.json.tpl"', 'source = "${param.opt}.tpl"'),
             "Error: Value not known until a trial is created",
             "on main.hcl line 22",
@@ -188,6 +196,7 @@ def test_text_format_refuses_a_line_break(tmp_path: Path) -> None:
         "foreign-placeholder",
         "missing-file",
         "shared-destination",
+        "undeclared-param-in-destination",
         "no-source",
         "placeholder-in-source",
     ],

@@ -127,6 +127,7 @@ def decode_templates(
     diags: Diagnostics,
     provider: Any,
     per_trial: Callable[[Any], bool],
+    params: Mapping[str, ParamSpec],
 ) -> tuple[FileTemplate, ...]:
     """The `template` blocks of a trial block. `per_trial(destination)` says whether a
     destination is a different file for every trial."""
@@ -175,11 +176,10 @@ def decode_templates(
             continue
         if isinstance(destination, Template):
             for root, *rest in destination.references():
-                problem = name_problem(str(root), str(rest[0]) if rest else "", {})
-                if root != "param" and problem:
-                    reader.fail(
-                        block.body.attributes["destination"], "Unsupported attribute", problem
-                    )
+                problem = name_problem(str(root), str(rest[0]) if rest else "", params)
+                if problem:
+                    where = block.body.attributes["destination"]
+                    reader.fail(where, "Invalid template placeholder", problem)
         out.append(FileTemplate(str(source), destination, fmt, range=block.range))
     return tuple(out)
 

@@ -398,6 +398,7 @@ def decode_trial(
         lambda dest: (
             _per_trial(dest) or (not str(dest).startswith("/") and _per_trial(shared_workdir))
         ),
+        params,
     )
     tasks: list[TaskSpec] = []
     sources = [(b.labels[0] if b.labels else "main", b.body, b.range) for b in task_blocks] or [
