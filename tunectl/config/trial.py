@@ -311,7 +311,7 @@ def _check_metrics_file(
         attr,
         f"{what[0]} shared by trials",
         f'The {what[0].lower()} "{path}" would be the same {what[1]} for every trial, and a '
-        f"trial would read the {what[2]} of others. Make it unique per trial with "
+        f"trial would read the {what[2]} of others. Make the {what[3]} unique per trial with "
         f'${{trial.id}} ({what[3]} = "{what[4]}") or ${{trial.model_dir}}, or keep it '
         "relative and give the trial its own working directory "
         '(workdir = "${trial.model_dir}").',
