@@ -208,3 +208,16 @@ def test_bad_templates_are_located_diagnostics(tmp_path, files, blocks, summary,
     assert "Traceback" not in result.text
     assert summary in result.text, result.text
     assert where in result.text, result.text
+
+
+def test_a_sensitive_variable_cannot_name_a_template_file(tmp_path: Path) -> None:
+    secret = (
+        'variable "dir" {\n  type      = string\n  sensitive = true\n  default   = "s3cr3t"\n}\n'
+    )
+    blocks = BLOCKS.replace('"${trial.model_dir}/config.json"', '"${var.dir}/${trial.id}.json"')
+    directory = setup(tmp_path, secret + hcl(["adam"], blocks))
+    result = run_cli(directory, "validate")
+    assert result.code == 1, result.text
+    assert "Error: Sensitive value in a template block" in result.text
+    assert "on main.hcl line 28" in result.text
+    assert "s3cr3t" not in result.text

@@ -42,6 +42,7 @@ from typing import Any
 
 from tunectl.config.model import Experiment, FileTemplate
 from tunectl.config.schema import TEMPLATE_FORMATS, Reader
+from tunectl.config.sensitive import refers_to
 from tunectl.diags import Diagnostics, SourceFiles, SourceRange, did_you_mean, error
 from tunectl.hcl.expr import Scope
 from tunectl.hcl.syntax import Body
@@ -134,6 +135,17 @@ def decode_templates(
     out = []
     for block in body.blocks_of("template"):
         reader = Reader(block.body, scope, context, diags)
+        hidden = [a for a in block.body.attributes.values() if refers_to(a.expr, scope.sensitive)]
+        if hidden:
+            # A template's settings are shown in plans and kept in the state.
+            reader.fail(
+                hidden[0],
+                "Sensitive value in a template block",
+                "A template's source and destination are shown in plans and kept in the "
+                "state; they cannot come from a sensitive variable. Pass a secret to the "
+                "trial through env.",
+            )
+            continue
         source = reader.get("source", "string")
         destination = reader.get("destination", "string")
         fmt = reader.get("format", "string", "json")
