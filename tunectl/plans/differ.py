@@ -40,6 +40,8 @@ UPDATE_IN_PLACE = (
     "early_stopping",
     "lifecycle",
     "enqueue",
+    "schedule",
+    "notify",
 )
 # Inside trial.task.NAME: these change what a trial computes; other (provider-specific)
 # keys force replacement only when the provider lists them in `replace_on_change`.
@@ -71,6 +73,8 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
         objective["metrics"] = dict(exp.objective.metrics)
     if exp.objective.goal is not None:
         objective["goal"] = exp.objective.goal
+    if exp.objective.sources_reduce is not None:
+        objective["sources_reduce"] = exp.objective.sources_reduce
     tasks: dict[str, Any] = {}
     for task in exp.trial.tasks:
         entry: dict[str, Any] = {} if task.command is None else {"command": _value(task.command)}
@@ -117,6 +121,10 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
         out["max_duration"] = format_duration(exp.max_duration)
     if exp.enqueue:
         out["enqueue"] = _value(list(exp.enqueue))
+    if exp.schedule is not None:
+        out["schedule"] = exp.schedule.to_dict()
+    if exp.notify is not None:
+        out["notify"] = {exp.notify.kind: exp.notify.to_dict()}
     if exp.sensitive:
         hide_paths(out, exp.sensitive, salt)
     return out
