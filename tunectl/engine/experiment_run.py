@@ -19,6 +19,7 @@ from tunectl.config.model import Experiment
 from tunectl.engine.metrics import JsonLinesParser, MetricsParser, TableRowsParser
 from tunectl.engine.models import Generation, ModelStore
 from tunectl.engine.objective import combine
+from tunectl.engine.schedule import ScheduleGate
 from tunectl.engine.trials import Placeholders, metrics_files, metrics_queries
 from tunectl.providers.base import MetricSource, Provider, ProviderError, TaskHandle
 from tunectl.providers.bodies import query_kind
@@ -92,6 +93,7 @@ class ExperimentRun:
         self.asked = 0
         self._search: Any = None
         self.finished = False
+        self.gate = ScheduleGate(exp.schedule, exp.name, clock, event)
 
     def _search_engine(self) -> Any:
         if self._search is None:

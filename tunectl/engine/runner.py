@@ -184,7 +184,7 @@ class Runner(Outcomes, Submission):
                 del self.waiting[number]
                 if self._submit(trial, series):
                     launched += 1
-        if self._draining:
+        if self._draining or not self.gate.allows():
             return launched
         if capacity is not None:
             capacity -= launched

@@ -13,6 +13,7 @@ can; the views render them.
 """
 
 from __future__ import annotations
+import time
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -281,7 +282,21 @@ def intent(
         to_run=to_run,
         status=status,
         space_size=space_size,
+        schedule=_schedule_sentence(exp) if to_run else "",
     )
+
+
+def _schedule_sentence(exp: Experiment) -> str:
+    """When the schedule lets apply launch trials, seen from now."""
+    if exp.schedule is None:
+        return ""
+    now = time.time()
+    opens = exp.schedule.next_open(now)
+    if opens is None:
+        closes = exp.schedule.closes(now)
+        assert closes is not None
+        return f"its schedule window is open until {exp.schedule.describe(closes)}"
+    return f"outside its schedule: the next window opens {exp.schedule.describe(opens)}"
 
 
 def make_plan(
