@@ -18,6 +18,7 @@ from typing import Any
 from tunectl.config.model import Experiment
 from tunectl.engine.metrics import JsonLinesParser, MetricsParser, TableRowsParser
 from tunectl.engine.models import Generation, ModelStore
+from tunectl.engine.notify import Notifier
 from tunectl.engine.objective import combine
 from tunectl.engine.schedule import ScheduleGate
 from tunectl.engine.trials import Placeholders, metrics_files, metrics_queries
@@ -94,6 +95,7 @@ class ExperimentRun:
         self._search: Any = None
         self.finished = False
         self.gate = ScheduleGate(exp.schedule, exp.name, clock, event)
+        self.notifier = Notifier(exp.notify, exp.name)
 
     def _search_engine(self) -> Any:
         if self._search is None:

@@ -16,6 +16,7 @@ from tunectl.diags import DiagnosticError, error
 from tunectl.durations import format_duration
 from tunectl.engine.experiment_run import Active, ExperimentRun
 from tunectl.engine.metrics import JsonLinesParser, Sample, TableRowsParser
+from tunectl.engine.notify import notify
 from tunectl.engine.objective import combine, metric_values
 from tunectl.providers.base import MetricSource, MetricsRef, ProviderError, TaskState, TaskStatus
 from tunectl.states import MetricRecord
@@ -291,6 +292,7 @@ class Outcomes(ExperimentRun):
             self._cancel_task(active.task)
         trial.status, trial.value, trial.finished_at = status, value, now
         del self.active[trial.number]
+        notify(self.notifier, self.exp, self.ended, trial, message)
         self.ended.append(trial)
         text = f"trial {trial.number} {status.value}"
         if value is not None:

@@ -13,8 +13,8 @@ can; the views render them.
 """
 
 from __future__ import annotations
-import time
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
