@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from tunectl.addrs import Address
@@ -17,7 +18,7 @@ from tunectl.durations import format_duration
 from tunectl.engine.experiment_run import Active, ExperimentRun
 from tunectl.engine.metrics import JsonLinesParser, Sample, TableRowsParser
 from tunectl.engine.notify import notify
-from tunectl.engine.objective import combine, metric_values
+from tunectl.engine.objective import combine, metric_values, source_name
 from tunectl.providers.base import MetricSource, MetricsRef, ProviderError, TaskState, TaskStatus
 from tunectl.states import MetricRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
@@ -93,6 +94,8 @@ class Outcomes(ExperimentRun):
             samples.extend(parser.feed(fchunk.lines, fchunk.partial))
             warnings.extend(f"{path}: {w}" for w in parser.take_warnings())
             cursors[path] = fchunk.cursor
+        if self.exp.objective.sources_reduce is not None:  # each task is a metric source
+            samples = [replace(s, name=source_name(task.task_name, s.name)) for s in samples]
         self._warn_skipped(active, warnings)
         moved = chunk.cursor != task.log_cursor or cursors != task.file_cursors
         if not moved and not samples:

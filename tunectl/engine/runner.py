@@ -13,7 +13,7 @@ from tunectl.addrs import Address
 from tunectl.engine.hosts import elsewhere, home
 from tunectl.engine.models import delete_stored, kept_trials
 from tunectl.engine.notify import notify_finished
-from tunectl.engine.objective import combine
+from tunectl.engine.objective import by_source, combine
 from tunectl.engine.outcomes import Outcomes
 from tunectl.engine.submission import Submission
 from tunectl.providers.base import TaskHandle, TaskState
@@ -92,11 +92,14 @@ class Runner(Outcomes, Submission):
             return
         active = self._active(trial, task, TaskHandle(task.key, task.handle_id or task.key))
         active.series = self._series(trial.number)
+        own = active.series  # the current task's reports (its own, with several sources)
+        if self.exp.objective.sources_reduce is not None:
+            own = by_source(active.series).get(task.task_name, {})  # type: ignore[assignment]
         # Pattern matches number their steps by count: continue the count.
         active.parser.continue_steps(
             {
                 name: max((s for s, _ in points if s is not None), default=0)
-                for name, points in active.series.items()
+                for name, points in own.items()
             }
         )
         if active.series:
