@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tunectl.config.schema import Reader
 from tunectl.diags import Diagnostics, did_you_mean
 from tunectl.hcl.expr import Scope
 from tunectl.hcl.syntax import Block
@@ -47,6 +46,10 @@ class Notify:
 
 def decode_notify(block: Block, scope: Scope, context: str, diags: Diagnostics) -> Notify | None:
     """The `notify` block, or None when it has an error (said in `diags`)."""
+    # Here, not at the top: the model imports this module, and the schema reads the
+    # algorithm registry when it is first imported (after plugins register).
+    from tunectl.config.schema import Reader
+
     reader = Reader(block.body, scope, context, diags)
     start = len(diags)
     url = reader.get("url", "string")

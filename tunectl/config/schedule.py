@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tunectl.config.schema import Reader
 from tunectl.diags import Diagnostics, did_you_mean
 from tunectl.hcl.expr import Scope
 from tunectl.hcl.syntax import Block
@@ -96,6 +95,10 @@ def decode_schedule(
     block: Block, scope: Scope, context: str, diags: Diagnostics
 ) -> Schedule | None:
     """The `schedule` block, or None when it has an error (said in `diags`)."""
+    # Here, not at the top: the model imports this module, and the schema reads the
+    # algorithm registry when it is first imported (after plugins register).
+    from tunectl.config.schema import Reader
+
     reader = Reader(block.body, scope, context, diags)
     start = len(diags)
     days_value = reader.get("days", "list", None)
