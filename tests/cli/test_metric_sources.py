@@ -98,3 +98,13 @@ def test_a_bad_sources_reduce_is_a_clear_error(tmp_path: Path) -> None:
     assert result.code == 1, result.text
     assert 'sources_reduce must be "final", "best" or "avg", got "mean"' in result.err
     assert "Traceback" not in result.err
+
+
+def test_one_task_is_one_source_and_validate_says_so(tmp_path: Path) -> None:
+    text = hcl("final", "avg")
+    start = text.index('    task "fold2"')
+    text = text[:start] + text[text.index("  }\n}\n") :]
+    directory = write(tmp_path / "cfg", {"main.hcl": text, "fold.py": FOLD})
+    result = run_cli(directory, "validate")
+    assert result.code == 0, result.text
+    assert "sources_reduce has no effect" in result.out + result.err, result.text

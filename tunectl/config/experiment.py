@@ -95,6 +95,16 @@ def decode_experiment(
     for tb in body.blocks_of("trial")[:1]:
         trial = decode_trial(tb, scope, providers, context, {p.name: p for p in params}, diags)
 
+    if objective is not None and objective.sources_reduce and trial and len(trial.tasks) < 2:
+        diags.append(
+            warning(
+                "sources_reduce has no effect",
+                "Each task of a trial is a metric source, and this trial has one task: "
+                'add a task "NAME" block per source (a fold, a day of data).',
+                ranges.get("objective"),
+                context,
+            )
+        )
     schedule = None
     for sb in body.blocks_of("schedule")[:1]:
         schedule = decode_schedule(sb, scope, context, diags)
