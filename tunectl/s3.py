@@ -179,6 +179,50 @@ class S3:
 
         return self.call(f"reading s3://{self.bucket}/{key}", fetch, within=within)
 
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        """Up to `length` bytes of the object `uri` (in any bucket the credentials reach)
+        from byte `start`: empty when it does not exist (yet) or ends before `start`."""
+        from botocore.exceptions import ClientError
+
+        location = parse_object_uri(uri)
+
+        def fetch() -> bytes:
+            try:
+                response = self.client.get_object(
+                    Bucket=location.bucket,
+                    Key=location.key,
+                    Range=f"bytes={start}-{start + length - 1}",
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code in ("NoSuchKey", "404", "InvalidRange", "416"):
+                    return b""
+                raise
+            body = response["Body"].read()
+            # A server that ignores Range sends the whole object: keep the asked part.
+            if "ContentRange" not in response and start:
+                body = body[start : start + length]
+            return bytes(body)
+
+        return self.call(f"reading {uri}", fetch)
+
+    def size(self, uri: str) -> int:
+        """The size of the object `uri`, 0 when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        location = parse_object_uri(uri)
+
+        def fetch() -> int:
+            try:
+                response = self.client.head_object(Bucket=location.bucket, Key=location.key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return 0
+                raise
+            return int(response["ContentLength"])
+
+        return self.call(f"reading {uri}", fetch)
+
     def put(
         self,
         key: str,
@@ -299,6 +343,24 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+OBJECT_SCHEMES = ("s3://", "oss://")
+
+
+def is_object_uri(text: str) -> bool:
+    """Whether `text` names an object in S3-compatible storage (`s3://` or OSS's `oss://`,
+    both read with the configured `storage "s3"` endpoint and credentials)."""
+    return text.startswith(OBJECT_SCHEMES)
+
+
+def parse_object_uri(uri: str) -> Location:
+    """`s3://bucket/key` or `oss://bucket/key` as a Location; ValueError otherwise."""
+    scheme = next((s for s in OBJECT_SCHEMES if uri.startswith(s)), None)
+    bucket, sep, key = uri[len(scheme or "") :].partition("/")
+    if scheme is None or not bucket or not sep or not key:
+        raise ValueError(f"{uri!r} is not an s3://bucket/key or oss://bucket/key URI.")
+    return Location(bucket, key)
 
 
 def parse_uri(uri: str) -> Location:

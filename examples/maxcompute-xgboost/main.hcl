@@ -23,10 +23,9 @@ variable "train_table" {
 }
 
 provider "maxcompute" {
-  project          = var.project
-  endpoint         = var.endpoint
-  priority         = 5
-  metrics_interval = 5
+  project  = var.project
+  endpoint = var.endpoint
+  priority = 5
 }
 
 experiment "xgboost_auc" {

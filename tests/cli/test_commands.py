@@ -53,7 +53,8 @@ def test_plan_json_markdown_and_out(tmp_path: Path) -> None:
     result = run_cli(directory, "plan", "--markdown")
     assert result.code == 0
     lines = result.out.splitlines()
-    assert lines[0].startswith("###") and "1 to add" in result.out
+    assert lines[0] == "<!-- tunectl plan: cfg -->"  # how CI finds the comment to update
+    assert lines[1].startswith("###") and "1 to add" in result.out
     assert "<details>" in result.out and "```diff" in result.out
     result = run_cli(directory, "plan", "--out", "saved.plan")
     assert result.code == 0 and 'tunectl apply "saved.plan"' in result.out

@@ -91,6 +91,9 @@ def test_subtraction_is_not_a_negative_literal():
     assert isinstance(e, BinaryOp) and e.op == "-"
     e = expr_of("x -3")
     assert isinstance(e, BinaryOp) and e.op == "-"
+    # The parser's grammar reads these as one number token; they are subtractions.
+    assert value_of("-1-1.5e-3") == pytest.approx(-1.0015)
+    assert value_of("-1-2-3.5") == -6.5
 
 
 # -- strings and templates ------------------------------------------------------

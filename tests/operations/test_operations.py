@@ -17,6 +17,7 @@ from tunectl.operations.events import (
     Event,
     ExperimentChanged,
     Finished,
+    LoopPass,
     PlanReady,
     RunStarted,
     RunStopped,
@@ -78,7 +79,8 @@ class Hooks:
         yield self.stop
 
     def kinds(self) -> list[type]:
-        return [type(e) for e in self.events if not isinstance(e, TrialEvent)]
+        """The kinds of events but those a run repeats (trial events, loop passes)."""
+        return [type(e) for e in self.events if not isinstance(e, TrialEvent | LoopPass)]
 
 
 @pytest.fixture
@@ -93,6 +95,9 @@ def test_apply_creates_runs_and_finishes(directory: Path) -> None:
     assert hooks.questions == ["Do you want to perform these actions?"]
     assert hooks.kinds() == [PlanReady, ExperimentChanged, RunStarted, RunStopped, Finished]
     assert hooks.events[1] == ExperimentChanged("demo", "created")
+    kinds = [type(e) for e in hooks.events]
+    passes = [i for i, kind in enumerate(kinds) if kind is LoopPass]
+    assert passes and kinds.index(RunStarted) < passes[0] <= passes[-1] < kinds.index(RunStopped)
     finished = hooks.events[-1]
     assert isinstance(finished, Finished) and finished.ran and not finished.failed
     assert finished.exported["demo"]["trials"]["complete"] == 2

@@ -25,26 +25,37 @@ from tunectl.cli.common import (
     load,
     session,
 )
-from tunectl.diags import DiagnosticError
+from tunectl.diags import DiagnosticError, error
 
 if TYPE_CHECKING:  # what a command needs is imported when it runs (start-up time)
     from tunectl.operations.events import Event
     from tunectl.plans.change import Plan
 
 
-def _render(plan: Plan, fmt: str) -> str:
+def _render(plan: Plan, fmt: str, directory: Path | None = None) -> str:
     if fmt == "json":
         from tunectl.views.plan_json import render_plan_json
 
         return render_plan_json(plan)
     if fmt == "markdown":
-        from tunectl.views.plan_markdown import render_plan_markdown
+        from tunectl.views.plan_markdown import directory_label, render_plan_markdown
 
-        return render_plan_markdown(plan)
+        return render_plan_markdown(plan, directory_label(directory) if directory else None)
     from tunectl.cli.common import _CURRENT
     from tunectl.views.plan_human import render_plan
 
     return render_plan(plan, color=color_enabled(), sources=_CURRENT.get("sources"))
+
+
+def _render_failure(exc: DiagnosticError, fmt: str, directory: Path) -> str:
+    if fmt == "json":
+        from tunectl.views.plan_json import render_diagnostics_json
+
+        return render_diagnostics_json(exc.diags)
+    from tunectl.cli.common import _CURRENT
+    from tunectl.views.plan_markdown import directory_label, render_failure_markdown
+
+    return render_failure_markdown(exc.diags, directory_label(directory), _CURRENT.get("sources"))
 
 
 def _check_addresses(addresses: list[str], flag: str) -> None:
@@ -84,15 +95,22 @@ def plan(
     from tunectl.plans import planfile
     from tunectl.plans.differ import DiffOptions
 
-    _check_addresses(target or [], "--target")
-    _check_addresses(replace or [], "--replace")
-    ses = session(ctx, var, var_file, lock_timeout)
-    load(ses, warn=True)
-    options = DiffOptions(destroy=destroy, targets=target or [], replace=replace or [])
-    planned = plan_op.run(ses, options, seal=out is not None)
-    result, key = planned.plan, planned.key
     fmt = "json" if json_ else "markdown" if markdown else "human"
-    echo(_render(result, fmt))
+    try:
+        _check_addresses(target or [], "--target")
+        _check_addresses(replace or [], "--replace")
+        ses = session(ctx, var, var_file, lock_timeout)
+        load(ses, warn=True)
+        options = DiffOptions(destroy=destroy, targets=target or [], replace=replace or [])
+        planned = plan_op.run(ses, options, seal=out is not None)
+    except DiagnosticError as exc:
+        if fmt == "human":
+            raise
+        # A program (or a pull-request comment) reads stdout: say why there is no plan there.
+        echo(_render_failure(exc, fmt, ctx.obj.directory))
+        raise typer.Exit(1) from None
+    result, key = planned.plan, planned.key
+    echo(_render(result, fmt, ctx.obj.directory))
     if result.errors:
         raise typer.Exit(1)
     if out is not None:
@@ -163,10 +181,10 @@ def _approve(question: str) -> bool:
 class _Hooks:
     """How apply shows its events, asks for approval and hears Ctrl-C on a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress_interval: float = 60.0) -> None:
         from tunectl.views.apply import ApplyView
 
-        self.view = ApplyView(color=color_enabled())
+        self.view = ApplyView(color=color_enabled(), progress_interval=progress_interval)
 
     def approve(self, question: str) -> bool:
         return _approve(question)
@@ -181,6 +199,7 @@ class _Hooks:
             Destroyed,
             ExperimentChanged,
             Finished,
+            LoopPass,
             Note,
             PlanReady,
             RunStarted,
@@ -195,7 +214,9 @@ class _Hooks:
         elif isinstance(event, ExperimentChanged):
             view.say(f"{Address(event.name)}: {event.what}")
         elif isinstance(event, TrialEvent):
-            view.event(event.kind, event.experiment, event.message)
+            view.event(event.kind, event.experiment, event.message, event.trial, event.output)
+        elif isinstance(event, LoopPass):
+            view.tick()
         elif isinstance(event, RunStarted):
             view.start(event.runners)
         elif isinstance(event, RunStopped):
@@ -206,6 +227,15 @@ class _Hooks:
             view.finished(event.ran, event.failed, event.exported, event.outputs)
         elif isinstance(event, Destroyed):
             echo(destroyed_text(event.count))
+
+
+def _interval(text: str) -> float:
+    from tunectl.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise DiagnosticError(error("Invalid --progress-interval", str(exc))) from None
 
 
 def _run(
@@ -220,9 +250,11 @@ def _run(
     var: list[str] | None,
     var_file: list[Path] | None,
     lock_timeout: str,
+    progress_interval: str = "1m",
 ) -> None:
     from tunectl.operations import apply as apply_op
 
+    interval = _interval(progress_interval)
     if plan_path is not None:
         request, var = apply_op.saved_request(plan_path, var or [])
     else:
@@ -232,7 +264,7 @@ def _run(
     _check_addresses(list(request.replace), "--replace")
     ses = session(ctx, var, var_file, lock_timeout)
     load(ses, warn=True)
-    result = apply_op.run(ses, request, _Hooks())
+    result = apply_op.run(ses, request, _Hooks(interval))
     if result.outcome == "cancelled":
         echo("\nApply cancelled.")
     if result.outcome != "done":
@@ -257,6 +289,14 @@ def apply(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     lock_timeout: LockTimeoutOpt = "0s",
+    progress_interval: Annotated[
+        str,
+        typer.Option(
+            "--progress-interval",
+            help="When stdout is not a terminal, print each running experiment's status "
+            "line this often, e.g. 30s or 5m; 0 for never.",
+        ),
+    ] = "1m",
 ) -> None:
     """Reconcile: create, update, replace or destroy experiments, then run their trials
     until every experiment is done."""
@@ -271,6 +311,7 @@ def apply(
         var=var,
         var_file=var_file,
         lock_timeout=lock_timeout,
+        progress_interval=progress_interval,
     )
 
 

@@ -23,7 +23,9 @@ import typer
 
 from tunectl import __version__
 from tunectl.cli import apply as apply_cmds
+from tunectl.cli import imports as import_cmds
 from tunectl.cli import inspect as inspect_cmds
+from tunectl.cli import results as results_cmds
 from tunectl.cli import setup as setup_cmds
 from tunectl.cli import state as state_cmds
 from tunectl.cli.common import App, Context, emit_diagnostics, usage_error
@@ -81,7 +83,9 @@ def main(
 setup_cmds.register(app)
 apply_cmds.register(app)
 inspect_cmds.register(app)
+results_cmds.register(app)
 state_cmds.register(app)
+import_cmds.register(app)
 
 
 def _machine_fault(exc: BaseException) -> DiagnosticError | None:

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from tunectl.hcl.schema import block_context, check_body
 from tunectl.hcl.syntax import Block, Body, check_size, parse
 from tunectl.hcl.traversals import references
 from tunectl.names import check_name, is_valid_name
+from tunectl.s3 import is_object_uri
 
 
 def config_files(directory: Path) -> list[Path]:
@@ -153,6 +154,8 @@ def _evaluated(
             exp = decode_experiment(block, scope, providers, diags)
             if exp is not None:
                 experiments[exp.name] = exp
+    if storage.kind != "s3":
+        _stored_metrics_need_storage(experiments.values(), diags)
     declared_experiments = {b.labels[0] for b in root.blocks_of("experiment") if len(b.labels) == 1}
     outputs = _outputs(root, scope, declared_experiments, diags)
     if diags.has_errors():
@@ -342,6 +345,26 @@ def _locals(
             )
         )
     return out, tainted
+
+
+def _stored_metrics_need_storage(experiments: Iterable[Experiment], diags: Diagnostics) -> None:
+    """`metrics "json" { path = "oss://..." }` is read through the `storage "s3"` client."""
+    for exp in experiments:
+        for task in exp.trial.tasks:
+            for source in task.metrics:
+                path = str(source.get("path") or "")
+                if source.kind == "json" and is_object_uri(path):
+                    diags.append(
+                        error(
+                            "Metrics in storage need a storage block",
+                            f'The metrics file "{path}" is an object in storage, which tunectl '
+                            'reads with the storage "s3" block\'s endpoint and credentials; '
+                            'add one (storage "s3" { bucket, endpoint }: docs/storage.md), or '
+                            "give a path the provider can read.",
+                            task.range,
+                            f'in experiment "{exp.name}"',
+                        )
+                    )
 
 
 def _outputs(

@@ -15,7 +15,7 @@ from typing import Any
 
 from tunectl.diags import Diagnostic, SourceRange, error
 from tunectl.hcl.expr import Path
-from tunectl.hcl.syntax import Body
+from tunectl.hcl.syntax import Body, Literal, TemplateExpr
 from tunectl.providers.base import (
     METRICS_KIND_SOURCES,
     AttributeDiagnostic,
@@ -25,6 +25,7 @@ from tunectl.providers.base import (
     ValidateTaskRequest,
 )
 from tunectl.providers.bodies import COMMAND
+from tunectl.s3 import is_object_uri
 
 
 def locate(
@@ -120,6 +121,18 @@ def check_task(
     return locate(found, bodies, where, context)
 
 
+def _in_storage(body: Body) -> bool:
+    """Whether a `metrics "json"` block's path names an object in storage (`oss://...`)."""
+    attr = body.attributes.get("path")
+    expr = attr.expr if attr is not None else None
+    head: object = None
+    if isinstance(expr, Literal):
+        head = expr.value
+    elif isinstance(expr, TemplateExpr) and expr.parts:
+        head = expr.parts[0]
+    return isinstance(head, str) and is_object_uri(head)
+
+
 def check_metric_sources(
     cls: type[Provider], bodies: Sequence[Body], context: str, skip: Collection[str] = ()
 ) -> list[Diagnostic]:
@@ -134,6 +147,8 @@ def check_metric_sources(
             source = METRICS_KIND_SOURCES.get(kind)
             if source is None or kind in skip or source in readable:
                 continue
+            if kind == "json" and _in_storage(block.body):
+                continue  # tunectl reads it through the storage client, whatever the provider
             out.append(
                 error(
                     "Unsupported metrics source",

@@ -33,6 +33,7 @@ from tunectl.hcl.values import Template
 from tunectl.names import path_component_problem
 from tunectl.providers import registry
 from tunectl.providers.bodies import SQL, query_kind
+from tunectl.s3 import is_object_uri
 from tunectl.search.model import ParamSpec
 
 TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
@@ -292,7 +293,8 @@ def _check_metrics_file(
 ) -> None:
     """A metrics file must be one trial's alone: a shared file holds other trials' lines."""
     _check_placeholders(path, params, attr, reader)
-    relative = not str(path).startswith("/")
+    head = path.parts[0] if isinstance(path, Template) and path.parts else path
+    relative = isinstance(head, str) and not head.startswith("/") and not is_object_uri(head)
     if _per_trial(path) or (relative and _per_trial(workdir)):
         return
     reader.fail(

@@ -10,10 +10,11 @@ share. `tunectl.engine.runner.Runner` puts the parts together; it is what apply 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tunectl.config.model import Experiment
 from tunectl.engine.metrics import JsonLinesParser, MetricsParser, TableRowsParser
@@ -24,10 +25,26 @@ from tunectl.engine.schedule import ScheduleGate
 from tunectl.engine.trials import Placeholders, metrics_files, metrics_queries
 from tunectl.providers.base import MetricSource, Provider, ProviderError, TaskHandle
 from tunectl.providers.bodies import query_kind
+from tunectl.s3 import S3, is_object_uri
 from tunectl.states import ExperimentRecord, State, TaskRecord, TrialRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
-Event = Callable[[str, str, str], None]  # (kind, experiment, message)
+OUTPUT_TAIL = 10  # lines of a task's output kept to show when its trial fails
+
+
+class Event(Protocol):
+    """Where a run reports what happens: (kind, experiment, message), and for a trial that
+    ended, its number and the last lines of its task's output."""
+
+    def __call__(
+        self,
+        kind: str,
+        experiment: str,
+        message: str,
+        trial: int | None = None,
+        output: Sequence[str] = (),
+        /,
+    ) -> None: ...
 
 
 @dataclass
@@ -43,6 +60,8 @@ class Active:
     # The task's metrics files (resolved for this trial), each with its own parser.
     files: dict[str, JsonLinesParser] = field(default_factory=dict)
     warned: int = 0  # skipped-line warnings shown so far
+    # The last lines of the task's output (report lines left out), for a failed trial's event.
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL))
 
 
 class ExperimentRun:
@@ -137,14 +156,19 @@ class ExperimentRun:
         active = Active(trial, task, handle, self._parser(task.task_index))
         spec = self.exp.trial.tasks[task.task_index]
         readable = self.provider.capabilities.metric_sources
-        if MetricSource.FILE in readable and any(m.kind == "json" for m in spec.metrics):
-            for path in metrics_files(spec, self._placeholders(trial)):
+        for path in metrics_files(spec, self._placeholders(trial)):
+            # Objects in storage tunectl reads itself; the tasks' files, the provider.
+            if is_object_uri(path) or MetricSource.FILE in readable:
                 active.files[path] = JsonLinesParser()
         if MetricSource.TABLE in readable:
             kind = query_kind(self.provider.task_bodies)
             for query in metrics_queries(spec, self._placeholders(trial), kind):
                 active.files[query] = TableRowsParser()
         return active
+
+    def _object_store(self) -> S3 | None:
+        """The `storage "s3"` client, which reads metrics files kept in storage."""
+        return getattr(self.models, "s3", None)
 
     def _model_dir(self, trial: TrialRecord) -> str:
         if self.provider.capabilities.local_model_dir:

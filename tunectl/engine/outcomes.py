@@ -16,10 +16,12 @@ from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.durations import format_duration
 from tunectl.engine.experiment_run import Active, ExperimentRun
-from tunectl.engine.metrics import JsonLinesParser, Sample, TableRowsParser
+from tunectl.engine.metrics import REPORT_PREFIX, JsonLinesParser, Sample, TableRowsParser
 from tunectl.engine.notify import notify
 from tunectl.engine.objective import combine, metric_values, source_name
+from tunectl.engine.stored_metrics import read_stored
 from tunectl.providers.base import MetricSource, MetricsRef, ProviderError, TaskState, TaskStatus
+from tunectl.s3 import is_object_uri
 from tunectl.states import MetricRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
@@ -79,7 +81,12 @@ class Outcomes(ExperimentRun):
             read = self.provider.read_metrics
             chunk = read(active.handle, MetricsRef(MetricSource.STDOUT), task.log_cursor)
             files = [
-                (path, read(active.handle, _source(path, parser), cursors.get(path, 0)))
+                (
+                    path,
+                    read_stored(self._object_store(), path, cursors)
+                    if is_object_uri(path)
+                    else read(active.handle, _source(path, parser), cursors.get(path, 0)),
+                )
                 for path, parser in active.files.items()
             ]
         except ProviderError as exc:
@@ -87,6 +94,8 @@ class Outcomes(ExperimentRun):
                 "warn", self.exp.name, f"trial {active.trial.number}: cannot read output: {exc}"
             )
             return False
+        whole = chunk.lines[:-1] if chunk.partial else chunk.lines
+        active.tail.extend(line for line in whole if not line.startswith(REPORT_PREFIX))
         samples = active.parser.feed(chunk.lines, chunk.partial)
         warnings = active.parser.take_warnings()
         for path, fchunk in files:
@@ -302,7 +311,8 @@ class Outcomes(ExperimentRun):
             text += f": {value:g}"
         if message and status != TrialStatus.COMPLETE:
             text += f" ({message})"
-        self.event(status.value, self.exp.name, text)
+        output = list(active.tail) if status == TrialStatus.FAILED else []
+        self.event(status.value, self.exp.name, text, trial.number, output)
 
 
 def _non_finite(sample: Sample) -> str:

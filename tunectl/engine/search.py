@@ -194,8 +194,7 @@ class SearchEngine:
         self._grid: list[dict[str, Any]] | None = None
         self._size: int | None = None
         self._enqueued = [
-            internal_set(experiment.params, values, self._discrete)
-            for values in experiment.enqueue
+            internal_set(experiment.params, values, self._discrete) for values in experiment.enqueue
         ]
         for past in sorted(history, key=lambda t: t.number):
             self._restore(past)

@@ -16,8 +16,16 @@ from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.experiment_run import ExperimentRun
 from tunectl.engine.hosts import home
-from tunectl.engine.trials import Placeholders, build_request, task_key, trial_id
+from tunectl.engine.stored_metrics import before
+from tunectl.engine.trials import (
+    Placeholders,
+    build_request,
+    metrics_files,
+    task_key,
+    trial_id,
+)
 from tunectl.providers.base import ProviderError, TaskHandle
+from tunectl.s3 import is_object_uri
 from tunectl.states import TaskRecord, TrialRecord
 from tunectl.status import TaskRecordStatus, TrialStatus
 
@@ -88,6 +96,11 @@ class Submission(ExperimentRun):
         )
         existing = self.state.get_task(key)
         if existing is None:
+            # A metrics object in storage is read from its size now: what it holds before
+            # the task starts is not this task's.
+            for uri in metrics_files(task_spec, self._placeholders(trial)):
+                if is_object_uri(uri):
+                    task.file_cursors.update(before(self._object_store(), uri))
             self.state.add_task(task)
         if self.before_launch is not None and self.provider.capabilities.host_local:
             self.before_launch()

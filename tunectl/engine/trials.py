@@ -20,6 +20,7 @@ from tunectl.hcl.values import Template, format_path, format_value
 from tunectl.names import path_component_problem
 from tunectl.providers.base import TaskRequest
 from tunectl.providers.bodies import COMMAND, SQL, BodyKind, BodySpec, UnsafePlaceholder
+from tunectl.s3 import is_object_uri
 
 
 def trial_id(experiment: str, generation: int, number: int) -> str:
@@ -205,7 +206,8 @@ def build_request(
         timeout=task.timeout,
         model_dir=model_dir,
         settings=settings,
-        metrics_files=metrics_files(task, placeholders),
+        # Objects in storage are read by tunectl, not by the provider.
+        metrics_files=tuple(p for p in metrics_files(task, placeholders) if not is_object_uri(p)),
         tags={
             "tunectl-experiment": exp.name,
             "tunectl-trial": str(trial_number),

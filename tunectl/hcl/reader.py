@@ -45,6 +45,16 @@ from tunectl.hcl.syntax import (
 )
 from tunectl.hcl.templates import match_interpolation, next_marker, strip_indent
 
+
+def _float_token(text: str) -> float:
+    """A float token's value. python-hcl2's grammar reads `-1-1.5e-3` (single-digit
+    negative groups) as one number token: it means the subtraction `-1 - 1.5e-3`."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.fsum(float(t) for t in re.findall(r"-?[\d.]+(?:[eE][-+]?\d+)?", text))
+
+
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 
 _BINARY_OPS = {
@@ -243,7 +253,7 @@ class _Builder:
             except ValueError:
                 self.fail("Invalid number literal", "This number has too many digits.", rng)
         if data == "float_lit":
-            value = float(str(inner.children[0]))
+            value = _float_token(str(inner.children[0]))
             if math.isinf(value):
                 self.fail(
                     "Invalid number literal",

@@ -7,6 +7,8 @@
 * `apply`: carry out a plan and run the trials (also `destroy`, a plan to destroy);
 * `destroy`: stop one experiment's tasks, delete its models, forget it;
 * `outputs`: `experiment.NAME.*` as outputs see them, and the outputs' values;
+* `study`: an experiment's trials as a real Optuna study (`export`, `dashboard`), and
+  `report`: Optuna's plots drawn on it (docs/results.md);
 * `events`: what an operation reports while it runs, for `tunectl.views` to render.
 
 An operation takes a `Session`, returns a result and emits events; it prints nothing.

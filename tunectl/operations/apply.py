@@ -28,6 +28,7 @@ from tunectl.operations.events import (
     Event,
     ExperimentChanged,
     Finished,
+    LoopPass,
     Note,
     PlanReady,
     RunStarted,
@@ -238,8 +239,14 @@ def _run_trials(
 
     models = session.models()
 
-    def event(kind: str, experiment: str, message: str) -> None:
-        emit(TrialEvent(kind, experiment, message))
+    def event(
+        kind: str,
+        experiment: str,
+        message: str,
+        trial: int | None = None,
+        output: Sequence[str] = (),
+    ) -> None:
+        emit(TrialEvent(kind, experiment, message, trial, tuple(output)))
 
     # A shared state learns of a local task before it starts (see Runner).
     shared = session.backend.shared
@@ -265,6 +272,7 @@ def _run_trials(
 
         def should_stop() -> bool:
             session.save(state, force=False)  # a remote state is pushed every few seconds
+            emit(LoopPass())
             return stop.is_set()
 
         Reconciler(runners, LoopOptions(once=once), should_stop).run()

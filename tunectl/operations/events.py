@@ -36,6 +36,8 @@ class TrialEvent:
     kind: str
     experiment: str
     message: str
+    trial: int | None = None  # the trial, when the event ends one
+    output: tuple[str, ...] = ()  # a failed trial's last lines of output
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,12 @@ class RunStarted:
     """The trial loop starts; `runners` report each experiment's live progress."""
 
     runners: Sequence[Any]
+
+
+@dataclass(frozen=True)
+class LoopPass:
+    """A pass of the trial loop ended (several a second while trials run, at least every
+    10 s): a view may refresh what it shows, such as a status line at an interval."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,7 @@ Event = (
     | ExperimentChanged
     | TrialEvent
     | RunStarted
+    | LoopPass
     | RunStopped
     | Note
     | Finished

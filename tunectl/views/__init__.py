@@ -8,5 +8,7 @@ in. The computing happens elsewhere (`tunectl.plans`, `tunectl.engine`): compute
 - `plan_human`: the plan in Terraform's layout, with `+ ~ -/+ -` symbols.
 - `plan_json`: the plan as machine-readable JSON (format documented in docs/plan-json.md).
 - `plan_markdown`: the plan as a pull-request comment.
+- `trials`, `report`: an experiment's trials as a table, CSV and JSON; the HTML and
+  Markdown report around Optuna's plots (docs/results.md).
 - `apply`, `outputs`: what apply shows while it runs, and outputs.
 """

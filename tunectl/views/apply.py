@@ -3,6 +3,16 @@
 Each event (trial started, complete, pruned, failed, experiment finished) is one line, so
 logs of CI and cron runs read well; on a terminal a rich live table above the lines shows
 each experiment's progress (done/total, running, pruned, failed, best, elapsed, ETA).
+
+Without the live table (stdout is not a terminal, or colour is off), each trial event is
+prefixed with its experiment's `[done/total]`, and every `progress_interval` seconds a
+status line per running experiment says where it stands, so a CI log never goes silent
+during long trials:
+
+    12:04:10 experiment.mnist: [17/40] 3 running, best 0.981 (trial 12), 1h02m elapsed, ETA 40m
+
+A failed trial's line is followed by the last lines of its output and the command that
+prints all of it, in either mode.
 """
 
 from __future__ import annotations
@@ -14,13 +24,19 @@ from typing import Any
 
 from tunectl.addrs import Address
 
+OUTPUT_SHOWN = 5  # lines of a failed trial's output under its event line
+LINE_WIDTH = 200  # characters of each such line
+
 
 class ApplyView:
-    def __init__(self, color: bool) -> None:
+    def __init__(self, color: bool, progress_interval: float = 60.0) -> None:
+        """`progress_interval`: seconds between status lines without the live table (0:
+        none)."""
         self.color = color
+        self.progress_interval = progress_interval
         self.live: Any = None
         self.runners: Sequence[Any] = []
-        self.started = time.time()
+        self.last_status = time.monotonic()
 
     def say(self, text: str) -> None:
         if self.live is not None:
@@ -28,25 +44,57 @@ class ApplyView:
         else:
             print(text, flush=True)
 
-    def event(self, kind: str, experiment: str, message: str) -> None:
+    def event(
+        self,
+        kind: str,
+        experiment: str,
+        message: str,
+        trial: int | None = None,
+        output: Sequence[str] = (),
+    ) -> None:
         stamp = time.strftime("%H:%M:%S")
-        self.say(f"{stamp} {Address(experiment)}: {message}")
+        runner = self._runner(experiment)
+        prefix = ""
+        if self.live is None and runner is not None:
+            done, total = _counts(runner)
+            prefix = f"[{done}/{total}] "
+        lines = [f"{stamp} {Address(experiment)}: {prefix}{message}"]
+        if kind == "failed" and trial is not None:
+            lines += [f"    | {_clip(line)}" for line in output[-OUTPUT_SHOWN:]]
+            lines.append(f"    whole output: tunectl logs {Address(experiment)} --trial {trial}")
+        self.say("\n".join(lines))
         if self.live is not None:
             self.live.update(self._table())
 
     def start(self, runners: Sequence[Any]) -> None:
         self.runners = runners
-        self.started = time.time()
+        self.last_status = time.monotonic()
         if self.color and sys.stdout.isatty():
             from rich.live import Live
 
             self.live = Live(self._table(), refresh_per_second=4, transient=True)
             self.live.start()
 
+    def tick(self) -> None:
+        """A pass of the loop ended: print the status lines when they are due."""
+        if self.live is not None or self.progress_interval <= 0:
+            return
+        now = time.monotonic()
+        if now - self.last_status < self.progress_interval:
+            return
+        self.last_status = now
+        stamp = time.strftime("%H:%M:%S")
+        for runner in self.runners:
+            if not runner.finished:
+                self.say(f"{stamp} {Address(runner.exp.name)}: {status_line(runner)}")
+
     def stop(self) -> None:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+    def _runner(self, experiment: str) -> Any:
+        return next((r for r in self.runners if r.exp.name == experiment), None)
 
     def _table(self) -> Any:
         from rich.table import Table
@@ -65,21 +113,18 @@ class ApplyView:
             table.add_column(column)
         for runner in self.runners:
             p = runner.progress()
-            elapsed = time.time() - self.started
-            total = runner.exp.max_trials
-            eta = "-"
-            if p.done and not runner.finished:
-                eta = _duration(elapsed / max(p.done, 1) * max(total - p.done, 0))
+            done, total = _counts(runner)
             best = "-" if p.best_value is None else f"{p.best_value:.6g}"
+            eta = _eta(runner)
             table.add_row(
                 runner.exp.name,
-                f"{p.done}/{total}",
+                f"{done}/{total}",
                 str(p.running),
                 str(p.pruned),
                 str(p.failed),
                 best,
-                _duration(elapsed),
-                "done" if runner.finished else eta,
+                _duration(p.elapsed),
+                "done" if runner.finished else "-" if eta is None else _rough(eta),
             )
         return table
 
@@ -119,6 +164,78 @@ class ApplyView:
 
             _echo("\nOutputs:\n")
             _echo(render_outputs(outputs))
+
+
+def status_line(runner: Any) -> str:
+    """`[17/40] 3 running, best 0.981 (trial 12), 1h02m elapsed, ETA 40m` for a runner
+    (`tunectl.engine.runner.Runner`): trials ended of the total, then what is known."""
+    p = runner.progress()
+    done, total = _counts(runner)
+    parts = [f"[{done}/{total}] {p.running} running"]
+    if p.pruned:
+        parts.append(f"{p.pruned} pruned")
+    if p.failed:
+        parts.append(f"{p.failed} failed")
+    best = _best(runner)
+    if best is not None:
+        parts.append(f"best {best[0]:.6g} (trial {best[1]})")
+    parts.append(f"{_duration(p.elapsed)} elapsed")
+    eta = _eta(runner)
+    if eta is not None:
+        parts.append(f"ETA {_rough(eta)}")
+    return ", ".join(parts)
+
+
+def _counts(runner: Any) -> tuple[int, int]:
+    """Trials ended, and the most the experiment runs: max_trials, or a smaller finite
+    search space (grid)."""
+    total = runner.exp.max_trials
+    if runner.space_size is not None:
+        total = min(total, runner.space_size)
+    return runner.progress().done, total
+
+
+def _eta(runner: Any) -> float | None:
+    """Seconds left at the pace so far (the experiment's clock per ended trial), within
+    what max_duration leaves; None before a trial has ended."""
+    p = runner.progress()
+    done, total = _counts(runner)
+    if not done or runner.finished:
+        return None
+    eta = p.elapsed / done * max(total - done, 0)
+    if runner.exp.max_duration is not None:
+        eta = min(eta, max(runner.exp.max_duration - p.elapsed, 0.0))
+    return eta
+
+
+def _best(runner: Any) -> tuple[float, int] | None:
+    """(value, number) of the best complete trial, the lowest number winning a tie (as
+    `tunectl.search.stopping.compute_progress` picks it)."""
+    maximize = runner.exp.objective.direction == "maximize"
+    best: tuple[float, int] | None = None
+    for t in runner.ended:
+        if str(getattr(t.status, "value", t.status)) != "complete" or t.value is None:
+            continue
+        if t.value != t.value:  # NaN
+            continue
+        if best is None or (t.value > best[0] if maximize else t.value < best[0]):
+            best = (t.value, t.number)
+    return best
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 1] + "…"
+
+
+def _rough(seconds: float) -> str:
+    """A duration to the minute past a minute ("40m", "1h02m"): for estimates."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _echo(text: str) -> None:

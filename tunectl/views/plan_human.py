@@ -314,6 +314,16 @@ def _summary(plan: Plan, style: _Style) -> str:
     return style.bold(line)
 
 
+def render_change(change: Change, plan: Plan, *, color: bool) -> str:
+    """One experiment's part of the plan, as `render_plan` shows it."""
+    return "\n".join(_change(change, plan, _Style(color)))
+
+
+def shown_changes(plan: Plan) -> list[Change]:
+    """The changes the plan shows: every action but no-op, and no-ops with trials to run."""
+    return [c for c in plan.changes if c.action is not Action.NOOP or _pending(c)]
+
+
 def render_drift(drift: list[Drift], *, color: bool) -> str:
     """Only the "Objects have changed outside of tunectl" section."""
     return "\n".join(_drift(drift, _Style(color)))

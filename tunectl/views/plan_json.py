@@ -7,8 +7,10 @@ docs/plan-json.md. Keys are sorted so the output diffs well between runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from tunectl.config.sensitive import holds_marker, shown
+from tunectl.diags import Diagnostic
 from tunectl.plans.change import Plan
 
 
@@ -24,3 +26,20 @@ def render_plan_json(plan: Plan) -> str:
             if holds_marker(attr.get("before")) or holds_marker(attr.get("after")):
                 attr["sensitive"] = True
     return json.dumps(shown(data), indent=2, sort_keys=True, default=str)
+
+
+def render_diagnostics_json(diags: Sequence[Diagnostic]) -> str:
+    """What `plan --json` prints when no plan could be made (a configuration error, a held
+    lock): the shape of `validate --json`, with `valid` false, so a program reads both the
+    same way. A plan object has `changes`; this one has `diagnostics` instead."""
+    errors = [d for d in diags if d.severity == "error"]
+    return json.dumps(
+        {
+            "format_version": "1.0",
+            "valid": False,
+            "error_count": len(errors),
+            "warning_count": len(diags) - len(errors),
+            "diagnostics": [d.to_json() for d in diags],
+        },
+        indent=2,
+    )

@@ -42,6 +42,7 @@ def config(endpoint: str, *, trials: int = 4, concurrent: int = 2, args: str = "
           endpoint     = "{endpoint}"
           protocol     = "http"
           log_interval = 0
+          log_delay    = 0
         }}
 
         experiment "dlcx" {{

@@ -5,11 +5,15 @@ ordinary settings (`endpoint="127.0.0.1:PORT"`, `protocol="http"`):
 
     POST   /api/v1/jobs                          CreateJob
     GET    /api/v1/jobs                          ListJobs (DisplayName, JobIds, Status,
-                                                 WorkspaceId, Tags, PageSize, PageNumber)
+                                                 WorkspaceId, Tags, StartTime, EndTime —
+                                                 by default the last 7 days —, PageSize,
+                                                 PageNumber)
     GET    /api/v1/jobs/{id}                     GetJob (with Pods)
     POST   /api/v1/jobs/{id}/stop                StopJob
     DELETE /api/v1/jobs/{id}                     DeleteJob
-    GET    /api/v1/jobs/{id}/pods/{pod}/logs     GetPodLogs (MaxLines)
+    GET    /api/v1/jobs/{id}/pods/{pod}/logs     GetPodLogs (MaxLines, StartTime, EndTime,
+                                                 PodUid; lines with their times, some
+                                                 arriving late: `emulator_logs`)
 
 Every request must carry a valid `ACS3-HMAC-SHA256` signature made with the configured test
 key, so wrong credentials fail as in the cloud (`InvalidAccessKeyId.NotFound`,
@@ -18,7 +22,9 @@ key, so wrong credentials fail as in the cloud (`InvalidAccessKeyId.NotFound`,
 Jobs walk DLC's status sequence — Creating, Queuing (while `capacity` jobs run),
 EnvPreparing, Running, then Succeeded, Failed or Stopped (via Stopping) — and run their
 `UserCommand` as a local process (`/bin/sh -c`, in its own session, with the job's `Envs`);
-its output is the worker pod's log.
+its output is the log of the job's rank-0 pod. Pods are named as DLC names them
+(`JOBID-master-0`, `JOBID-worker-1`, ...: one per `PodCount` of each `JobSpecs` role), each
+with a `PodUid`; the rank-0 pod is master-0, else chief-0, else worker-0 (else the first).
 
 Faults on demand, through unauthenticated admin paths (also `Emulator.faults`):
 
@@ -26,6 +32,7 @@ Faults on demand, through unauthenticated admin paths (also `Emulator.faults`):
     POST /_emulator/jobs/{id}/vanish        the job disappears (as if deleted elsewhere)
     POST /_emulator/jobs/{id}/stop-outside  the job is stopped by someone else
     GET  /_emulator/calls                   how many calls of each action were served
+                                            (and `GetPodLogs:bytes`, the bytes of logs)
 
 Run it by hand: `tunectl-dlc-emulator --port 8470` (test key `LTAI-test` / `test-secret`
 unless --access-key-id / --access-key-secret say otherwise).
@@ -34,8 +41,6 @@ unless --access-key-id / --access-key-secret say otherwise).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -49,53 +54,23 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
+
+from tunectl_dlc.emulator_checks import ApiError, Signatures, check_create
+from tunectl_dlc.emulator_jobs import TERMINAL, Faults, Job, iso, job_json, pods_of
+from tunectl_dlc.emulator_logs import DEFAULT_LINES, PodLog, parse_time
+
+__all__ = ["TEST_KEY_ID", "TEST_KEY_SECRET", "ApiError", "Emulator", "Faults", "Server"]
 
 TEST_KEY_ID = "LTAI-test"
 TEST_KEY_SECRET = "test-secret"
-TERMINAL = ("Succeeded", "Failed", "Stopped")
 _JOB = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)$")
 _STOP = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)/stop$")
 _LOGS = re.compile(r"^/api/v1/jobs/([A-Za-z0-9-]+)/pods/([A-Za-z0-9-]+)/logs$")
 _ADMIN_JOB = re.compile(r"^/_emulator/jobs/([A-Za-z0-9-]+)/(vanish|stop-outside)$")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-
-
-@dataclass
-class Job:
-    id: str
-    spec: dict[str, Any]
-    created: float
-    status: str = "Creating"
-    history: list[dict[str, str]] = field(default_factory=list)
-    proc: subprocess.Popen | None = None
-    log: Path | None = None
-    started: float | None = None
-    finished: float | None = None
-    reason: str = ""
-    stop_requested: bool = False
-
-    @property
-    def pod_id(self) -> str:
-        return f"{self.id}-worker-0"
-
-
-@dataclass
-class Faults:
-    throttle: float = 0.0  # share of API calls answered "Throttling.User" (429)
-    error: float = 0.0  # share answered 500 InternalError
-    slow: float = 0.0  # seconds added to every answer
-    seed: int = 0
 
 
 class Emulator:
@@ -108,11 +83,16 @@ class Emulator:
         workdir: Path | None = None,
         access_key_id: str = TEST_KEY_ID,
         access_key_secret: str = TEST_KEY_SECRET,
+        log_delay: float = 0.0,
     ) -> None:
         self.capacity = capacity
+        self.log_delay = log_delay  # how late a log line may become visible (seconds)
         self.phase = phase_seconds
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dlc-emulator-"))
         self.keys = {access_key_id: access_key_secret}
+        self.signatures = Signatures(self.keys)
+        self.denied: set[str] = set()  # actions answered 403 (a RAM user without them)
+        self.workspaces: set[str] | None = None  # the workspaces that exist (None: any)
         self.jobs: dict[str, Job] = {}
         self.lock = threading.RLock()
         self.faults = Faults()
@@ -140,8 +120,12 @@ class Emulator:
                 elif job.status == "Running" and job.proc is not None:
                     code = job.proc.poll()
                     if code is not None:
+                        job.log.ingest(final=True)
                         job.finished = now
-                        job.reason = f"exit code {code}"
+                        job.reason = (
+                            f"Pod {job.rank0['PodId']} terminated: exitCode: {code}, reason: "
+                            + ("Completed" if code == 0 else "Error")
+                        )
                         self._set(job, "Succeeded" if code == 0 else "Failed")
                 elif job.status == "Stopping":
                     if job.proc is None or job.proc.poll() is not None:
@@ -153,19 +137,20 @@ class Emulator:
 
     def _set(self, job: Job, status: str) -> None:
         job.status = status
-        job.history.append({"Status": status, "Time": _iso(time.time()), "_at": str(time.time())})
+        job.history.append({"Status": status, "Time": iso(time.time()), "_at": str(time.time())})
 
     def _start(self, job: Job) -> None:
         directory = self.workdir / job.id
         directory.mkdir(parents=True, exist_ok=True)
-        job.log = directory / "worker-0.log"
+        path = directory / "rank0.log"
+        job.log = PodLog(path, self.log_delay, seed=len(self.jobs))
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(directory),
             "PYTHONUNBUFFERED": "1",
             **{str(k): str(v) for k, v in (job.spec.get("Envs") or {}).items()},
         }
-        with job.log.open("wb") as out:
+        with path.open("wb") as out:
             job.proc = subprocess.Popen(
                 ["/bin/sh", "-c", str(job.spec.get("UserCommand") or "true")],
                 cwd=job.spec.get("_cwd") or directory,
@@ -185,6 +170,7 @@ class Emulator:
             except OSError:
                 pass
             job.proc.wait()
+        job.log.ingest(final=True)
         job.finished = time.time()
         job.reason = job.reason or "stopped by user"
         if job.status != "Stopping":
@@ -205,11 +191,10 @@ class Emulator:
     # -- API ----------------------------------------------------------------------------
 
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        for name in ("DisplayName", "JobType", "JobSpecs", "UserCommand"):
-            if not body.get(name):
-                raise ApiError(400, "MissingParameter", f"{name} is mandatory for this action.")
+        check_create(body, self.workspaces)
         with self.lock:
             job = Job(id=f"dlc{uuid.uuid4().hex[:16]}", spec=body, created=time.time())
+            job.pods = pods_of(job.id, list(body["JobSpecs"]))
             self._set(job, "Creating")
             self.jobs[job.id] = job
         return {"JobId": job.id}
@@ -219,13 +204,25 @@ class Emulator:
             job = self.jobs.get(job_id)
             if job is None:
                 raise ApiError(404, "100090005", f"Job {job_id} not found.")
-            return self._json(job, detail=True)
+            return job_json(job, detail=True)
 
     def list_jobs(self, query: dict[str, str]) -> dict[str, Any]:
         with self.lock:
             jobs = sorted(self.jobs.values(), key=lambda j: j.created)
-            if query.get("DisplayName"):
-                jobs = [j for j in jobs if query["DisplayName"] in j.spec.get("DisplayName", "")]
+            # Jobs created in [StartTime, EndTime], by default the last 7 days.
+            window = []
+            for name in ("StartTime", "EndTime"):
+                value = query.get(name)
+                parsed = parse_time(value) if value else None
+                if value and parsed is None:
+                    raise ApiError(400, "InvalidParameter", f"{name} is not an ISO 8601 time.")
+                window.append(None if parsed is None else parsed / 1e6)
+            start = time.time() - 7 * 24 * 3600 if window[0] is None else window[0]
+            end = time.time() if window[1] is None else window[1]
+            jobs = [j for j in jobs if start <= j.created <= end + 1]
+            if query.get("DisplayName"):  # a substring, in any case
+                name = query["DisplayName"].lower()
+                jobs = [j for j in jobs if name in str(j.spec.get("DisplayName", "")).lower()]
             if query.get("JobIds"):
                 wanted = set(query["JobIds"].split(","))
                 jobs = [j for j in jobs if j.id in wanted]
@@ -251,16 +248,19 @@ class Emulator:
             size = min(int(query.get("PageSize") or 50), 100)
             page = max(int(query.get("PageNumber") or 1), 1)
             chosen = jobs[(page - 1) * size : page * size]
-            return {"Jobs": [self._json(j) for j in chosen], "TotalCount": len(jobs)}
+            return {"Jobs": [job_json(j) for j in chosen], "TotalCount": len(jobs)}
 
     def stop_job(self, job_id: str) -> dict[str, Any]:
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None:
                 raise ApiError(404, "100090005", f"Job {job_id} not found.")
-            if job.status not in TERMINAL:
-                job.stop_requested = True
-                self._set(job, "Stopping")
+            if job.status in TERMINAL:
+                raise ApiError(
+                    400, "InvalidJobStatus", f"Job {job_id} is {job.status} and cannot be stopped."
+                )
+            job.stop_requested = True
+            self._set(job, "Stopping")
         self.tick()
         return {"JobId": job_id}
 
@@ -277,19 +277,31 @@ class Emulator:
     def pod_logs(self, job_id: str, pod_id: str, query: dict[str, str]) -> dict[str, Any]:
         with self.lock:
             job = self.jobs.get(job_id)
-            if job is None or pod_id != job.pod_id:
+            pod = next((p for p in job.pods if p["PodId"] == pod_id), None) if job else None
+            if job is None or pod is None:
                 raise ApiError(404, "PodNotFound", f"Pod {pod_id} of job {job_id} not found.")
-            log, ended = job.log, job.status in TERMINAL
-        lines: list[str] = []
-        if log is not None and log.exists():
-            text = log.read_text(errors="replace")
-            lines = text.split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            elif lines and not ended:
-                lines.pop()  # an unfinished last line is served once the job has ended
-        limit = int(query.get("MaxLines") or 2000)
-        return {"Logs": lines[:limit]}
+            if query.get("PodUid") and query["PodUid"] != pod["PodUid"]:
+                raise ApiError(404, "PodNotFound", f"Pod {pod_id} has no uid {query['PodUid']}.")
+            bounds = []
+            for name in ("StartTime", "EndTime"):
+                value = query.get(name)
+                parsed = parse_time(value) if value else None
+                if value and parsed is None:
+                    raise ApiError(400, "InvalidParameter", f"{name} is not an ISO 8601 time.")
+                bounds.append(parsed)
+            try:
+                limit = int(query.get("MaxLines") or DEFAULT_LINES)
+            except ValueError:
+                limit = 0
+            if limit < 1:
+                raise ApiError(400, "InvalidParameter", "MaxLines must be a positive integer.")
+            if pod is not job.rank0:
+                logs = []
+            else:
+                if job.status not in TERMINAL:
+                    job.log.ingest()  # what the process wrote so far: taken in now
+                logs = job.log.query(bounds[0], bounds[1], limit)
+        return {"JobId": job_id, "PodId": pod_id, "PodUid": pod["PodUid"], "Logs": logs}
 
     # -- outside events -----------------------------------------------------------------
 
@@ -309,74 +321,6 @@ class Emulator:
 
     # -- JSON ---------------------------------------------------------------------------
 
-    def _json(self, job: Job, detail: bool = False) -> dict[str, Any]:
-        spec = job.spec
-        out: dict[str, Any] = {
-            "JobId": job.id,
-            "DisplayName": spec.get("DisplayName"),
-            "JobType": spec.get("JobType"),
-            "Status": job.status,
-            "WorkspaceId": spec.get("WorkspaceId"),
-            "ResourceId": spec.get("ResourceId"),
-            "Priority": spec.get("Priority"),
-            "GmtCreateTime": _iso(job.created),
-            "GmtRunningTime": _iso(job.started) if job.started else None,
-            "GmtFinishTime": _iso(job.finished) if job.finished else None,
-            "ReasonCode": job.status if job.status in TERMINAL else "",
-            "ReasonMessage": job.reason,
-            "Settings": spec.get("Settings") or {},
-            "JobSpecs": spec.get("JobSpecs"),
-        }
-        if detail:
-            out["UserCommand"] = spec.get("UserCommand")
-            out["StatusHistory"] = [
-                {k: v for k, v in h.items() if not k.startswith("_")} for h in job.history
-            ]
-            pod_status = {"Stopping": "Terminating"}.get(job.status, job.status)
-            out["Pods"] = [
-                {"PodId": job.pod_id, "Type": "Worker", "Status": pod_status, "PodUid": job.id}
-            ]
-        return out
-
-    # -- signatures ---------------------------------------------------------------------
-
-    def verify(
-        self, method: str, path: str, query: list[tuple[str, str]], headers: Any, body: bytes
-    ) -> None:
-        auth = headers.get("Authorization") or ""
-        match = re.match(
-            r"ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]*),Signature=([0-9a-f]+)$",
-            auth,
-        )
-        if not match:
-            raise ApiError(400, "MissingAuthorization", "The request is not signed.")
-        key_id, signed, signature = match.groups()
-        secret = self.keys.get(key_id)
-        if secret is None:
-            raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-        payload = hashlib.sha256(body).hexdigest()
-        if headers.get("x-acs-content-sha256") not in (None, payload):
-            raise ApiError(400, "ContentSHA256NotMatched", "The body does not match its hash.")
-        names = signed.split(";") if signed else []
-        canonical_headers = "".join(
-            f"{name}:{(headers.get(name) or '').strip()}\n" for name in names
-        )
-        canonical_query = "&".join(
-            f"{k}={quote(v, safe='~')}" for k, v in sorted(query, key=lambda kv: kv[0])
-        )
-        canonical = (
-            f"{method}\n{path}\n{canonical_query}\n{canonical_headers}\n{signed}\n"
-            f"{headers.get('x-acs-content-sha256') or payload}"
-        )
-        to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise ApiError(
-                400,
-                "SignatureDoesNotMatch",
-                "The request signature does not conform to Aliyun standards.",
-            )
-
     def inject(self) -> None:
         """Raise the fault the configured rates draw for this call, if any."""
         with self.lock:
@@ -384,19 +328,17 @@ class Emulator:
             throttle, error = self.faults.throttle, self.faults.error
         if self.faults.slow:
             time.sleep(self.faults.slow)
-        if draw < throttle:
+        if draw < throttle / 2:  # as the gateway answers: 429 with a retry header
             raise ApiError(
                 429,
                 "Throttling.User",
                 "Request was denied due to user flow control.",
                 {"x-acs-retry-after": "100"},
             )
+        if draw < throttle:  # as a service answers: 400, no header
+            raise ApiError(400, "Throttling.User", "Request was denied due to user flow control.")
         if draw < throttle + error:
             raise ApiError(500, "InternalError", "The request processing has failed.")
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 class Server:
@@ -432,7 +374,7 @@ class Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, data: dict[str, Any], headers: dict | None = None):
+            def _reply(self, status: int, data: dict[str, Any], headers: dict | None = None) -> int:
                 body = json.dumps(data).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json;charset=utf-8")
@@ -441,6 +383,7 @@ class Server:
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(body)
+                return len(body)
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -452,14 +395,25 @@ class Server:
                     if url.path.startswith("/_emulator/"):
                         self._reply(200, self._admin(url.path, body))
                         return
-                    emulator.verify(self.command, url.path, query, self.headers, body)
-                    action = self.headers.get("x-acs-action") or "Unknown"
+                    action = emulator.signatures.verify(
+                        self.command, url.path, query, self.headers, body
+                    )
                     with emulator.lock:
                         emulator.calls[action] += 1
+                        denied = action in emulator.denied
+                    if denied:
+                        raise ApiError(
+                            403,
+                            "Forbidden.RAM",
+                            "User not authorized to operate on the specified resource.",
+                        )
                     emulator.inject()
                     data = self._api(url.path, dict(query), body)
                     data["RequestId"] = request_id
-                    self._reply(200, data)
+                    sent = self._reply(200, data)
+                    if action == "GetPodLogs":  # what log reads cost, for benchmarks
+                        with emulator.lock:
+                            emulator.calls["GetPodLogs:bytes"] += sent
                 except ApiError as exc:
                     self._reply(
                         exc.status,
@@ -521,6 +475,10 @@ class Server:
         self.emulator.close()
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="An emulator of the PAI-DLC API.")
     parser.add_argument("--port", type=int, default=8470)
@@ -529,24 +487,41 @@ def main() -> None:
     parser.add_argument("--access-key-secret", default=TEST_KEY_SECRET)
     parser.add_argument("--throttle", type=float, default=0.0, help="share of calls throttled")
     parser.add_argument("--error", type=float, default=0.0, help="share of calls failing (500)")
+    parser.add_argument(
+        "--log-delay", type=float, default=0.0, help="seconds a log line may arrive late"
+    )
     args = parser.parse_args()
-    with Server(
+    server = Server(
         port=args.port,
         capacity=args.capacity,
         access_key_id=args.access_key_id,
         access_key_secret=args.access_key_secret,
-    ) as server:
-        server.emulator.faults = Faults(throttle=args.throttle, error=args.error)
-        print(
-            f"DLC emulator on http://{server.endpoint} (key {args.access_key_id}); "
-            'point provider "dlc" at endpoint = "' + server.endpoint + '", protocol = "http"',
-            flush=True,
-        )
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        log_delay=args.log_delay,
+    )
+    try:
+        server.__enter__()
+    except OSError as exc:
+        server.emulator.close()
+        raise SystemExit(
+            f"tunectl-dlc-emulator: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}. "
+            "Another emulator may be running (stop it with Ctrl-C, or `kill PID`), or "
+            "choose another port with --port."
+        ) from None
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops it as Ctrl-C does
+    server.emulator.faults = Faults(throttle=args.throttle, error=args.error)
+    print(
+        f"DLC emulator on http://{server.endpoint} (key {args.access_key_id}, pid "
+        f'{os.getpid()}); point provider "dlc" at endpoint = "{server.endpoint}", '
+        'protocol = "http". Ctrl-C stops it.',
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

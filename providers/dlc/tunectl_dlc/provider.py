@@ -7,20 +7,25 @@ SDK (`alibabacloud-pai-dlc20201203`).
 - Status: `ListJobs` filtered by job ids, 100 per page: the calls per pass grow with pages,
   not with trials. `GetJob` only for a job missing from the list (vanished?) and once per
   job for its pod id.
-- Logs: `GetPodLogs` of the worker pod, read incrementally (a cursor in lines), at most
-  every `log_interval` seconds per running job, and once more when it ends.
+- Logs: `GetPodLogs` of the rank-0 pod (pinned by `PodUid`), read in bounded pages from
+  where the last read stopped (`tunectl_dlc.logs`), at most every `log_interval` seconds per
+  running job, then to the end once it ended. A job that ended on its own is reported ended
+  `log_delay` seconds later, so lines that reach the log service late are read too.
 - Cancel: `StopJob` (a job already ended or gone is fine).
 - Faults: throttling, 5xx, timeouts and dropped connections are retried with tunectl's
   shared policy (`tunectl.retry`: exponential backoff with jitter, at most `ATTEMPTS`
-  tries); the SDK's own retry is off so there is one policy.
+  tries); the SDK's own retry is off so there is one policy. Missing credentials, a failing
+  proxy, a refused key or permission and a refused request are permanent: apply stops at
+  once with the fix in the message (`tunectl_dlc.errors`).
 - Credentials: Alibaba Cloud's default chain (`ALIBABA_CLOUD_ACCESS_KEY_ID` /
-  `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, the `~/.alibabacloud/credentials` profile, an ECS RAM
+  `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, the `~/.alibabacloud/credentials.ini` profile, an ECS RAM
   role, ...), resolved on the first API call; never read from HCL, never stored or logged.
 """
 
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import shlex
 import time
@@ -47,7 +52,20 @@ from tunectl.providers.base import (
     attribute_error,
 )
 from tunectl.retry import retry_call
-from tunectl_dlc.jobs import JOB_TYPES, PRICES, ROLES, check_role, job_spec, job_status
+from tunectl_dlc.errors import DlcError, transient, translate
+from tunectl_dlc.extras import check_extras, image_config, request_extras
+from tunectl_dlc.jobs import (
+    JOB_TYPES,
+    PRICES,
+    ROLES,
+    check_role,
+    check_roles,
+    job_spec,
+    job_status,
+    max_running_minutes,
+)
+from tunectl_dlc.logs import LogReader, Pod, PodPins, rank0
+from tunectl_dlc.since import Since
 
 T = TypeVar("T")
 
@@ -56,24 +74,6 @@ _REGION = re.compile(r"[a-z]{2}-[a-z0-9]+(-[a-z0-9]+)*")
 
 ATTEMPTS = 6
 PAGE = 100
-
-
-
-def _transient(exc: BaseException) -> bool:
-    from alibabacloud_tea_openapi.exceptions import (
-        ClientException,
-        ServerException,
-        ThrottlingException,
-    )
-    from darabonba.exceptions import UnretryableException
-
-    if isinstance(exc, ThrottlingException | ServerException | UnretryableException):
-        return True
-    if isinstance(exc, ClientException):
-        return str(getattr(exc, "code", "")).startswith("Throttling") or getattr(
-            exc, "status_code", 0
-        ) in (408, 429)
-    return isinstance(exc, ConnectionError | TimeoutError | OSError)
 
 
 class DlcProvider(Provider):
@@ -87,24 +87,38 @@ class DlcProvider(Provider):
     )
     config_schema = (
         AttrSpec("region", required=True, description="e.g. cn-hangzhou"),
-        AttrSpec("workspace_id", description="the PAI workspace jobs are created in"),
+        AttrSpec(
+            "workspace_id", required=True, description="the PAI workspace jobs are created in"
+        ),
         AttrSpec("resource_id", description="a dedicated resource quota (else public)"),
         AttrSpec("endpoint", description="API endpoint; default pai-dlc.REGION.aliyuncs.com"),
         AttrSpec("protocol", default="https", choices=("https", "http")),
         AttrSpec("prices", "any", description="map of ecs_spec -> price per hour"),
         AttrSpec("currency", default="¥"),
         AttrSpec("log_interval", "number", default=10, description="seconds between log reads"),
+        AttrSpec(
+            "log_delay",
+            "number",
+            default=5,
+            description="seconds a log line may reach GetPodLogs late",
+        ),
     )
     trial_schema = (
         AttrSpec("job_type", default="PyTorchJob", choices=JOB_TYPES),
         AttrSpec("image", required=True, description="the container image"),
-        AttrSpec("worker", "any", description="{ count, ecs_spec | cpu, gpu, memory }"),
-        AttrSpec("ps", "any"),
-        AttrSpec("chief", "any"),
-        AttrSpec("master", "any"),
+        AttrSpec(
+            "worker",
+            "any",
+            description="{ count, ecs_spec | cpu, gpu, memory, shared_memory }",
+        ),
+        *(AttrSpec(role, "any") for role in ROLES if role != "worker"),
         AttrSpec("data_sources", "any", description="[{ uri, mount_path } | { id }]"),
         AttrSpec("code_source", "any", description="{ id, branch, commit, mount_path }"),
         AttrSpec("priority", "int"),
+        AttrSpec("user_vpc", "any", description="{ vpc_id, security_group_id, switch_id }"),
+        AttrSpec("thirdparty_libs", "any", description="pip requirements installed first"),
+        AttrSpec("image_config", "any", description="{ registry, username_env, password_env }"),
+        AttrSpec("success_policy", choices=("ChiefWorker", "AllWorkers")),
         AttrSpec("max_running_time", description='e.g. "2h"'),
         AttrSpec("resource_id"),
     )
@@ -113,7 +127,12 @@ class DlcProvider(Provider):
     def __init__(self, config: Mapping[str, Any], state_dir: Path) -> None:
         super().__init__(config, state_dir)
         self._client: Any = None
-        self._pods: dict[str, str] = {}
+        self._pins = PodPins(state_dir)
+        self._since = Since(state_dir)
+        delay = self.config.get("log_delay")
+        self._delay = 5.0 if delay is None else float(delay)
+        self._logs = LogReader(self._fetch_log, self._delay)
+        self._ended_at: dict[str, float] = {}  # job -> when it may be reported ended
         self._last_read: dict[str, float] = {}
         self._states: dict[str, TaskState] = {}
         self._polled: dict[str, float] = {}
@@ -140,17 +159,18 @@ class DlcProvider(Provider):
         if endpoint is not None and (not str(endpoint).strip() or " " in str(endpoint)):
             detail = f'"endpoint" must be a host name, not {endpoint!r}.'
             out.append(attribute_error(("endpoint",), "Invalid endpoint", detail))
-        interval = config.get("log_interval")
-        if interval is not None and (
-            isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0
-        ):
-            out.append(
-                attribute_error(
-                    ("log_interval",),
-                    "Invalid log_interval",
-                    f'"log_interval" must be a number of seconds, 0 or more, not {interval!r}.',
+        for name in ("log_interval", "log_delay"):
+            seconds = config.get(name)
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0
+            ):
+                out.append(
+                    attribute_error(
+                        (name,),
+                        f"Invalid {name}",
+                        f'"{name}" must be a number of seconds, 0 or more, not {seconds!r}.',
+                    )
                 )
-            )
         prices = config.get("prices")
         if prices is not None and (
             not isinstance(prices, Mapping)
@@ -179,11 +199,16 @@ class DlcProvider(Provider):
             problems.append(
                 ("worker", 'a DLC trial needs worker = { count = N, ecs_spec = "..." }')
             )
+        job_type = str(settings.get("job_type") or "PyTorchJob")
+        problems += check_roles(job_type, {r: settings[r] for r in roles})
+        problems += check_extras(settings, job_type)
         resource_id = settings.get("resource_id") or request.config.get("resource_id")
         for role in roles:
             problems += [(role, p) for p in check_role(role, settings[role], resource_id)]
         priority = settings.get("priority")
-        if priority is not None and not 1 <= int(priority) <= 9:
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 9
+        ):
             problems.append(("priority", f"priority must be between 1 and 9, got {priority}"))
         if settings.get("max_running_time") is not None:
             try:
@@ -218,10 +243,14 @@ class DlcProvider(Provider):
 
             region = str(self.config.get("region") or "")
             endpoint = self.config.get("endpoint") or f"pai-dlc.{region}.aliyuncs.com"
+            # The chain logs each provider it tried, with tracebacks, to the root logger's
+            # last resort; the error this provider raises says what to do instead.
+            # (Its modules add their own stderr handler when imported: imported by now.)
+            logging.getLogger("credentials").disabled = True
             try:
                 credential = Credentials()
             except Exception as exc:
-                raise ProviderError(f"dlc: no Alibaba Cloud credentials: {exc}") from None
+                raise translate("authentication", exc) from None
             self._client = Client(
                 Config(
                     credential=credential,
@@ -245,23 +274,11 @@ class DlcProvider(Provider):
             return fn(client, models)
 
         try:
-            return retry_call(once, _transient, attempts=ATTEMPTS, max_wait=5.0)
+            return retry_call(once, transient, attempts=ATTEMPTS, max_wait=5.0)
         except ProviderError:
             raise
         except Exception as exc:
-            code = getattr(exc, "code", None) or type(exc).__name__
-            if "credential" in str(exc).lower() and code in ("CredentialException", None):
-                raise ProviderError(
-                    "dlc: no Alibaba Cloud credentials; set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or configure a profile"
-                ) from None
-            from alibabacloud_tea_openapi.exceptions import ClientException
-
-            message = getattr(exc, "message", None) or str(exc)
-            permanent = isinstance(exc, ClientException) and not _transient(exc)
-            raise ProviderError(
-                f"dlc: {action} failed: {code}: {message}", permanent=permanent
-            ) from None
+            raise translate(action, exc, self.config.get("workspace_id")) from None
 
     # -- running ------------------------------------------------------------------------
 
@@ -273,8 +290,9 @@ class DlcProvider(Provider):
         known = self._experiment_jobs(request.experiment)
         if request.key in known:
             return TaskHandle(request.key, known[request.key])
+        self._since.record(request.experiment)  # before any job of it exists
         for attempt in range(ATTEMPTS):
-            found = self._find_one(request.key) if attempt else None
+            found = self._find_one(request.key, request.experiment) if attempt else None
             if found is not None:
                 known[request.key] = found
                 return TaskHandle(request.key, found)
@@ -284,7 +302,7 @@ class DlcProvider(Provider):
                     lambda c, m: c.create_job(self._create_request(m, request)).body.job_id,
                 )
             except ProviderError as exc:
-                if exc.permanent or self._find_one(request.key) is None:
+                if exc.permanent or self._find_one(request.key, request.experiment) is None:
                     raise
                 continue
             known[request.key] = str(job_id)
@@ -313,8 +331,9 @@ class DlcProvider(Provider):
         }
         if request.model_dir:
             envs["TUNECTL_MODEL_DIR"] = request.model_dir
+        registry = image_config(m, s)
         specs = [
-            job_spec(m, ROLES[role], s[role], str(s.get("image")))
+            job_spec(m, ROLES[role], s[role], str(s.get("image")), registry)
             for role in ROLES
             if s.get(role) is not None
         ]
@@ -327,9 +346,9 @@ class DlcProvider(Provider):
         code = s.get("code_source")
         max_minutes = None
         if s.get("max_running_time"):
-            max_minutes = max(1, int(parse_duration(str(s["max_running_time"])) // 60))
+            max_minutes = max_running_minutes(parse_duration(str(s["max_running_time"])), False)
         elif request.timeout:
-            max_minutes = max(1, int(request.timeout // 60))
+            max_minutes = max_running_minutes(request.timeout, True)
         tags = {
             **{k: str(v) for k, v in request.tags.items()},
             "tunectl-key": request.key,
@@ -359,6 +378,7 @@ class DlcProvider(Provider):
             priority=s.get("priority"),
             job_max_running_time_minutes=max_minutes,
             settings=m.JobSettings(tags=tags),
+            **request_extras(m, s),
         )
 
     def _experiment_jobs(self, experiment: str) -> dict[str, str]:
@@ -372,6 +392,7 @@ class DlcProvider(Provider):
                     return c.list_jobs(
                         m.ListJobsRequest(
                             workspace_id=self.config.get("workspace_id"),
+                            start_time=self._since.start(experiment),
                             tags={"tunectl-experiment": experiment},
                             page_size=PAGE,
                             page_number=page,
@@ -387,12 +408,13 @@ class DlcProvider(Provider):
             self._by_experiment[experiment] = found
         return self._by_experiment[experiment]
 
-    def _find_one(self, key: str) -> str | None:
+    def _find_one(self, key: str, experiment: str) -> str | None:
         def lookup(c: Any, m: Any) -> str | None:
             body = c.list_jobs(
                 m.ListJobsRequest(
                     display_name=key,
                     workspace_id=self.config.get("workspace_id"),
+                    start_time=self._since.start(experiment),
                     tags={"tunectl-key": key},
                     page_size=10,
                 )
@@ -411,11 +433,18 @@ class DlcProvider(Provider):
             page = ids[start : start + PAGE]
 
             def list_page(c: Any, m: Any, page: list[str] = page) -> Any:
-                return c.list_jobs(m.ListJobsRequest(job_ids=",".join(page), page_size=PAGE)).body
+                request = m.ListJobsRequest(
+                    job_ids=",".join(page),
+                    workspace_id=self.config.get("workspace_id"),
+                    start_time=self._since.start(),
+                    page_size=PAGE,
+                )
+                return c.list_jobs(request).body
 
             body = self._call("ListJobs", list_page)
             for job in body.jobs or []:
-                out[str(job.job_id)] = self._enforce_timeout(job, job_status(job))
+                status = self._enforce_timeout(job, job_status(job))
+                out[str(job.job_id)] = self._hold(str(job.job_id), job, status)
         for handle in handles:
             if handle.id not in out:  # not listed: ask for it, it may be gone
                 out[handle.id] = self._get_status(handle.id)
@@ -437,13 +466,39 @@ class DlcProvider(Provider):
         return TaskStatus(TaskState.FAILED, message=f"timed out after {float(limit):g}s")
 
     def _get_status(self, job_id: str) -> TaskStatus:
-        try:
-            job = self._call("GetJob", lambda c, m: c.get_job(job_id, m.GetJobRequest()).body)
-        except ProviderError as exc:
-            if "not found" in str(exc).lower() or "100090005" in str(exc):
-                return TaskStatus(TaskState.LOST, message="the DLC job no longer exists")
-            raise
+        job = self._get_job(job_id)
+        if job is None:
+            return TaskStatus(TaskState.LOST, message="the DLC job no longer exists")
         return job_status(job)
+
+    def _get_job(self, job_id: str) -> Any:
+        """GetJob's answer, or None when the service answers 404 about the job."""
+        try:
+            return self._call("GetJob", lambda c, m: c.get_job(job_id, m.GetJobRequest()).body)
+        except DlcError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def _hold(self, job_id: str, job: Any, status: TaskStatus) -> TaskStatus:
+        """A job that ended on its own is reported running until `log_delay` seconds after
+        its end, so its last lines have reached GetPodLogs before it is read to the end."""
+        if status.state not in (TaskState.SUCCEEDED, TaskState.FAILED) or not self._delay:
+            return status
+        now = time.monotonic()
+        if job_id not in self._ended_at:
+            left = self._delay + 1  # GmtFinishTime has whole seconds
+            finish = getattr(job, "gmt_finish_time", None)
+            if finish:
+                try:
+                    ended = calendar.timegm(time.strptime(str(finish), "%Y-%m-%dT%H:%M:%SZ"))
+                    left = min(left, max(0.0, ended + self._delay + 1 - time.time()))
+                except ValueError:
+                    pass
+            self._ended_at[job_id] = now + left
+        if now >= self._ended_at[job_id]:
+            return status
+        return TaskStatus(TaskState.RUNNING)
 
     def read_log(self, handle: TaskHandle, cursor: int) -> LogChunk:
         state = self._states.get(handle.id)
@@ -465,34 +520,47 @@ class DlcProvider(Provider):
         pod = self._pod(handle.id)
         if pod is None:
             return LogChunk([], cursor)
-        logs = self._call(
-            "GetPodLogs",
-            lambda c, m: (
-                c.get_pod_logs(
-                    handle.id, pod, m.GetPodLogsRequest(max_lines=cursor + 5000)
-                ).body.logs
-            ),
-        )
+        lines, after = self._logs.read(handle.id, pod, cursor, ended=state.terminal)
         self._last_read[handle.id] = now
-        lines = [str(line) for line in (logs or [])][cursor:]
-        return LogChunk(lines, cursor + len(lines))
+        return LogChunk(lines, after)
 
-    def _pod(self, job_id: str) -> str | None:
-        if job_id not in self._pods:
+    def _fetch_log(
+        self, job_id: str, pod: Pod, start: str | None, end: str | None, lines: int
+    ) -> list[str]:
+
+        def get(c: Any, m: Any) -> Any:
+            # From the start, the window starts with the state's jobs: GetPodLogs, too,
+            # serves only the last 7 days unless told otherwise.
+            request = m.GetPodLogsRequest(
+                max_lines=lines,
+                start_time=start or self._since.start(),
+                end_time=end,
+                pod_uid=pod.uid,
+            )
+            return c.get_pod_logs(job_id, pod.id, request).body.logs
+
+        return [str(line) for line in (self._call("GetPodLogs", get) or [])]
+
+    def _pod(self, job_id: str) -> Pod | None:
+        pod = self._pins.get(job_id)
+        if pod is None:
             job = self._call("GetJob", lambda c, m: c.get_job(job_id, m.GetJobRequest()).body)
-            pods = [p for p in (job.pods or []) if p.pod_id]
-            if not pods:
+            pod = rank0(list(job.pods or []))
+            if pod is None:
                 return None
-            workers = [p for p in pods if (p.type or "").lower() in ("worker", "master", "chief")]
-            self._pods[job_id] = str((workers or pods)[0].pod_id)
-        return self._pods[job_id]
+            self._pins.put(job_id, pod)
+        return pod
 
     def cancel(self, handle: TaskHandle) -> None:
         try:
             self._call("StopJob", lambda c, m: c.stop_job(handle.id))
-        except ProviderError as exc:
-            if "not found" in str(exc).lower() or "100090005" in str(exc):
-                return  # gone already: nothing to stop
+        except DlcError as exc:
+            # Refused: decide from the job itself, not from the wording of the refusal.
+            if exc.status is None or not 400 <= exc.status < 500:
+                raise
+            job = self._get_job(handle.id)
+            if job is None or job_status(job).state.terminal:
+                return  # gone or ended already: nothing to stop
             raise
 
     def estimate_price(self, settings: Mapping[str, Any], seconds: float) -> float | None:
@@ -510,4 +578,3 @@ class DlcProvider(Provider):
                 return None  # an unknown instance type: no estimate rather than a wrong one
             total += int(spec.get("count", 1)) * price * seconds / 3600
         return total if total else None
-

@@ -290,6 +290,21 @@ def test_task_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "CUDA_VISIBLE_DEVICES" not in plain and "TUNECTL_PYTHON" not in plain
 
 
+def test_task_env_puts_tunectl_and_its_trial_modules_first_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tunectl import trialpath
+
+    root = spawn.tunectl_root()
+    assert root is not None
+    for given in ("", root, f"{root}{os.pathsep}/x", f"{root}{os.pathsep}{trialpath.DIRECTORY}"):
+        monkeypatch.setenv("PYTHONPATH", given)
+        env = spawn.task_env(request("k"), tmp_path, [], None, managed_gpus=False)
+        parts = env["PYTHONPATH"].split(os.pathsep)
+        assert parts[:2] == [root, trialpath.DIRECTORY], given  # `import nni` (docs/import.md)
+        assert parts.count(trialpath.DIRECTORY) == 1, given
+
+
 def test_claim_is_exclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spawn, "LOCK_RETRY", 0.01)
     fd = spawn.claim(tmp_path)

@@ -135,9 +135,12 @@ def task_env(
         env["TUNECTL_PYTHON"] = python
     root = tunectl_root()
     if root:
+        # tunectl (for tunectl.report), then the modules trials import by another
+        # project's name (`import nni`: tunectl/trialpath).
+        shims = str(Path(root) / "tunectl" / "trialpath")
         old = env.get("PYTHONPATH", "")
-        if old.split(os.pathsep)[0] != root:
-            env["PYTHONPATH"] = root + (os.pathsep + old if old else "")
+        if old.split(os.pathsep)[:2] != [root, shims]:
+            env["PYTHONPATH"] = os.pathsep.join([root, shims, *([old] if old else [])])
     if managed_gpus:
         # The provider manages the GPUs: a task sees only the ones it was handed.
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)

@@ -203,3 +203,20 @@ def test_validation_of_the_provider_block_and_tasks() -> None:
     )
     assert [d.path for d in both.diagnostics] == [("sql",)]
     assert "two tasks" in both.diagnostics[0].detail
+
+
+def test_by_default_a_metrics_table_is_queried_once_the_task_has_ended(
+    server: Server, tmp_path: Path
+) -> None:
+    p = MaxComputeProvider({"project": "prov_p", "endpoint": server.endpoint}, tmp_path)
+    server.emulator.database("prov_p").write("final", [("acc", "double")], [(0.9,)])
+    handle = p.submit(echo("k-final", 1))
+    ref = MetricsRef(MetricSource.TABLE, "select acc from final")
+    for _ in range(5):  # while it runs: no query (each would be a billed job)
+        p.poll([handle])
+        assert p.read_metrics(handle, ref, 0).lines == []
+    assert run_to_end(p, handle).state is TaskState.SUCCEEDED
+    assert [json.loads(x) for x in p.read_metrics(handle, ref, 0).lines] == [{"acc": 0.9}]
+    with server.emulator.lock:
+        queries = [i for i in server.emulator.instances.values() if i.task_type == "SQL"]
+    assert len(queries) == 1

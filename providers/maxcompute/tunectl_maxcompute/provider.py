@@ -104,8 +104,8 @@ class MaxComputeProvider(Provider):
         AttrSpec(
             "metrics_interval",
             "number",
-            default=60,
-            description="seconds between metrics queries while a task runs",
+            description="also query metrics tables while a task runs, at most this often "
+            "(seconds); by default only once it has ended (each query is a job)",
         ),
     )
     trial_schema = (
@@ -128,7 +128,9 @@ class MaxComputeProvider(Provider):
         self._logs: dict[str, list[str]] = {}
         self._polled: set[str] = set()
         interval = self.config.get("metrics_interval")
-        self.tables = Tables(self.client, self._query_settings, float(interval or 0))
+        self.tables = Tables(
+            self.client, self._query_settings, None if interval is None else float(interval)
+        )
 
     @property
     def calls(self) -> int:

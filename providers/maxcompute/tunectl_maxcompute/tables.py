@@ -1,9 +1,10 @@
 """`metrics "table"`: a trial's metrics read from a result table with a SQL query.
 
-Each query runs as its own MaxCompute SQL instance. While the trial's task runs, a query
-is started at most every `metrics_interval` seconds and read when it has finished — never
-waited for, so the apply loop goes on. Once the task has ended, one last query is run to
-its end and its rows are kept: every later read serves them.
+Each query runs as its own MaxCompute SQL instance (a job, billed as one). Once the task
+has ended, a query is run to its end and its rows are kept: every later read serves them.
+With `metrics_interval` set, a query is also started while the task runs, at most that
+often, and read when it has finished — never waited for, so the apply loop goes on: that
+is how intermediate values (a `step` column) reach early stopping.
 
 The rows are served as lines after a cursor (a row offset), each a JSON object of the
 row's numeric columns (`{"step": 3, "auc": 0.91}`), which core reads as it reads a JSON-lines
@@ -44,7 +45,7 @@ class Tables:
         self,
         client: Client,
         settings: Callable[[], Mapping[str, str]],
-        interval: float,
+        interval: float | None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
@@ -61,7 +62,7 @@ class Tables:
             query.started = time.monotonic()
             self._take(query, wait=True)
             query.final = True
-        elif not ended and not query.final:
+        elif not ended and not query.final and self.interval is not None:
             if query.running is not None:
                 self._take(query, wait=False)
             if query.running is None and time.monotonic() - query.started >= self.interval:
