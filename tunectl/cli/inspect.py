@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tunectl.addrs import Address, check_trial_option, is_address_like, parse_address
-from tunectl.cli.common import color_enabled, echo, load, session
+from tunectl.cli.common import color_enabled, echo, examples, load, session
 from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import json_text, to_string
 from tunectl.names import check_name, is_valid_name, shown
@@ -38,7 +38,10 @@ def show(
     ctx: typer.Context,
     target: Annotated[
         str | None,
-        typer.Argument(help="A saved plan file, or an address such as experiment.mnist."),
+        typer.Argument(
+            metavar="[FILE | ADDR]",
+            help="A saved plan file, or an address such as experiment.mnist.",
+        ),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -113,10 +116,7 @@ def show(
             echo(f"{'trial':>6}  {'status':<9} {'value':>12}  params")
             for t in trials:
                 value = "-" if t.value is None else f"{t.value:.6g}"
-                echo(
-                    f"{t.number:>6}  {t.status.value:<9} {value:>12}  "
-                    f"{json_text(t.params)}"
-                )
+                echo(f"{t.number:>6}  {t.status.value:<9} {value:>12}  {json_text(t.params)}")
             return
         trial = state.get_trial(name, number)
         if trial is None:
@@ -169,7 +169,7 @@ def _trial_text(address: str, trial: Any, tasks: list[Any], metrics: list[Any]) 
 
 def output(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="One output's name.")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="[NAME]", help="One output's name.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print every output as JSON.")] = False,
     raw: Annotated[
         bool, typer.Option("--raw", help="Print one string or number output with no quoting.")
@@ -247,9 +247,7 @@ def logs(
             number = trials[-1].number
         tasks = state.tasks_for_trial(name, number)
         if not tasks:
-            raise DiagnosticError(
-                error("No such trial", f"{Address(name, number)} has no tasks.")
-            )
+            raise DiagnosticError(error("No such trial", f"{Address(name, number)} has no tasks."))
         for task in tasks:
             provider = ses.provider(task.provider)
             handle = TaskHandle(task.key, task.handle_id or task.key)
@@ -296,6 +294,19 @@ def _print_log(provider: Any, handle: Any, cursor: int) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(show)
-    app.command()(output)
-    app.command()(logs)
+    app.command(
+        epilog=examples(
+            "tunectl show",
+            "tunectl show experiment.mnist",
+            "tunectl show experiment.mnist.trial[3] --json",
+            "tunectl show tuning.plan  # a plan saved with tunectl plan --out",
+        )
+    )(show)
+    app.command(epilog=examples("tunectl output", "tunectl output best_params --json"))(output)
+    app.command(
+        epilog=examples(
+            "tunectl logs experiment.mnist  # the latest trial",
+            "tunectl logs experiment.mnist.trial[3] --follow",
+            "tunectl logs experiment.mnist --trial 3 --all  # with the report lines",
+        )
+    )(logs)

@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from tunectl.addrs import Address, parse_address
-from tunectl.cli.common import App, LockTimeoutOpt, echo, load, session
+from tunectl.cli.common import App, LockTimeoutOpt, echo, examples, load, session
 from tunectl.diags import DiagnosticError, error
 
 state_app = App(help="Inspect and change the state by hand.")
 
 
-@state_app.command("list")
+@state_app.command("list", epilog=examples("tunectl state list"))
 def list_(ctx: typer.Context) -> None:
     """List the addresses in the state."""
     ses = session(ctx.parent)  # type: ignore[arg-type]
@@ -27,10 +27,18 @@ def list_(ctx: typer.Context) -> None:
         state.close()
 
 
-@state_app.command("show")
+@state_app.command(
+    "show",
+    epilog=examples(
+        "tunectl state show experiment.mnist", "tunectl state show experiment.mnist.trial[3]"
+    ),
+)
 def show(
     ctx: typer.Context,
-    address: Annotated[str, typer.Argument(help="experiment.NAME or experiment.NAME.trial[N]")],
+    address: Annotated[
+        str,
+        typer.Argument(metavar="ADDR", help="experiment.NAME or experiment.NAME.trial[N]."),
+    ],
 ) -> None:
     """Show one experiment or trial as stored."""
     parsed = parse_address(address)
@@ -55,10 +63,12 @@ def show(
         state.close()
 
 
-@state_app.command("rm")
+@state_app.command("rm", epilog=examples("tunectl state rm experiment.mnist"))
 def rm(
     ctx: typer.Context,
-    address: Annotated[str, typer.Argument(help="experiment.NAME to forget")],
+    address: Annotated[
+        str, typer.Argument(metavar="ADDR", help="The experiment to forget: experiment.NAME.")
+    ],
     lock_timeout: LockTimeoutOpt = "0s",
 ) -> None:
     """Forget an experiment without stopping its tasks or deleting its models."""
@@ -98,4 +108,4 @@ def force_unlock(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(state_app, name="state")
-    app.command("force-unlock")(force_unlock)
+    app.command("force-unlock", epilog=examples("tunectl force-unlock 3f2a1c9e"))(force_unlock)
