@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tunectl.addrs import Address, check_trial_option, is_address_like, parse_address
-from tunectl.cli.common import color_enabled, echo, examples, load, session
+from tunectl.cli.common import AddrArg, color_enabled, echo, examples, load, session
 from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import json_text, to_string
 from tunectl.names import check_name, is_valid_name, shown
@@ -220,15 +220,27 @@ def output(
 
 def logs(
     ctx: typer.Context,
-    address: Annotated[str, typer.Argument(help="experiment.NAME or experiment.NAME.trial[N].")],
+    address: AddrArg,
     trial: Annotated[
         int | None, typer.Option("--trial", help="The trial number (default: the latest).")
     ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing while the trial runs.")
     ] = False,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Also print the report lines (@tunectl ...) that tunectl read metrics from.",
+        ),
+    ] = False,
 ) -> None:
-    """Print a trial's output, task by task."""
+    """Print a trial's output, task by task.
+
+    Which trial it prints is said on stderr first, so stdout is the trial's own output. The
+    report lines a trial printed with tunectl.report are left out unless --all is given;
+    a malformed one is printed, with the reason tunectl skipped it.
+    """
     from tunectl.providers.base import TaskHandle
 
     parsed = parse_address(address)
@@ -245,9 +257,16 @@ def logs(
             if not trials:
                 raise DiagnosticError(error("No trials", f"{Address(name)} has no trials yet."))
             number = trials[-1].number
+            which = " (the latest)"
+        else:
+            which = ""
+        record = state.get_trial(name, number)
         tasks = state.tasks_for_trial(name, number)
         if not tasks:
             raise DiagnosticError(error("No such trial", f"{Address(name, number)} has no tasks."))
+        how = f": {record.status.value}" if record is not None else ""
+        echo(f"==> {Address(name, number)}{which}{how} <==", err=True)
+        hidden = 0
         for task in tasks:
             provider = ses.provider(task.provider)
             handle = TaskHandle(task.key, task.handle_id or task.key)
@@ -257,24 +276,29 @@ def logs(
                 echo(line)
             cursor = 0
             while True:
-                cursor = _print_log(provider, handle, cursor)
+                cursor, skipped = _print_log(provider, handle, cursor, all_)
+                hidden += skipped
                 if not follow:
                     break
                 status = provider.poll([handle]).get(handle.id)
                 if status is None or status.state.terminal:
-                    _print_log(provider, handle, cursor)
+                    hidden += _print_log(provider, handle, cursor, all_)[1]
                     break
                 time.sleep(0.5)
+        if hidden:
+            echo(f"({hidden} report lines not shown: --all shows them)", err=True)
     finally:
         state.close()
         ses.close()
 
 
-def _print_log(provider: Any, handle: Any, cursor: int) -> int:
+def _print_log(provider: Any, handle: Any, cursor: int, reports: bool) -> tuple[int, int]:
     """Print the task's output from `cursor` to its current end, in bounded reads; mark
-    each report line apply skipped. Returns the cursor after it."""
-    from tunectl.engine.metrics import report_line_problem
+    each report line apply skipped, and leave out the good ones unless `reports`. Returns
+    the cursor after it and how many lines were left out."""
+    from tunectl.engine.metrics import REPORT_PREFIX, report_line_problem
 
+    hidden = 0
     unfinished = False  # inside a line longer than one read: not a report line
     while True:
         chunk = provider.read_log(handle, cursor)
@@ -284,12 +308,15 @@ def _print_log(provider: Any, handle: Any, cursor: int) -> int:
                 unfinished = chunk.partial and last
                 typer.echo(line, nl=not unfinished)
                 continue
-            echo(line)
             problem = report_line_problem(line)
+            if not reports and not problem and line.startswith(REPORT_PREFIX):
+                hidden += 1
+                continue
+            echo(line)
             if problem:
                 echo(f"tunectl: warning: the report line above was skipped: {problem}")
         if chunk.cursor == cursor:
-            return cursor
+            return cursor, hidden
         cursor = chunk.cursor
 
 

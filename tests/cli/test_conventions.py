@@ -1,0 +1,229 @@
+"""CLI conventions: help with placeholders and examples, generated docs pages that never
+drift, `version`, `--no-color`, shell completion, and what `logs` prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+import typer
+
+from tests.conftest import REPO, cli_env, run_cli, write
+from tunectl import __version__
+from tunectl.cli import docgen
+from tunectl.cli.common import App, examples
+
+CONFIG = """\
+experiment "demo" {
+  algorithm "random" {
+    seed = 1
+  }
+  objective {
+    metric    = "acc"
+    direction = "maximize"
+  }
+  max_trials     = 2
+  max_concurrent = 1
+  param "x" {
+    type = "uniform"
+    low  = 0
+    high = 1
+  }
+  trial {
+    provider = "local"
+    command  = "python3 trial.py"
+    workdir  = "."
+  }
+}
+"""
+
+TRIAL = """\
+print("loading data", flush=True)
+print('@tunectl {"step": 1, "metrics": {"acc": 0.5}}', flush=True)
+print('@tunectl {"step": 2, "metrics": {"acc": 0.75}}', flush=True)
+print("done", flush=True)
+"""
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Path:
+    return write(tmp_path / "cfg", {"main.hcl": CONFIG, "trial.py": TRIAL})
+
+
+# -- docs/cli ---------------------------------------------------------------------------
+
+
+def test_every_command_has_help_an_example_and_an_up_to_date_page() -> None:
+    assert docgen.problems() == []
+    stale = docgen.stale()
+    assert stale == [], "\n".join(stale) + "\nRun: python -m tunectl.cli.docgen"
+
+
+def test_docgen_check_from_the_command_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunectl.cli.docgen", "--check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=cli_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+ToyArg = Annotated[str, typer.Argument(metavar="ADDR", help="What to run.")]
+BareArg = Annotated[str, typer.Argument(metavar="ADDR")]
+
+
+def _run(target: ToyArg) -> None:
+    """Run something."""
+
+
+def _bare_run(target: BareArg) -> None:
+    """Run something."""
+
+
+def _other() -> None:
+    pass
+
+
+def _toy(documented: bool) -> typer.Typer:
+    toy = App(name="toy", help="A toy CLI.")
+    if documented:
+        toy.command("run", epilog=examples("toy run experiment.a"))(_run)
+    else:
+        toy.command("run")(_bare_run)
+    toy.command("other", epilog=examples("toy other"))(_other)
+    return toy
+
+
+def test_docgen_names_what_a_command_lacks() -> None:
+    found = docgen.problems(typer.main.get_command(_toy(documented=False)))
+    assert "tunectl run: no example (epilog=examples(...) where it is registered)" in found
+    assert "tunectl run: ADDR has no help text" in found
+    assert "tunectl other: no help text (the function's docstring)" in found
+
+
+def test_docgen_finds_missing_stale_and_left_over_pages(tmp_path: Path) -> None:
+    root = typer.main.get_command(_toy(documented=True))
+    docgen.write(tmp_path, root)
+    assert docgen.stale(tmp_path, root) == []
+    page = (tmp_path / "run.md").read_text()
+    assert "tunectl run [OPTIONS] ADDR" in page and "- `ADDR`: What to run." in page
+    assert "toy run experiment.a" in page
+    (tmp_path / "run.md").write_text(page.replace("What to run.", "Old text."))
+    (tmp_path / "other.md").unlink()
+    (tmp_path / "gone.md").write_text("# a removed command\n")
+    assert docgen.stale(tmp_path, root) == [
+        f"{tmp_path / 'other.md'}: missing",
+        f"{tmp_path / 'run.md'}: out of date",
+        f"{tmp_path / 'gone.md'}: no such command (delete the page)",
+    ]
+    docgen.write(tmp_path, root)
+    assert docgen.stale(tmp_path, root) == [] and not (tmp_path / "gone.md").exists()
+
+
+@pytest.mark.parametrize(
+    "args, usage",
+    [
+        (["logs"], "tunectl logs [OPTIONS] ADDR"),
+        (["show"], "tunectl show [OPTIONS] [FILE | ADDR]"),
+        (["apply"], "tunectl apply [OPTIONS] [FILE]"),
+        (["state", "rm"], "tunectl state rm [OPTIONS] ADDR"),
+        (["import", "nni"], "tunectl import nni [OPTIONS] FILE"),
+        (["version"], "tunectl version [OPTIONS]"),
+    ],
+)
+def test_help_has_placeholders_and_an_example(directory: Path, args, usage) -> None:
+    result = run_cli(directory, *args, "--help")
+    assert result.code == 0, result.text
+    assert usage in result.out
+    assert "Examples:" in result.out and f"$ tunectl {' '.join(args)}" in result.out
+
+
+# -- version, --no-color, completion ----------------------------------------------------
+
+
+def test_version_text_and_json(directory: Path) -> None:
+    result = run_cli(directory, "version")
+    assert result.code == 0, result.text
+    lines = result.out.splitlines()
+    assert lines[0] == f"tunectl v{__version__}" and lines[1].startswith("on Python 3.")
+    assert "+ provider local v" in result.out
+    result = run_cli(directory, "version", "--json")
+    assert result.code == 0, result.text
+    data = json.loads(result.out)
+    assert data["tunectl_version"] == __version__
+    assert data["python_version"].startswith("3.") and "local" in data["providers"]
+    bad = run_cli(directory, "version", "--yaml")
+    assert bad.code == 1 and "No such option" in bad.err and "Traceback" not in bad.err
+
+
+def _on_a_terminal(directory: Path, *args: str) -> str:
+    """What `tunectl ARGS` prints to a terminal (stdout and stderr on a pty)."""
+    main, child = pty.openpty()
+    env = cli_env(TERM="xterm", COLUMNS="100")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunectl", "-C", str(directory), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+        env=env,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(main)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_no_color(directory: Path) -> None:
+    assert "\x1b[" in _on_a_terminal(directory, "plan")
+    plain = _on_a_terminal(directory, "--no-color", "plan")
+    assert "experiment.demo will be created" in plain and "\x1b[" not in plain
+    (directory / "main.hcl").write_text(CONFIG.replace("max_trials", "max_trails"))
+    assert "\x1b[" in _on_a_terminal(directory, "validate")
+    plain = _on_a_terminal(directory, "--no-color", "validate")
+    assert "Error:" in plain and "\x1b[" not in plain
+
+
+def test_shell_completion_script(directory: Path) -> None:
+    result = run_cli(directory, "--show-completion", "bash")
+    assert result.code == 0, result.text
+    assert "_TUNECTL_COMPLETE" in result.out and "complete " in result.out
+    assert "--install-completion" in run_cli(directory, "--help").out
+
+
+# -- logs -------------------------------------------------------------------------------
+
+
+def test_logs_says_which_trial_and_hides_report_lines(directory: Path) -> None:
+    result = run_cli(directory, "apply", "--auto-approve", timeout=300)
+    assert result.code == 0, result.text
+    logs = run_cli(directory, "logs", "experiment.demo")
+    assert logs.code == 0, logs.text
+    assert logs.out == "loading data\ndone\n"
+    assert logs.err.splitlines()[0] == "==> experiment.demo.trial[1] (the latest): complete <=="
+    assert "(2 report lines not shown: --all shows them)" in logs.err
+    everything = run_cli(directory, "logs", "experiment.demo.trial[0]", "--all")
+    assert everything.code == 0, everything.text
+    assert re.findall(r"^@tunectl .*$", everything.out, re.M) == [
+        '@tunectl {"step": 1, "metrics": {"acc": 0.5}}',
+        '@tunectl {"step": 2, "metrics": {"acc": 0.75}}',
+    ]
+    assert everything.err.splitlines() == ["==> experiment.demo.trial[0]: complete <=="]
