@@ -58,7 +58,7 @@ USAGE_ERRORS = [
     (["state", "rm"], "Missing argument 'ADDR'", "Usage: tunectl state rm [OPTIONS] ADDR"),
     (["force-unlock"], "Missing argument 'ID'", "Usage: tunectl force-unlock [OPTIONS] ID"),
     (["logs", "experiment.e", "--trial", "x"], "'x' is not a valid integer", "Usage: tunectl logs"),
-    (["show", "a", "b"], "unexpected extra argument", "Usage: tunectl show [OPTIONS] [FILE | ADDR]"),
+    (["show", "a", "b"], "unexpected extra argument", "Usage: tunectl show [OPTIONS] [FILE"),
     (["plna"], 'No such command "plna". Did you mean "plan"?', "Usage: tunectl [OPTIONS] COMMAND"),
     (["state", "lst"], 'Did you mean "list"?', "Usage: tunectl state [OPTIONS] COMMAND"),
     (["--bogus"], "--bogus", "Usage: tunectl [OPTIONS] COMMAND"),
