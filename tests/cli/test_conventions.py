@@ -227,3 +227,46 @@ def test_logs_says_which_trial_and_hides_report_lines(directory: Path) -> None:
         '@tunectl {"step": 2, "metrics": {"acc": 0.75}}',
     ]
     assert everything.err.splitlines() == ["==> experiment.demo.trial[0]: complete <=="]
+
+
+# -- state mv ---------------------------------------------------------------------------
+
+
+def test_state_mv_renames_an_experiment_with_its_results(directory: Path) -> None:
+    assert run_cli(directory, "apply", "--auto-approve", timeout=300).code == 0
+    before = json.loads(run_cli(directory, "show", "experiment.demo", "--json").out)
+    moved = run_cli(directory, "state", "mv", "experiment.demo", "experiment.renamed")
+    assert moved.code == 0, moved.text
+    assert moved.out == "Moved experiment.demo to experiment.renamed\n"
+    assert run_cli(directory, "state", "list").out == "experiment.renamed\n"
+    after = json.loads(run_cli(directory, "show", "experiment.renamed", "--json").out)
+    assert [(t["number"], t["value"]) for t in after] == [(t["number"], t["value"]) for t in before]
+    assert all(t["experiment"] == "renamed" for t in after)
+    detail = json.loads(run_cli(directory, "show", "experiment.renamed.trial[0]", "--json").out)
+    assert detail["tasks"] and detail["metrics"]
+    logs = run_cli(directory, "logs", "experiment.renamed.trial[0]")
+    assert logs.code == 0 and logs.out == "loading data\ndone\n", logs.text
+    # With the block renamed too, there is nothing to do.
+    (directory / "main.hcl").write_text(CONFIG.replace('"demo"', '"renamed"'))
+    plan = run_cli(directory, "plan", "--detailed-exitcode")
+    assert plan.code == 0, plan.text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["experiment.nope", "experiment.x"], "experiment.nope is not in the state."),
+        (["experiment.demo", "experiment.demo"], "already has that name"),
+        (["experiment.demo", "experiment.other"], "tunectl state rm experiment.other"),
+        (["experiment.demo", "experiment.x.trial[1]"], "Error:"),
+        (["experiment.demo"], "Missing argument 'NEW_ADDR'"),
+    ],
+)
+def test_state_mv_refuses(directory: Path, args, message) -> None:
+    two = CONFIG + CONFIG.replace('"demo"', '"other"')
+    (directory / "main.hcl").write_text(two.replace("max_trials     = 2", "max_trials = 1"))
+    assert run_cli(directory, "apply", "--auto-approve", timeout=300).code == 0
+    result = run_cli(directory, "state", "mv", *args)
+    assert result.code == 1 and message in result.err, result.text
+    assert "Traceback" not in result.err
+    assert run_cli(directory, "state", "list").out == "experiment.demo\nexperiment.other\n"
