@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -270,3 +271,22 @@ def test_state_mv_refuses(directory: Path, args, message) -> None:
     assert result.code == 1 and message in result.err, result.text
     assert "Traceback" not in result.err
     assert run_cli(directory, "state", "list").out == "experiment.demo\nexperiment.other\n"
+
+
+# -- a configuration directory copied with its state ------------------------------------
+
+
+def test_a_copy_with_its_state_says_how_to_start_fresh(directory: Path) -> None:
+    assert run_cli(directory, "apply", "--auto-approve", timeout=300).code == 0
+    copy = directory.parent / "copy"
+    shutil.copytree(directory, copy)
+    result = run_cli(copy, "plan")
+    assert result.code == 1 and "State belongs to another configuration" in result.err
+    state = copy / "state"
+    assert f"start fresh: move tunectl.db (and its .backup) out of {state}" in result.err
+    for path in state.glob("tunectl.db*"):
+        path.rename(copy / path.name)
+    fresh = run_cli(copy, "plan", "--detailed-exitcode")
+    assert fresh.code == 2 and "experiment.demo will be created" in fresh.out, fresh.text
+    # The original is untouched.
+    assert run_cli(directory, "plan", "--detailed-exitcode").code == 0
