@@ -290,3 +290,15 @@ def test_a_copy_with_its_state_says_how_to_start_fresh(directory: Path) -> None:
     assert fresh.code == 2 and "experiment.demo will be created" in fresh.out, fresh.text
     # The original is untouched.
     assert run_cli(directory, "plan", "--detailed-exitcode").code == 0
+
+
+def test_state_mv_refuses_a_running_experiment(directory: Path) -> None:
+    (directory / "main.hcl").write_text(CONFIG.replace("trial.py", "trial.py; sleep 30"))
+    assert run_cli(directory, "apply", "--auto-approve", "--once", timeout=300).code == 0
+    try:
+        result = run_cli(directory, "state", "mv", "experiment.demo", "experiment.x")
+        assert result.code == 1 and "Experiment is running" in result.err, result.text
+        assert "let tunectl apply run them to the end" in result.err
+        assert run_cli(directory, "state", "list").out == "experiment.demo\n"
+    finally:
+        run_cli(directory, "destroy", "--auto-approve", timeout=300)

@@ -117,7 +117,7 @@ def mv(
 
     Rename the experiment block in the configuration too, and plan shows no change: the
     experiment keeps its results instead of being destroyed and created anew. Its trials
-    must not be running (tunectl apply finishes or stops them first).
+    must not be running (let tunectl apply run them to the end first).
     """
     old = parse_address(source, trials=False).experiment
     new = parse_address(destination, trials=False).experiment
@@ -142,8 +142,8 @@ def mv(
                 raise DiagnosticError(
                     error(
                         "Experiment is running",
-                        f"{source} has trials running. Let tunectl apply finish (or stop "
-                        "it with Ctrl+C), then move it.",
+                        f"{source} has trials running: let tunectl apply run them to the "
+                        "end, then move it. Nothing was changed.",
                     )
                 )
             state.backup()
