@@ -59,7 +59,7 @@ def test_nni_mnist_imports_validates_plans_and_applies_with_the_nni_trial_unchan
         ("default", 3),
         ("default", None),
     ]
-    logs = run_cli(work, "logs", "experiment.nni-mnist", "--trial", "0")
+    logs = run_cli(work, "logs", "experiment.nni-mnist", "--trial", "0", "--all")
     assert '@tunectl {"metrics":{"default":' in logs.out
     assert "'lr':" in logs.out  # the script printed its merged parameters
 

@@ -95,6 +95,8 @@ def test_the_resolver_refuses_what_does_not_exist() -> None:
         "provider.dlc.region",
         "storage.s3.bucket",
         "experiment.param.quniform",
+        "experiment.schedule.days",
+        "experiment.notify.webhook.url",
     ):
         assert resolves(good), good
     for bad in (
@@ -104,7 +106,8 @@ def test_the_resolver_refuses_what_does_not_exist() -> None:
         "experiment.early_stopping.pai.optimize_mode",
         "experiment.trial.metrics.table.path",
         "experiment.trial.imag",
-        "experiment.schedule",
+        "experiment.schedule.day",
+        "experiment.notify.dingtalk.url",
         "provider.dlc.access_key",
         "provider.maxcompute.access_id",
         "experiment.trial.task.pia",

@@ -22,6 +22,7 @@ from tunectl.cli.common import (
     VarOpt,
     color_enabled,
     echo,
+    examples,
     load,
     session,
 )
@@ -66,7 +67,10 @@ def _check_addresses(addresses: list[str], flag: str) -> None:
 def plan(
     ctx: typer.Context,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Save the plan to FILE for `tunectl apply FILE`.")
+        Path | None,
+        typer.Option(
+            "--out", metavar="FILE", help="Save the plan to FILE for `tunectl apply FILE`."
+        ),
     ] = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the plan as JSON (see docs/plan-json.md).")
@@ -276,7 +280,8 @@ def _run(
 def apply(
     ctx: typer.Context,
     plan_file: Annotated[
-        Path | None, typer.Argument(help="A plan saved with `tunectl plan --out`.")
+        Path | None,
+        typer.Argument(metavar="[FILE]", help="A plan saved with `tunectl plan --out FILE`."),
     ] = None,
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="Skip the interactive approval.")
@@ -293,6 +298,7 @@ def apply(
         str,
         typer.Option(
             "--progress-interval",
+            metavar="DURATION",
             help="When stdout is not a terminal, print each running experiment's status "
             "line this often, e.g. 30s or 5m; 0 for never.",
         ),
@@ -341,6 +347,20 @@ def destroy(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(plan)
-    app.command()(apply)
-    app.command()(destroy)
+    app.command(
+        epilog=examples(
+            "tunectl plan",
+            "tunectl plan --out tuning.plan  # then: tunectl apply tuning.plan",
+            "tunectl plan --markdown --detailed-exitcode  # in CI, for a pull request",
+        )
+    )(plan)
+    app.command(
+        epilog=examples(
+            "tunectl apply",
+            "tunectl apply tuning.plan",
+            "tunectl apply --auto-approve --target experiment.mnist",
+        )
+    )(apply)
+    app.command(epilog=examples("tunectl destroy", "tunectl destroy --target experiment.mnist"))(
+        destroy
+    )

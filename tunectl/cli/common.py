@@ -100,9 +100,25 @@ def usage_error(exc: click.UsageError) -> Diagnostic:
     return error(exc.format_message(), f"{usage}\n{hint}".rstrip())
 
 
+_NO_COLOR: dict[str, bool] = {"set": False}
+
+
+def disable_color() -> None:
+    """`--no-color`: plain text on every stream, as with NO_COLOR set."""
+    _NO_COLOR["set"] = True
+
+
 def color_enabled(stream=None) -> bool:
     stream = stream or sys.stdout
+    if _NO_COLOR["set"]:
+        return False
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def examples(*lines: str) -> str:
+    """A command's examples, shown at the end of its --help and on its docs page
+    (docs/cli/). Each line is a command, optionally followed by `  # what it does`."""
+    return "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
 
 
 def emit_diagnostics(diags: Iterable[Diagnostic]) -> None:
@@ -161,28 +177,47 @@ def load(session: Session, warn: bool = False) -> Any:
 
 VarOpt = Annotated[
     list[str] | None,
-    typer.Option("--var", help="Set a variable: --var NAME=VALUE (repeatable)."),
+    typer.Option(
+        "--var", metavar="NAME=VALUE", help="Set a variable: --var NAME=VALUE (repeatable)."
+    ),
 ]
 VarFileOpt = Annotated[
     list[Path] | None,
     typer.Option(
-        "--var-file", help="Read variables from a file of NAME = VALUE lines, or JSON (repeatable)."
+        "--var-file",
+        metavar="FILE",
+        help="Read variables from a file of NAME = VALUE lines, or JSON (repeatable).",
     ),
 ]
 LockTimeoutOpt = Annotated[
     str,
     typer.Option(
         "--lock-timeout",
+        metavar="DURATION",
         help="How long to wait for the state lock, e.g. 10s (default: fail at once).",
+    ),
+]
+AddrArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="ADDR", help="An experiment or trial: experiment.NAME or experiment.NAME.trial[N]."
     ),
 ]
 TargetOpt = Annotated[
     list[str] | None,
-    typer.Option("--target", help="Limit the operation to this experiment address (repeatable)."),
+    typer.Option(
+        "--target",
+        metavar="ADDR",
+        help="Limit the operation to this experiment address (repeatable).",
+    ),
 ]
 ReplaceOpt = Annotated[
     list[str] | None,
-    typer.Option("--replace", help="Force replacement of this experiment address (repeatable)."),
+    typer.Option(
+        "--replace",
+        metavar="ADDR",
+        help="Force replacement of this experiment address (repeatable).",
+    ),
 ]
 
 

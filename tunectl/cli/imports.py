@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from tunectl.cli.common import App, echo
+from tunectl.cli.common import App, echo, examples
 from tunectl.diags import DiagnosticError, error
 
 import_app = App(help="Write the HCL of an existing NNI or PAI AutoML experiment.")
@@ -21,7 +21,9 @@ import_app = App(help="Write the HCL of an existing NNI or PAI AutoML experiment
 SourceArg = Annotated[Path, typer.Argument(metavar="FILE", help="The configuration to import.")]
 OutOpt = Annotated[
     str,
-    typer.Option("--out", "-o", help="Where to write the HCL ('-' for standard output)."),
+    typer.Option(
+        "--out", "-o", metavar="FILE", help="Where to write the HCL ('-' for standard output)."
+    ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the output file.")]
 
@@ -64,7 +66,7 @@ def _write(ctx: typer.Context, source: Path, out: str, force: bool, kind: str) -
         echo("\nNext: tunectl validate, then tunectl plan.")
 
 
-@import_app.command("nni")
+@import_app.command("nni", epilog=examples("tunectl import nni config.yml -o main.hcl"))
 def nni(
     ctx: typer.Context, source: SourceArg, out: OutOpt = "main.hcl", force: ForceOpt = False
 ) -> None:
@@ -72,7 +74,7 @@ def nni(
     _write(ctx.parent or ctx, source, out, force, "nni")  # type: ignore[arg-type]
 
 
-@import_app.command("pai")
+@import_app.command("pai", epilog=examples("tunectl import pai hpo-config.json -o main.hcl"))
 def pai(
     ctx: typer.Context, source: SourceArg, out: OutOpt = "main.hcl", force: ForceOpt = False
 ) -> None:

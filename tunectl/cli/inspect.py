@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tunectl.addrs import Address, check_trial_option, is_address_like, parse_address
-from tunectl.cli.common import color_enabled, echo, load, session
+from tunectl.cli.common import AddrArg, color_enabled, echo, examples, load, session
 from tunectl.diags import DiagnosticError, error
 from tunectl.hcl.values import json_text, to_string
 from tunectl.names import check_name, is_valid_name, shown
@@ -38,7 +38,10 @@ def show(
     ctx: typer.Context,
     target: Annotated[
         str | None,
-        typer.Argument(help="A saved plan file, or an address such as experiment.mnist."),
+        typer.Argument(
+            metavar="[FILE | ADDR]",
+            help="A saved plan file, or an address such as experiment.mnist.",
+        ),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -113,10 +116,7 @@ def show(
             echo(f"{'trial':>6}  {'status':<9} {'value':>12}  params")
             for t in trials:
                 value = "-" if t.value is None else f"{t.value:.6g}"
-                echo(
-                    f"{t.number:>6}  {t.status.value:<9} {value:>12}  "
-                    f"{json_text(t.params)}"
-                )
+                echo(f"{t.number:>6}  {t.status.value:<9} {value:>12}  {json_text(t.params)}")
             return
         trial = state.get_trial(name, number)
         if trial is None:
@@ -169,7 +169,7 @@ def _trial_text(address: str, trial: Any, tasks: list[Any], metrics: list[Any]) 
 
 def output(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="One output's name.")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="[NAME]", help="One output's name.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print every output as JSON.")] = False,
     raw: Annotated[
         bool, typer.Option("--raw", help="Print one string or number output with no quoting.")
@@ -220,15 +220,27 @@ def output(
 
 def logs(
     ctx: typer.Context,
-    address: Annotated[str, typer.Argument(help="experiment.NAME or experiment.NAME.trial[N].")],
+    address: AddrArg,
     trial: Annotated[
         int | None, typer.Option("--trial", help="The trial number (default: the latest).")
     ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing while the trial runs.")
     ] = False,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Also print the report lines (@tunectl ...) that tunectl read metrics from.",
+        ),
+    ] = False,
 ) -> None:
-    """Print a trial's output, task by task."""
+    """Print a trial's output, task by task.
+
+    Which trial it prints is said on stderr first, so stdout is the trial's own output. The
+    report lines a trial printed with tunectl.report are left out unless --all is given;
+    a malformed one is printed, with the reason tunectl skipped it.
+    """
     from tunectl.providers.base import TaskHandle
 
     parsed = parse_address(address)
@@ -245,11 +257,16 @@ def logs(
             if not trials:
                 raise DiagnosticError(error("No trials", f"{Address(name)} has no trials yet."))
             number = trials[-1].number
+            which = " (the latest)"
+        else:
+            which = ""
+        record = state.get_trial(name, number)
         tasks = state.tasks_for_trial(name, number)
         if not tasks:
-            raise DiagnosticError(
-                error("No such trial", f"{Address(name, number)} has no tasks.")
-            )
+            raise DiagnosticError(error("No such trial", f"{Address(name, number)} has no tasks."))
+        how = f": {record.status.value}" if record is not None else ""
+        echo(f"==> {Address(name, number)}{which}{how} <==", err=True)
+        hidden = 0
         for task in tasks:
             provider = ses.provider(task.provider)
             handle = TaskHandle(task.key, task.handle_id or task.key)
@@ -259,24 +276,29 @@ def logs(
                 echo(line)
             cursor = 0
             while True:
-                cursor = _print_log(provider, handle, cursor)
+                cursor, skipped = _print_log(provider, handle, cursor, all_)
+                hidden += skipped
                 if not follow:
                     break
                 status = provider.poll([handle]).get(handle.id)
                 if status is None or status.state.terminal:
-                    _print_log(provider, handle, cursor)
+                    hidden += _print_log(provider, handle, cursor, all_)[1]
                     break
                 time.sleep(0.5)
+        if hidden:
+            echo(f"({hidden} report lines not shown: --all shows them)", err=True)
     finally:
         state.close()
         ses.close()
 
 
-def _print_log(provider: Any, handle: Any, cursor: int) -> int:
+def _print_log(provider: Any, handle: Any, cursor: int, reports: bool) -> tuple[int, int]:
     """Print the task's output from `cursor` to its current end, in bounded reads; mark
-    each report line apply skipped. Returns the cursor after it."""
-    from tunectl.engine.metrics import report_line_problem
+    each report line apply skipped, and leave out the good ones unless `reports`. Returns
+    the cursor after it and how many lines were left out."""
+    from tunectl.engine.metrics import REPORT_PREFIX, report_line_problem
 
+    hidden = 0
     unfinished = False  # inside a line longer than one read: not a report line
     while True:
         chunk = provider.read_log(handle, cursor)
@@ -286,16 +308,32 @@ def _print_log(provider: Any, handle: Any, cursor: int) -> int:
                 unfinished = chunk.partial and last
                 typer.echo(line, nl=not unfinished)
                 continue
-            echo(line)
             problem = report_line_problem(line)
+            if not reports and not problem and line.startswith(REPORT_PREFIX):
+                hidden += 1
+                continue
+            echo(line)
             if problem:
                 echo(f"tunectl: warning: the report line above was skipped: {problem}")
         if chunk.cursor == cursor:
-            return cursor
+            return cursor, hidden
         cursor = chunk.cursor
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(show)
-    app.command()(output)
-    app.command()(logs)
+    app.command(
+        epilog=examples(
+            "tunectl show",
+            "tunectl show experiment.mnist",
+            "tunectl show experiment.mnist.trial[3] --json",
+            "tunectl show tuning.plan  # a plan saved with tunectl plan --out",
+        )
+    )(show)
+    app.command(epilog=examples("tunectl output", "tunectl output best_params --json"))(output)
+    app.command(
+        epilog=examples(
+            "tunectl logs experiment.mnist  # the latest trial",
+            "tunectl logs experiment.mnist.trial[3] --follow",
+            "tunectl logs experiment.mnist --trial 3 --all  # with the report lines",
+        )
+    )(logs)

@@ -28,13 +28,23 @@ from tunectl.cli import inspect as inspect_cmds
 from tunectl.cli import results as results_cmds
 from tunectl.cli import setup as setup_cmds
 from tunectl.cli import state as state_cmds
-from tunectl.cli.common import App, Context, emit_diagnostics, usage_error
+from tunectl.cli.common import (
+    App,
+    Context,
+    disable_color,
+    echo,
+    emit_diagnostics,
+    examples,
+    usage_error,
+)
 from tunectl.diags import DiagnosticError, error
 
 app = App(
     name="tunectl",
     help="Hyperparameter-tuning experiments as code: plan, apply, destroy.",
-    add_completion=False,
+    # typer's shell completion: --install-completion / --show-completion (bash, zsh, fish,
+    # PowerShell).
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -54,6 +64,7 @@ def main(
         typer.Option(
             "--chdir",
             "-C",
+            metavar="DIR",
             help="Work on the configuration in DIR instead of the current directory.",
         ),
     ] = None,
@@ -63,7 +74,16 @@ def main(
             "--version", callback=_version, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
+    no_color: Annotated[
+        bool,
+        typer.Option(
+            "--no-color", help="Print no colours (as the NO_COLOR environment variable does)."
+        ),
+    ] = False,
 ) -> None:
+    """Hyperparameter-tuning experiments as code: plan, apply, destroy."""
+    if no_color:
+        disable_color()
     directory = (chdir or Path.cwd()).absolute()
     if chdir is not None:
         # As Terraform's -chdir: every relative path (plan files, --var-file, state) is
@@ -80,6 +100,31 @@ def main(
     ctx.obj = Context(directory=directory)
 
 
+def version(
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the versions of tunectl, Python and the installed providers."""
+    import json
+    import platform
+
+    from tunectl.providers import registry
+
+    providers = {name: entry.version for name, entry in registry.entries().items()}
+    if json_:
+        data = {
+            "tunectl_version": __version__,
+            "python_version": platform.python_version(),
+            "providers": providers,
+        }
+        echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    echo(f"tunectl v{__version__}")
+    echo(f"on Python {platform.python_version()}")
+    for name, provider_version in sorted(providers.items()):
+        echo(f"+ provider {name} v{provider_version}")
+
+
+app.command(epilog=examples("tunectl version", "tunectl version --json"))(version)
 setup_cmds.register(app)
 apply_cmds.register(app)
 inspect_cmds.register(app)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tunectl.cli.common import color_enabled, echo, load, session
+from tunectl.cli.common import color_enabled, echo, examples, load, session
 from tunectl.diags import DiagnosticError, error
 
 if TYPE_CHECKING:  # imported by the commands that use them (start-up time)
@@ -106,10 +106,7 @@ def export(
         bool, typer.Option("--overwrite", help="Replace a study of that name in the storage.")
     ] = False,
 ) -> None:
-    """Write an experiment's trials as an Optuna study, for any Optuna tool.
-
-    Example: tunectl export experiment.digits --storage sqlite:///digits.db
-    """
+    """Write an experiment's trials as an Optuna study, for any Optuna tool."""
     from tunectl.operations.study import export as export_study
 
     with _results(ctx, address) as results:
@@ -131,8 +128,6 @@ def dashboard(
     """Open an experiment in optuna-dashboard (the dashboard extra).
 
     The dashboard shows the trials as they were when it started.
-
-    Example: tunectl dashboard experiment.digits --port 8080
     """
     try:
         import optuna_dashboard
@@ -184,8 +179,6 @@ def report(
     """Write an HTML report of an experiment: Optuna's plots, trials, configuration.
 
     It needs the report extra (plotly, scikit-learn, matplotlib).
-
-    Example: tunectl report experiment.digits -o report.html
     """
     from tunectl.operations import report as report_op
 
@@ -196,7 +189,19 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(trials)
-    app.command()(export)
-    app.command()(dashboard)
-    app.command()(report)
+    app.command(
+        epilog=examples(
+            "tunectl trials experiment.digits --top 5",
+            "tunectl trials experiment.digits --state complete --csv > trials.csv",
+        )
+    )(trials)
+    app.command(epilog=examples("tunectl export experiment.digits --storage sqlite:///digits.db"))(
+        export
+    )
+    app.command(epilog=examples("tunectl dashboard experiment.digits --port 8080"))(dashboard)
+    app.command(
+        epilog=examples(
+            "tunectl report experiment.digits -o report.html",
+            "tunectl report experiment.digits --markdown -o report.md",
+        )
+    )(report)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tunectl.cli.common import VarFileOpt, VarOpt, echo, emit_diagnostics, load, session
+from tunectl.cli.common import VarFileOpt, VarOpt, echo, emit_diagnostics, examples, load, session
 from tunectl.diags import Diagnostic, DiagnosticError, SourceRange, error
 
 if TYPE_CHECKING:
@@ -212,7 +212,9 @@ def providers() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(init)
-    app.command()(validate)
-    app.command()(fmt)
-    app.command()(providers)
+    app.command(
+        epilog=examples("tunectl init", "tunectl init --migrate-state  # local state to S3")
+    )(init)
+    app.command(epilog=examples("tunectl validate", "tunectl validate --json"))(validate)
+    app.command(epilog=examples("tunectl fmt", "tunectl fmt --check --diff  # in CI"))(fmt)
+    app.command(epilog=examples("tunectl providers"))(providers)

@@ -1,20 +1,24 @@
-"""`tunectl state list / show / rm` and `tunectl force-unlock`: state surgery."""
+"""`tunectl state list / show / rm / mv` and `tunectl force-unlock`: state surgery."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tunectl.addrs import Address, parse_address
-from tunectl.cli.common import App, LockTimeoutOpt, echo, load, session
+from tunectl.cli.common import App, LockTimeoutOpt, echo, examples, load, session
 from tunectl.diags import DiagnosticError, error
+
+if TYPE_CHECKING:
+    from tunectl.states import State
 
 state_app = App(help="Inspect and change the state by hand.")
 
 
-@state_app.command("list")
+@state_app.command("list", epilog=examples("tunectl state list"))
 def list_(ctx: typer.Context) -> None:
     """List the addresses in the state."""
     ses = session(ctx.parent)  # type: ignore[arg-type]
@@ -27,10 +31,18 @@ def list_(ctx: typer.Context) -> None:
         state.close()
 
 
-@state_app.command("show")
+@state_app.command(
+    "show",
+    epilog=examples(
+        "tunectl state show experiment.mnist", "tunectl state show experiment.mnist.trial[3]"
+    ),
+)
 def show(
     ctx: typer.Context,
-    address: Annotated[str, typer.Argument(help="experiment.NAME or experiment.NAME.trial[N]")],
+    address: Annotated[
+        str,
+        typer.Argument(metavar="ADDR", help="experiment.NAME or experiment.NAME.trial[N]."),
+    ],
 ) -> None:
     """Show one experiment or trial as stored."""
     parsed = parse_address(address)
@@ -55,10 +67,12 @@ def show(
         state.close()
 
 
-@state_app.command("rm")
+@state_app.command("rm", epilog=examples("tunectl state rm experiment.mnist"))
 def rm(
     ctx: typer.Context,
-    address: Annotated[str, typer.Argument(help="experiment.NAME to forget")],
+    address: Annotated[
+        str, typer.Argument(metavar="ADDR", help="The experiment to forget: experiment.NAME.")
+    ],
     lock_timeout: LockTimeoutOpt = "0s",
 ) -> None:
     """Forget an experiment without stopping its tasks or deleting its models."""
@@ -83,6 +97,88 @@ def rm(
         )
 
 
+@state_app.command(
+    "mv",
+    epilog=examples(
+        "tunectl state mv experiment.mnist experiment.mnist_cnn  # after renaming the block"
+    ),
+)
+def mv(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(metavar="ADDR", help="The experiment to rename: experiment.NAME.")
+    ],
+    destination: Annotated[
+        str, typer.Argument(metavar="NEW_ADDR", help="Its new address: experiment.NEW_NAME.")
+    ],
+    lock_timeout: LockTimeoutOpt = "0s",
+) -> None:
+    """Rename an experiment in the state, with its trials, tasks, metrics and models.
+
+    Rename the experiment block in the configuration too, and plan shows no change: the
+    experiment keeps its results instead of being destroyed and created anew. Its trials
+    must not be running (let tunectl apply run them to the end first).
+    """
+    old = parse_address(source, trials=False).experiment
+    new = parse_address(destination, trials=False).experiment
+    ses = session(ctx.parent, lock_timeout=lock_timeout)  # type: ignore[arg-type]
+    load(ses)
+    with ses.locked("OperationTypeStateMv"):
+        state = ses.open_state(create=False)
+        try:
+            if state.get_experiment(old) is None:
+                raise DiagnosticError(error("No such address", f"{source} is not in the state."))
+            if old == new:
+                raise DiagnosticError(error("Same address", f"{source} already has that name."))
+            if state.get_experiment(new) is not None:
+                raise DiagnosticError(
+                    error(
+                        "Address already in the state",
+                        f"{destination} is in the state already. Remove it first with "
+                        f"tunectl state rm {destination}, or choose another name.",
+                    )
+                )
+            if state.active_tasks(old):
+                raise DiagnosticError(
+                    error(
+                        "Experiment is running",
+                        f"{source} has trials running: let tunectl apply run them to the "
+                        "end, then move it. Nothing was changed.",
+                    )
+                )
+            state.backup()
+            _rename(state, old, new)
+            ses.save(state)
+        finally:
+            state.close()
+    echo(f"Moved {source} to {destination}")
+
+
+def _rename(state: State, old: str, new: str) -> None:
+    """Copy every record of `old` under the name `new`, then forget `old`: one transaction."""
+    record = state.get_experiment(old)
+    assert record is not None
+    tasks = state.all_tasks(old)
+    objects = state.model_objects(old)
+    generations = {record.generation} | {t.generation for t in tasks}
+    generations |= {o.generation for o in objects}
+    trials = [t for g in sorted(generations) for t in state.list_trials(old, generation=g)]
+    metrics = [m for t in trials for m in state.metrics_for(old, t.number, t.generation)]
+    with state.transaction():
+        state.delete_experiment(old)
+        state.put_experiment(replace(record, name=new))
+        for trial in trials:
+            state.add_trial(replace(trial, experiment=new))
+        for task in tasks:
+            state.add_task(replace(task, experiment=new))
+        state.add_metrics([replace(m, experiment=new) for m in metrics])
+        kept: dict[tuple[int, int], list[tuple[str, int]]] = {}
+        for obj in objects:
+            kept.setdefault((obj.generation, obj.trial_number), []).append((obj.location, obj.size))
+        for (generation, number), found in kept.items():
+            state.record_model_objects(new, generation, number, found)
+
+
 def force_unlock(
     ctx: typer.Context,
     lock_id: Annotated[
@@ -98,4 +194,4 @@ def force_unlock(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(state_app, name="state")
-    app.command("force-unlock")(force_unlock)
+    app.command("force-unlock", epilog=examples("tunectl force-unlock 3f2a1c9e"))(force_unlock)

@@ -17,6 +17,8 @@ from tunectl.config.model import (
     ProviderConfig,
     TrialSpec,
 )
+from tunectl.config.notify import decode_notify
+from tunectl.config.schedule import decode_schedule
 from tunectl.config.schema import OPEN, Reader, convert
 from tunectl.config.sensitive import refers_to
 from tunectl.config.trial import decode_trial
@@ -92,6 +94,23 @@ def decode_experiment(
     trial = None
     for tb in body.blocks_of("trial")[:1]:
         trial = decode_trial(tb, scope, providers, context, {p.name: p for p in params}, diags)
+
+    if objective is not None and objective.sources_reduce and trial and len(trial.tasks) < 2:
+        diags.append(
+            warning(
+                "sources_reduce has no effect",
+                "Each task of a trial is a metric source, and this trial has one task: "
+                'add a task "NAME" block per source (a fold, a day of data).',
+                ranges.get("objective"),
+                context,
+            )
+        )
+    schedule = None
+    for sb in body.blocks_of("schedule")[:1]:
+        schedule = decode_schedule(sb, scope, context, diags)
+    notify = None
+    for nb in body.blocks_of("notify")[:1]:
+        notify = decode_notify(nb, scope, context, diags)
 
     lifecycle = Lifecycle()
     for lb in body.blocks_of("lifecycle")[:1]:
@@ -170,9 +189,13 @@ def decode_experiment(
         early_stopping=early,
         lifecycle=lifecycle,
         enqueue=enqueue,
+        schedule=schedule,
+        notify=notify,
         range=block.range,
         ranges=ranges,
-        sensitive=_sensitive_paths(block, trial, scope.sensitive),
+        # A webhook's URL holds its token: hidden whatever it derives from.
+        sensitive=_sensitive_paths(block, trial, scope.sensitive)
+        | ({f"notify.{notify.kind}.url"} if notify else set()),
     )
 
 
@@ -263,7 +286,8 @@ def _sensitive_paths(
                 if found is not None and refers_to(found.expr, hidden):
                     out.add(f"trial.{name}")
             continue
-        prefix = f"param.{sub.labels[0]}." if sub.type == "param" and sub.labels else sub.type + "."
+        labelled = sub.type in ("param", "notify") and sub.labels
+        prefix = f"{sub.type}.{sub.labels[0]}." if labelled else sub.type + "."
         for name, attr in sub.body.attributes.items():
             if refers_to(attr.expr, hidden):
                 out.add(prefix + name)
@@ -368,6 +392,14 @@ def _objective(block: Block, scope: Scope, context: str, diags: Diagnostics) -> 
             "Invalid reduce",
             f'reduce must be "final", "best" or "avg", got "{reduce}".',
         )
+    sources = reader.get("sources_reduce", "string")
+    if sources is not None and sources not in ("final", "best", "avg"):
+        reader.fail(
+            block.body.attributes.get("sources_reduce"),
+            "Invalid sources_reduce",
+            f'sources_reduce must be "final", "best" or "avg", got "{sources}".'
+            f"{did_you_mean(str(sources), ('final', 'best', 'avg'))}",
+        )
     return Objective(
-        direction, metric, tuple(sorted(weights)), reader.get("goal", "number"), reduce
+        direction, metric, tuple(sorted(weights)), reader.get("goal", "number"), reduce, sources
     )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunectl.config.notify import Notify
+from tunectl.config.schedule import Schedule
 from tunectl.diags import Diagnostic, SourceFiles, SourceRange
 from tunectl.hcl.syntax import Expr
 from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
@@ -26,6 +28,9 @@ class Objective:
     metrics: tuple[tuple[str, float], ...] = ()
     goal: float | None = None
     reduce: str = "final"  # final | best | avg
+    # With several metric sources per trial (its tasks): each source is reduced by
+    # `reduce`, then the sources' values by this (`tunectl.engine.objective`).
+    sources_reduce: str | None = None
 
     @property
     def metric_names(self) -> list[str]:
@@ -123,6 +128,9 @@ class Experiment:
     # `enqueue`: parameter sets (external values, active parameters only) run before the
     # algorithm's own proposals, in order (`tunectl.search.enqueue`).
     enqueue: tuple[dict[str, Any], ...] = ()
+    # When trials may be launched (`tunectl.config.schedule`); None: at any time.
+    schedule: Schedule | None = None
+    notify: Notify | None = None
     range: SourceRange | None = None
     # Where each top-level attribute / nested block was written, for diagnostics and plans.
     ranges: dict[str, SourceRange] = field(default_factory=dict)

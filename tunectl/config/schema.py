@@ -141,6 +141,20 @@ OBJECTIVE_SCHEMA = BlockSchema(
         _s("direction", "string", required=True),
         _s("goal", "number"),
         _s("reduce", "string"),
+        _s("sources_reduce", "string"),
+    )
+)
+SCHEDULE_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("days", "list"), _s("start", "string"), _s("end", "string"), _s("timezone", "string")
+    )
+)
+NOTIFY_SCHEMA = BlockSchema(
+    attrs=attributes(
+        _s("url", "string", required=True),
+        _s("on", "list"),
+        _s("format", "string"),
+        _s("keyword", "string"),
     )
 )
 LIFECYCLE_SCHEMA = BlockSchema(
@@ -163,6 +177,8 @@ EXPERIMENT_SCHEMA = BlockSchema(
         "param": NestedBlock(PARAM_SCHEMA, ("name",)),
         "trial": NestedBlock(TRIAL_SCHEMA, (), 1, True),
         "lifecycle": NestedBlock(LIFECYCLE_SCHEMA, (), 1),
+        "schedule": NestedBlock(SCHEDULE_SCHEMA, (), 1),
+        "notify": NestedBlock(NOTIFY_SCHEMA, ("kind",), 1, False, ("webhook",)),
     },
 )
 VARIABLE_SCHEMA = BlockSchema(

@@ -24,7 +24,9 @@ from tunectl.engine.metrics import (
     TableRowsParser,
 )
 from tunectl.engine.models import Generation, ModelStore
+from tunectl.engine.notify import Notifier
 from tunectl.engine.objective import combine
+from tunectl.engine.schedule import ScheduleGate
 from tunectl.engine.trials import Placeholders, metrics_files, metrics_logdirs, metrics_queries
 from tunectl.providers.base import MetricSource, Provider, ProviderError, TaskHandle
 from tunectl.providers.bodies import query_kind
@@ -116,6 +118,8 @@ class ExperimentRun:
         self.asked = 0
         self._search: Any = None
         self.finished = False
+        self.gate = ScheduleGate(exp.schedule, exp.name, clock, event)
+        self.notifier = Notifier(exp.notify, exp.name)
 
     def _search_engine(self) -> Any:
         if self._search is None:

@@ -17,6 +17,13 @@ early stopping sees), then one for the final-only reports when every metric has 
 of one epoch added to the lowest loss of another. `final` falls back to each metric's own
 final value when the metrics never reported at a common step.
 
+Several metric sources (`sources_reduce`, PAI's `source_list_final_mode`): each task of
+the trial is a source (a cross-validation fold, a day of data), and its reports are kept
+under `TASK/NAME` (`source_name`). Each source's value is computed as above, then the
+sources' values are reduced in task order by `sources_reduce` (`final`: the last source's;
+`best`; `avg`). Early stopping sees the first source's curve: trials are compared at the
+same step of the same source.
+
 Non-finite values (NaN, inf) are ignored here: the engine fails a trial that reports one
 before it gets here, and a state written by an older version may still hold them.
 No optuna import here.
@@ -26,10 +33,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from tunectl.config.model import Objective
 
 REDUCTIONS = ("final", "best", "avg")
+SOURCE_SEP = "/"
 
 Series = Sequence[tuple[int | None, float]]
 
@@ -105,14 +114,42 @@ def _best_point(
     return best
 
 
+def source_name(source: str, name: str) -> str:
+    """The name a metric of one source is kept under: `fold1/auc`."""
+    return f"{source}{SOURCE_SEP}{name}"
+
+
+def by_source(series: Mapping[str, Series]) -> dict[str, dict[str, Series]]:
+    """Series kept under `TASK/NAME`, per source, in the order the sources first appear."""
+    out: dict[str, dict[str, Series]] = {}
+    for key, points in series.items():
+        source, sep, name = key.partition(SOURCE_SEP)
+        if sep:
+            out.setdefault(source, {})[name] = points
+    return out
+
+
 def combine(
     series: Mapping[str, Series], objective: Objective
 ) -> tuple[float | None, list[tuple[int, float]]]:
     """(the trial's objective value, its intermediate (step, value) curve).
 
     The value is None when a metric of the objective has no finite report (with weighted
-    metrics and `best`/`avg`: when the metrics never reported at a common step).
+    metrics and `best`/`avg`: when the metrics never reported at a common step; with
+    several sources: when one of them has no value).
     """
+    if objective.sources_reduce is not None:
+        one = replace(objective, sources_reduce=None)
+        values: list[float] = []
+        curves: list[list[tuple[int, float]]] = []
+        for sub in by_source(series).values():
+            value, curve_ = combine(sub, one)
+            if value is None:
+                return None, curves[0] if curves else curve_
+            values.append(value)
+            curves.append(curve_)
+        value = reduce_series(values, objective.sources_reduce, objective.direction)
+        return value, curves[0] if curves else []
     how, direction = objective.reduce, objective.direction
     if objective.metric:
         points = series.get(objective.metric, ())
@@ -145,7 +182,25 @@ def metric_values(series: Mapping[str, Series], objective: Objective) -> dict[st
     Each metric is reduced by `reduce`, toward its own good side (a metric of negative
     weight is minimised when the objective is maximised). With weighted metrics and
     `best`, the objective's metrics show their values at the step the best came from.
+    With several sources, each source's metrics (`fold1/auc`), then each metric across the
+    sources by `sources_reduce` under its own name (`auc`).
     """
+    if objective.sources_reduce is not None:
+        one = replace(objective, sources_reduce=None)
+        shown: dict[str, float] = {}
+        across: dict[str, list[float]] = {}
+        for source, sub in by_source(series).items():
+            for name, number in metric_values(sub, one).items():
+                shown[source_name(source, name)] = number
+                across.setdefault(name, []).append(number)
+        for name, values in across.items():
+            direction = objective.direction
+            if dict(objective.metrics).get(name, 1.0) < 0:
+                direction = "minimize" if direction == "maximize" else "maximize"
+            reduced = reduce_series(values, objective.sources_reduce, direction)
+            if reduced is not None:
+                shown[name] = reduced
+        return shown
     weights = dict(objective.metrics)
     at: dict[str, float] = {}
     if objective.metrics and objective.reduce == "best":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from tunectl.addrs import Address
@@ -22,7 +23,8 @@ from tunectl.engine.metrics import (
     Sample,
     TableRowsParser,
 )
-from tunectl.engine.objective import combine, metric_values
+from tunectl.engine.notify import notify
+from tunectl.engine.objective import combine, metric_values, source_name
 from tunectl.engine.stored_events import read_stored_events
 from tunectl.engine.stored_metrics import read_stored
 from tunectl.providers.base import (
@@ -117,6 +119,8 @@ class Outcomes(ExperimentRun):
             samples.extend(parser.feed(fchunk.lines, fchunk.partial))
             warnings.extend(f"{path}: {w}" for w in parser.take_warnings())
             cursors[path] = fchunk.cursor
+        if self.exp.objective.sources_reduce is not None:  # each task is a metric source
+            samples = [replace(s, name=source_name(task.task_name, s.name)) for s in samples]
         self._warn_skipped(active, warnings)
         moved = chunk.cursor != task.log_cursor or cursors != task.file_cursors
         if not moved and not samples:
@@ -322,6 +326,7 @@ class Outcomes(ExperimentRun):
             self._cancel_task(active.task)
         trial.status, trial.value, trial.finished_at = status, value, now
         del self.active[trial.number]
+        notify(self.notifier, self.exp, self.ended, trial, message)
         self.ended.append(trial)
         text = f"trial {trial.number} {status.value}"
         if value is not None:

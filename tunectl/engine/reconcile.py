@@ -107,7 +107,7 @@ class Reconciler:
         retries = [at for r in self.runners if (at := r.next_retry()) is not None]
         if retries:  # wake for the earliest submission due
             timeout = max(0.0, min(timeout, min(retries) - time.time()))
-        elif not waiting:
+        elif not waiting and not any(r.gate.closed for r in self.runners):
             timeout = min(timeout, 0.05)
         if not evented:
             time.sleep(timeout)

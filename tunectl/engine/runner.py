@@ -12,7 +12,8 @@ from __future__ import annotations
 from tunectl.addrs import Address
 from tunectl.engine.hosts import elsewhere, home
 from tunectl.engine.models import delete_stored, kept_trials
-from tunectl.engine.objective import combine
+from tunectl.engine.notify import notify_finished
+from tunectl.engine.objective import by_source, combine
 from tunectl.engine.outcomes import Outcomes
 from tunectl.engine.submission import Submission
 from tunectl.providers.base import TaskHandle, TaskState
@@ -91,11 +92,14 @@ class Runner(Outcomes, Submission):
             return
         active = self._active(trial, task, TaskHandle(task.key, task.handle_id or task.key))
         active.series = self._series(trial.number)
+        own = active.series  # the current task's reports (its own, with several sources)
+        if self.exp.objective.sources_reduce is not None:
+            own = by_source(active.series).get(task.task_name, {})  # type: ignore[assignment]
         # Pattern matches number their steps by count: continue the count.
         active.parser.continue_steps(
             {
                 name: max((s for s, _ in points if s is not None), default=0)
-                for name, points in active.series.items()
+                for name, points in own.items()
             }
         )
         if active.series:
@@ -184,7 +188,7 @@ class Runner(Outcomes, Submission):
                 del self.waiting[number]
                 if self._submit(trial, series):
                     launched += 1
-        if self._draining:
+        if self._draining or not self.gate.allows():
             return launched
         if capacity is not None:
             capacity -= launched
@@ -250,11 +254,13 @@ class Runner(Outcomes, Submission):
         self.state.put_experiment(self.record)
         self.finished = True
         self.event("finish", self.exp.name, f"{status.value}: {REASON_TEXT[reason]}")
+        notify_finished(self.notifier, self.exp, self.ended, status.value, REASON_TEXT[reason])
 
     def pause(self) -> None:
         """Called when apply leaves the experiment: with nothing of it running, its clock
         pauses until the next apply; with trials running (`--once`, an interrupt), their
         time keeps counting toward max_duration."""
+        self.notifier.close(self.event)
         if self.finished or self.active or self.waiting or self.record.clock_since is None:
             return
         self._stop_clock()

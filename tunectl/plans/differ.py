@@ -14,6 +14,7 @@ can; the views render them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ UPDATE_IN_PLACE = (
     "early_stopping",
     "lifecycle",
     "enqueue",
+    "schedule",
+    "notify",
 )
 # Inside trial.task.NAME: these change what a trial computes; other (provider-specific)
 # keys force replacement only when the provider lists them in `replace_on_change`.
@@ -72,6 +75,8 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
         objective["metrics"] = dict(exp.objective.metrics)
     if exp.objective.goal is not None:
         objective["goal"] = exp.objective.goal
+    if exp.objective.sources_reduce is not None:
+        objective["sources_reduce"] = exp.objective.sources_reduce
     tasks: dict[str, Any] = {}
     for task in exp.trial.tasks:
         entry: dict[str, Any] = {} if task.command is None else {"command": _value(task.command)}
@@ -120,6 +125,10 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
         out["max_duration"] = format_duration(exp.max_duration)
     if exp.enqueue:
         out["enqueue"] = _value(list(exp.enqueue))
+    if exp.schedule is not None:
+        out["schedule"] = exp.schedule.to_dict()
+    if exp.notify is not None:
+        out["notify"] = {exp.notify.kind: exp.notify.to_dict()}
     if exp.sensitive:
         hide_paths(out, exp.sensitive, salt)
     return out
@@ -276,7 +285,21 @@ def intent(
         to_run=to_run,
         status=status,
         space_size=space_size,
+        schedule=_schedule_sentence(exp) if to_run else "",
     )
+
+
+def _schedule_sentence(exp: Experiment) -> str:
+    """When the schedule lets apply launch trials, seen from now."""
+    if exp.schedule is None:
+        return ""
+    now = time.time()
+    opens = exp.schedule.next_open(now)
+    if opens is None:
+        closes = exp.schedule.closes(now)
+        assert closes is not None
+        return f"its schedule window is open until {exp.schedule.describe(closes)}"
+    return f"outside its schedule: the next window opens {exp.schedule.describe(opens)}"
 
 
 def make_plan(

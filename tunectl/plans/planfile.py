@@ -249,7 +249,7 @@ def check_changes(saved: SavedPlan, now: Plan) -> None:
         if old is None:
             difference = f"{address} is planned now but was not in the plan"
             break
-        fields = [f for f in _COMPARED if _canonical(old.get(f)) != _canonical(new.get(f))]
+        fields = [f for f in _COMPARED if _compared(old, f) != _compared(new, f)]
         if fields:
             difference = f"{address}: {', '.join(fields)} differ"
             break
@@ -274,6 +274,16 @@ def corrupt(path: Path, reason: str) -> DiagnosticError:
             "--out again to make a new one.",
         )
     )
+
+
+def _compared(change: dict[str, Any], field: str) -> bytes:
+    """A field as the staleness check sees it. The schedule's sentence in `intent` tells
+    the time (when the next window opens), not what apply does: a window that opened
+    since the plan was made does not make it stale."""
+    value = change.get(field)
+    if field == "intent" and isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k != "schedule"}
+    return _canonical(value)
 
 
 def _canonical(value: Any) -> bytes:

@@ -279,7 +279,9 @@ def other_configuration(path: Path, stored: str, given: str) -> DiagnosticError:
             f"The state at {path} was created for configuration {stored!r}, but this "
             f"configuration is {given!r}. Each configuration directory needs its own state "
             "path (or backend key), so that planning one never proposes to destroy the "
-            "other's experiments.",
+            "other's experiments. If this directory is a copy made with its state, start "
+            f"fresh: move {path.name} (and its .backup) out of {path.parent}, or set another "
+            "backend key, then run tunectl plan again.",
         )
     )
 

@@ -91,6 +91,8 @@ def intent_sentence(intent: TrialIntent) -> str:
     )
     if intent.estimated_cost is not None:
         text += f", estimated cost {intent.currency}{intent.estimated_cost:,.2f}"
+    if intent.schedule:
+        text += f"; {intent.schedule}"
     return text
 
 
