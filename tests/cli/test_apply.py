@@ -272,15 +272,15 @@ def test_early_stopping_prunes_a_hopeless_trial(tmp_path: Path) -> None:
             args="steps=8 n=${trial.number} bad_from=5",
         ),
     )
-    start = time.monotonic()
     result = apply(directory)
-    took = time.monotonic() - start
     assert result.code == 0, result.text
     records = trials(directory)
     assert [t["status"] for t in records] == ["complete"] * 5 + ["pruned"] * 2, records
     assert all(t["last_step"] is not None and t["last_step"] < 8 for t in records[5:])
     assert "trial 5 pruned" in result.out
-    assert took < 2 * 8 * 0.3  # the pruned processes were stopped, not waited for
+    # The pruned processes were stopped, not waited for: each ended well before its 8
+    # steps of 0.3 s would have (the trial's own time, not apply's, which load stretches).
+    assert all(t["finished_at"] - t["started_at"] < 8 * 0.3 for t in records[5:]), records
 
 
 # -- guarantees --------------------------------------------------------------------------

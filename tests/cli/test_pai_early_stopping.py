@@ -3,7 +3,6 @@ bad settings are located diagnostics."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.cli.test_apply import apply, config, setup, trials
@@ -24,15 +23,15 @@ def test_pai_rule_prunes_a_hopeless_trial(tmp_path: Path) -> None:
             args="steps=8 n=${trial.number} bad_from=3",
         ),
     )
-    start = time.monotonic()
     result = apply(directory)
-    took = time.monotonic() - start
     assert result.code == 0, result.text
     records = trials(directory)
     assert [t["status"] for t in records] == ["complete"] * 3 + ["pruned"] * 2, records
     assert all(t["last_step"] is not None and t["last_step"] < 8 for t in records[3:])
     assert "trial 3 pruned" in result.out
-    assert took < 2 * 8 * 0.3  # the pruned processes were stopped, not waited for
+    # The pruned processes were stopped, not waited for: each ended well before its 8
+    # steps of 0.3 s would have (the trial's own time, not apply's, which load stretches).
+    assert all(t["finished_at"] - t["started_at"] < 8 * 0.3 for t in records[3:]), records
 
 
 def test_pai_patience_stops_a_trial_that_stopped_improving(tmp_path: Path) -> None:
