@@ -20,18 +20,8 @@ Needs `pip install -e ./providers/dlc`.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-from pathlib import Path
 
-from common import cli_env, write
+from common import apply_against_emulator
 
 CONFIG = """\
 provider "dlc" {
@@ -67,17 +57,6 @@ experiment "scale" {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def calls(port: int) -> dict[str, int]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/calls", timeout=10) as r:
-        return json.loads(r.read())
-
-
 NOISY = (
     "python3 -c 'import sys; [sys.stdout.write(f\\\"step {i:06d} loss=0.5 lr=0.01 "
     "padding........\\\\n\\\") for i in range(%d)]'; echo acc=${param.x}"
@@ -87,66 +66,25 @@ NOISY = (
 def run(
     trials: int, concurrent: int, sleep: float, command: str = "", log_delay: float = 5
 ) -> dict:
-    port = free_port()
-    env = cli_env()
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        env.pop(name, None)
-    env.update(
-        ALIBABA_CLOUD_ACCESS_KEY_ID="LTAI-test", ALIBABA_CLOUD_ACCESS_KEY_SECRET="test-secret"
+    def config(port: int) -> str:
+        return CONFIG % {
+            "endpoint": f"127.0.0.1:{port}",
+            "trials": trials,
+            "concurrent": concurrent,
+            "command": command or f"sleep {sleep}; echo acc=${{param.x}}",
+            "log_delay": log_delay,
+        }
+
+    measured = apply_against_emulator(
+        ["tunectl_dlc.emulator", "--capacity", str(concurrent)], config
     )
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tunectl_dlc.emulator",
-            "--port",
-            str(port),
-            "--capacity",
-            str(concurrent),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        assert emulator.stdout is not None
-        emulator.stdout.readline()  # started
-        with tempfile.TemporaryDirectory() as tmp:
-            directory = write(
-                Path(tmp),
-                {
-                    "main.hcl": CONFIG
-                    % {
-                        "endpoint": f"127.0.0.1:{port}",
-                        "trials": trials,
-                        "concurrent": concurrent,
-                        "command": command or f"sleep {sleep}; echo acc=${{param.x}}",
-                        "log_delay": log_delay,
-                    }
-                },
-            )
-            start = time.perf_counter()
-            apply = subprocess.Popen(
-                [sys.executable, "-m", "tunectl", "-C", str(directory), "apply", "--auto-approve"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
-            _, status, usage = os.wait4(apply.pid, 0)
-            wall = time.perf_counter() - start
-            if status != 0:
-                raise SystemExit(f"apply failed: {apply.stderr.read() if apply.stderr else ''}")
-            counted = calls(port)
-    finally:
-        os.killpg(emulator.pid, signal.SIGTERM)
-        emulator.wait()
+    counted: dict[str, int] = measured["calls"]  # type: ignore[assignment]
     return {
         "trials": trials,
         "concurrent": concurrent,
-        "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "wall": measured["wall"],
+        "cpu": measured["cpu"],
+        "rss_mb": measured["rss_mb"],
         "calls": {k: v for k, v in sorted(counted.items()) if ":" not in k},
         "log_bytes": counted.get("GetPodLogs:bytes", 0),
         "status_calls": counted.get("ListJobs:by-ids", 0),

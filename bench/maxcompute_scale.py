@@ -16,18 +16,8 @@ Needs `pip install -e ./providers/maxcompute`.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-from pathlib import Path
 
-from common import cli_env, write
+from common import apply_against_emulator
 
 CONFIG = """\
 provider "maxcompute" {
@@ -58,73 +48,23 @@ experiment "scale" {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def calls(port: int) -> dict[str, int]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/calls", timeout=10) as r:
-        return json.loads(r.read())
-
-
 def run(trials: int, concurrent: int, sleep: float) -> dict:
-    port = free_port()
-    env = cli_env()
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        env.pop(name, None)
-    env.update(
-        ALIBABA_CLOUD_ACCESS_KEY_ID="LTAI-test", ALIBABA_CLOUD_ACCESS_KEY_SECRET="test-secret"
-    )
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "tunectl_maxcompute.emulator", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        assert emulator.stdout is not None
-        emulator.stdout.readline()  # started
-        with tempfile.TemporaryDirectory() as tmp:
-            config = CONFIG % {
-                "endpoint": f"http://127.0.0.1:{port}/api",
-                "trials": trials,
-                "concurrent": concurrent,
-                "sleep": sleep,
-            }
-            directory = write(Path(tmp), {"main.hcl": config})
-            start = time.perf_counter()
-            apply = subprocess.Popen(
-                [sys.executable, "-m", "tunectl", "-C", str(directory), "apply", "--auto-approve"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
-            _, status, usage = os.wait4(apply.pid, 0)
-            wall = time.perf_counter() - start
-            if status != 0:
-                raise SystemExit(f"apply failed: {apply.stderr.read() if apply.stderr else ''}")
-            shown = subprocess.run(
-                [sys.executable, "-m", "tunectl", "-C", str(directory), "show", "--json"],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            )
-            complete = json.loads(shown.stdout)["experiments"]["scale"]["trials"]["complete"]
-            counted = calls(port)
-    finally:
-        os.killpg(emulator.pid, signal.SIGTERM)
-        emulator.wait()
+    def config(port: int) -> str:
+        return CONFIG % {
+            "endpoint": f"http://127.0.0.1:{port}/api",
+            "trials": trials,
+            "concurrent": concurrent,
+            "sleep": sleep,
+        }
+
+    measured = apply_against_emulator(["tunectl_maxcompute.emulator"], config)
+    counted: dict[str, int] = measured["calls"]  # type: ignore[assignment]
     return {
         "trials": trials,
-        "complete": complete,
         "concurrent": concurrent,
-        "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "wall": measured["wall"],
+        "cpu": measured["cpu"],
+        "rss_mb": measured["rss_mb"],
         "calls": dict(sorted(counted.items())),
         "lists": counted.get("GET instances", 0),
         "per_instance": counted.get("GET instance?taskstatus", 0),
@@ -141,7 +81,7 @@ def main() -> None:
     big = run(args.trials, args.concurrent, args.sleep)
     for r in (small, big):
         print(
-            f"{r['trials']:>5} trials ({r['complete']} complete), {r['concurrent']:>3} at once: "
+            f"{r['trials']:>5} trials, {r['concurrent']:>3} at once: "
             f"wall {r['wall']:.1f} s, apply CPU {r['cpu']:.1f} s, peak RSS {r['rss_mb']:.0f} MB, "
             f"{r['lists']} list calls, {r['per_instance']} per-instance status calls"
         )

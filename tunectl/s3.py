@@ -179,9 +179,12 @@ class S3:
 
         return self.call(f"reading s3://{self.bucket}/{key}", fetch, within=within)
 
-    def read_range(self, uri: str, start: int, length: int) -> bytes:
+    def read_range(
+        self, uri: str, start: int, length: int, *, within: float | None = None
+    ) -> bytes:
         """Up to `length` bytes of the object `uri` (in any bucket the credentials reach)
-        from byte `start`: empty when it does not exist (yet) or ends before `start`."""
+        from byte `start`: empty when it does not exist (yet) or ends before `start`.
+        `within` as for `call` (0: one try, for readers that try again on their own)."""
         from botocore.exceptions import ClientError
 
         location = parse_object_uri(uri)
@@ -200,13 +203,13 @@ class S3:
                 raise
             body = response["Body"].read()
             # A server that ignores Range sends the whole object: keep the asked part.
-            if "ContentRange" not in response and start:
+            if "ContentRange" not in response:
                 body = body[start : start + length]
             return bytes(body)
 
-        return self.call(f"reading {uri}", fetch)
+        return self.call(f"reading {uri}", fetch, within=within)
 
-    def size(self, uri: str) -> int:
+    def size(self, uri: str, *, within: float | None = None) -> int:
         """The size of the object `uri`, 0 when it does not exist."""
         from botocore.exceptions import ClientError
 
@@ -221,7 +224,7 @@ class S3:
                 raise
             return int(response["ContentLength"])
 
-        return self.call(f"reading {uri}", fetch)
+        return self.call(f"reading {uri}", fetch, within=within)
 
     def put(
         self,
@@ -365,10 +368,9 @@ def parse_object_uri(uri: str) -> Location:
 
 def parse_uri(uri: str) -> Location:
     """`s3://bucket/key` as a Location; ValueError for anything else."""
-    bucket, sep, key = uri.removeprefix("s3://").partition("/")
-    if not uri.startswith("s3://") or not bucket or not sep or not key:
+    if not uri.startswith("s3://"):
         raise ValueError(f"{uri!r} is not an s3://bucket/key URI.")
-    return Location(bucket, key)
+    return parse_object_uri(uri)
 
 
 def _by_bucket(uris: Iterable[str]) -> dict[str, list[str]]:

@@ -203,6 +203,17 @@ def test_malformed_pai_json_and_unknown_parameter_type(tmp_path: Path) -> None:
     assert "Error: Unknown parameter type" in err and "'qrandint'" in err
 
 
+def test_a_section_that_is_not_an_object_is_a_clear_error(tmp_path: Path) -> None:
+    bad = {
+        "platform_config": {"name": "DLC", "cmd": ["dlc submit pytorchjob --command x"]},
+        "dlc_config": "abc",
+        "search_space": {"${lr}": {"_type": "uniform", "_value": [0, 1]}},
+    }
+    err = _bad(tmp_path, {"g.json": json.dumps(bad)}, "pai", "g.json")
+    assert "Error: Malformed PAI AutoML configuration" in err
+    assert "dlc_config must be an object" in err and "Traceback" not in err
+
+
 def test_an_existing_output_is_not_overwritten_without_force(tmp_path: Path) -> None:
     work = copy("nni-mnist", tmp_path)
     (work / "main.hcl").write_text("# mine\n")

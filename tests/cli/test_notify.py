@@ -176,6 +176,7 @@ def test_a_dead_receiver_is_a_warning_not_a_failure(tmp_path: Path) -> None:
         ('url = "http://x/y"\n    on = ["best", "done"]', '"done" is not an event'),
         ('url = "http://x/y"\n    format = "teams"', "format must be one of json, dingtalk, slack"),
         ('on = ["best"]', 'The argument "url" is required'),
+        ('url = "https://bot:pw@hooks.example.com/x"', "must not hold user:password@"),
     ],
 )
 def test_bad_notify_blocks_are_clear_errors(tmp_path: Path, block: str, message: str) -> None:

@@ -20,6 +20,7 @@ from tunectl.providers.events import (  # noqa: E402
     EventJournal,
     LocalDir,
     event_dir,
+    read_new,
     starting_offsets,
 )
 from tunectl.s3 import S3  # noqa: E402
@@ -99,6 +100,25 @@ def test_a_corrupt_record_ends_the_file(tmp_path: Path) -> None:
     journal.update()
     journal.update()
     assert [step for step, _ in lines(journal)] == [1, 2]
+
+
+def test_a_corrupt_file_is_not_read_again_until_it_changes(tmp_path: Path) -> None:
+    logdir = tmp_path / "tb"
+    path = write_events(logdir, scalar(1, acc=0.1), scalar(2, acc=0.2))
+    data = bytearray(path.read_bytes())
+    data[-6] ^= 0xFF
+    path.write_bytes(bytes(data))
+    reads: list[int] = []
+
+    class Counting(LocalDir):
+        def read(self, name: str, offset: int, size: int) -> bytes:
+            reads.append(offset)
+            return super().read(name, offset, size)
+
+    offsets: dict[str, int] = {}
+    assert len(read_new(Counting(logdir), offsets)) == 1
+    first = len(reads)
+    assert read_new(Counting(logdir), offsets) == [] and len(reads) == first  # no re-read
 
 
 def test_tensor_scalars_and_non_scalars(tmp_path: Path) -> None:

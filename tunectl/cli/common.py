@@ -203,6 +203,9 @@ AddrArg = Annotated[
         metavar="ADDR", help="An experiment or trial: experiment.NAME or experiment.NAME.trial[N]."
     ),
 ]
+ExperimentArg = Annotated[
+    str, typer.Argument(metavar="ADDR", help="The experiment: experiment.NAME.")
+]
 TargetOpt = Annotated[
     list[str] | None,
     typer.Option(

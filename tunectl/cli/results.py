@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tunectl.cli.common import color_enabled, echo, examples, load, session
+from tunectl.cli.common import ExperimentArg, color_enabled, echo, examples, load, session
 from tunectl.diags import DiagnosticError, error
 
 if TYPE_CHECKING:  # imported by the commands that use them (start-up time)
@@ -17,7 +17,6 @@ if TYPE_CHECKING:  # imported by the commands that use them (start-up time)
 
     from tunectl.engine.results import ExperimentResults
 
-AddrArg = Annotated[str, typer.Argument(metavar="ADDR", help="The experiment: experiment.NAME.")]
 
 
 @contextmanager
@@ -38,7 +37,7 @@ def _results(ctx: typer.Context, address: str) -> Iterator[ExperimentResults]:
 
 def trials(
     ctx: typer.Context,
-    address: AddrArg,
+    address: ExperimentArg,
     sort: Annotated[
         str,
         typer.Option(
@@ -64,10 +63,7 @@ def trials(
     csv_: Annotated[bool, typer.Option("--csv", help="Print CSV (Optuna's column names).")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON (docs/results.md).")] = False,
 ) -> None:
-    """Compare an experiment's trials: parameters, value, metrics, curve, duration, tasks.
-
-    Example: tunectl trials experiment.digits --top 5 --state complete
-    """
+    """Compare an experiment's trials: parameters, value, metrics, curve, duration, tasks."""
     from tunectl.engine.results import select
     from tunectl.views import trials as view
 
@@ -86,7 +82,7 @@ def trials(
 
 def export(
     ctx: typer.Context,
-    address: AddrArg,
+    address: ExperimentArg,
     storage: Annotated[
         str,
         typer.Option(
@@ -108,18 +104,19 @@ def export(
 ) -> None:
     """Write an experiment's trials as an Optuna study, for any Optuna tool."""
     from tunectl.operations.study import export as export_study
+    from tunectl.operations.study import masked
 
     with _results(ctx, address) as results:
         study = export_study(results, storage, study_name, overwrite)
         echo(
             f"Exported {results.address} ({len(results.trials)} trials) as the Optuna study "
-            f'"{study.study_name}" to {storage}.'
+            f'"{study.study_name}" to {masked(storage)}.'
         )
 
 
 def dashboard(
     ctx: typer.Context,
-    address: AddrArg,
+    address: ExperimentArg,
     host: Annotated[
         str, typer.Option("--host", metavar="HOST", help="The address to listen on.")
     ] = "127.0.0.1",
@@ -161,7 +158,7 @@ def dashboard(
 
 def report(
     ctx: typer.Context,
-    address: AddrArg,
+    address: ExperimentArg,
     out: Annotated[
         Path,
         typer.Option(

@@ -115,14 +115,9 @@ def validate(
     except DiagnosticError as exc:
         if not json_:
             raise
-        result = {
-            "format_version": "1.0",
-            "valid": False,
-            "error_count": len(exc.diags.errors()),
-            "warning_count": len(exc.diags) - len(exc.diags.errors()),
-            "diagnostics": [d.to_json() for d in exc.diags],
-        }
-        echo(json.dumps(result, indent=2))
+        from tunectl.views.plan_json import render_diagnostics_json
+
+        echo(render_diagnostics_json(exc.diags))
         raise typer.Exit(1) from None
     if json_:
         echo(

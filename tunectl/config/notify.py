@@ -41,7 +41,10 @@ class Notify:
     @property
     def host(self) -> str:
         """What messages may say of the URL (never its path or query: the token)."""
-        return urlsplit(self.url).netloc or "the webhook"
+        parts = urlsplit(self.url)
+        if not parts.hostname:
+            return "the webhook"
+        return parts.hostname + (f":{parts.port}" if parts.port else "")
 
 
 def decode_notify(block: Block, scope: Scope, context: str, diags: Diagnostics) -> Notify | None:
@@ -65,6 +68,13 @@ def decode_notify(block: Block, scope: Scope, context: str, diags: Diagnostics) 
             block.body.attributes.get("url"),
             "Invalid notify",
             "url must be an http:// or https:// address.",
+        )
+    elif url is not None and "@" in urlsplit(str(url)).netloc:
+        reader.fail(
+            block.body.attributes.get("url"),
+            "Invalid notify",
+            "url must not hold user:password@: put the token in the path or the query, as "
+            "DingTalk and Slack webhooks do.",
         )
     on = reader.get("on", "list", list(EVENTS))
     for item in on or []:

@@ -26,6 +26,7 @@ from tunectl.config.provider_checks import (
 from tunectl.config.providers import provider_class, read_settings
 from tunectl.config.schema import METRICS_KINDS, METRICS_READS, TRIAL_SCHEMA, Reader
 from tunectl.config.sensitive import object_keys, refers_to
+from tunectl.config.templates import TRIAL_NAMES as TRIAL_PLACEHOLDERS
 from tunectl.config.templates import decode_templates
 from tunectl.diags import Diagnostics, did_you_mean, error, warning
 from tunectl.hcl.expr import Scope
@@ -37,7 +38,6 @@ from tunectl.providers.bodies import SQL, query_kind
 from tunectl.s3 import is_object_uri
 from tunectl.search.model import ParamSpec
 
-TRIAL_PLACEHOLDERS = ("id", "number", "model_dir", "params_json")
 DEFERRED = frozenset({"param", "trial", "experiment"})
 
 # Kinds the language names (SPEC) that this version cannot read yet, and why.

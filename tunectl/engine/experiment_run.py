@@ -161,15 +161,16 @@ class ExperimentRun:
         active = Active(trial, task, handle, self._parser(task.task_index))
         spec = self.exp.trial.tasks[task.task_index]
         readable = self.provider.capabilities.metric_sources
-        for path in metrics_files(spec, self._placeholders(trial)):
+        placeholders = self._placeholders(trial)
+        for path in metrics_files(spec, placeholders):
             # Objects in storage tunectl reads itself; the tasks' files, the provider.
             if is_object_uri(path) or MetricSource.FILE in readable:
                 active.files[path] = JsonLinesParser()
         if MetricSource.TABLE in readable:
             kind = query_kind(self.provider.task_bodies)
-            for query in metrics_queries(spec, self._placeholders(trial), kind):
+            for query in metrics_queries(spec, placeholders, kind):
                 active.files[query] = TableRowsParser()
-        for logdir, tags in metrics_logdirs(spec, self._placeholders(trial)).items():
+        for logdir, tags in metrics_logdirs(spec, placeholders).items():
             if is_object_uri(logdir) or MetricSource.EVENTS in readable:
                 active.files[logdir] = EventLinesParser(tags)
         return active

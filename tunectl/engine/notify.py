@@ -14,6 +14,7 @@ Messages name the URL's host only: its path and query hold the robot's token.
 from __future__ import annotations
 
 import json
+import math
 import queue
 import threading
 import time
@@ -33,7 +34,6 @@ Event = Callable[[str, str, str], None]  # (kind, experiment, message)
 GRACE = 3.0  # seconds apply waits at its end for messages still being delivered
 TIMEOUT = 10.0  # seconds per request
 ATTEMPTS = 5
-_STOP = object()
 
 
 class DeliveryError(Exception):
@@ -72,6 +72,8 @@ def post(url: str, body: dict, timeout: float = TIMEOUT) -> None:
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DeliveryError(type(reason).__name__ + ": " + str(reason), True) from None
+    except Exception as exc:  # http.client.InvalidURL and the like quote the URL: name only
+        raise DeliveryError(type(exc).__name__, False) from None
 
 
 class Notifier:
@@ -114,16 +116,14 @@ class Notifier:
         url = self.notify.url
         while True:
             body = self._queue.get()
-            if body is _STOP:
-                return
             try:
                 self._deliver(url, body)
             except DeliveryError as exc:
                 with self._lock:
                     self._failed.append(str(exc))
             except Exception as exc:  # a receiver's fault must never end apply
-                with self._lock:
-                    self._failed.append(f"{type(exc).__name__}: {exc}")
+                with self._lock:  # its name only: a URL's text may hold the token
+                    self._failed.append(type(exc).__name__)
             with self._lock:
                 self._pending -= 1
 
@@ -170,11 +170,17 @@ class Notifier:
 
 
 def _best(ended: Sequence[TrialRecord], direction: str) -> TrialRecord | None:
-    scored = [t for t in ended if t.status == TrialStatus.COMPLETE and t.value is not None]
+    """The best complete trial, by the rule of `search.stopping.compute_progress`: NaN
+    never best, the lowest number winning a tie."""
+    scored = [
+        t
+        for t in ended
+        if t.status == TrialStatus.COMPLETE and t.value is not None and not math.isnan(t.value)
+    ]
     if not scored:
         return None
-    pick = max if direction == "maximize" else min
-    return pick(scored, key=lambda t: t.value or 0.0)
+    sign = -1.0 if direction == "maximize" else 1.0
+    return min(scored, key=lambda t: (sign * (t.value or 0.0), t.number))
 
 
 def notify(
@@ -190,7 +196,9 @@ def notify(
     if trial.status == TrialStatus.FAILED:
         notifier.send("failed", f"trial {number} failed: {message}", trial=number)
         return
-    if trial.status != TrialStatus.COMPLETE or trial.value is None:
+    if not notifier.wants("best") or trial.status != TrialStatus.COMPLETE:
+        return
+    if trial.value is None or math.isnan(trial.value):
         return
     before = _best(ended, exp.objective.direction)
     if before is not None and before.value is not None:

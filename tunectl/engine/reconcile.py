@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tunectl.engine.notify import GRACE
 from tunectl.engine.runner import Runner
 from tunectl.providers.base import Provider, TaskHandle
 
@@ -58,8 +59,10 @@ class Reconciler:
         try:
             self._loop()
         finally:
+            # Notifications still queued share one grace period, however many experiments.
+            deadline = time.monotonic() + GRACE
             for runner in self.runners:
-                runner.pause()
+                runner.pause(grace=max(0.0, deadline - time.monotonic()))
 
     def _loop(self) -> None:
         while True:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from tunectl.addrs import Address
 from tunectl.engine.hosts import elsewhere, home
 from tunectl.engine.models import delete_stored, kept_trials
-from tunectl.engine.notify import notify_finished
+from tunectl.engine.notify import GRACE, notify_finished
 from tunectl.engine.objective import by_source, combine
 from tunectl.engine.outcomes import Outcomes
 from tunectl.engine.submission import Submission
@@ -256,11 +256,11 @@ class Runner(Outcomes, Submission):
         self.event("finish", self.exp.name, f"{status.value}: {REASON_TEXT[reason]}")
         notify_finished(self.notifier, self.exp, self.ended, status.value, REASON_TEXT[reason])
 
-    def pause(self) -> None:
+    def pause(self, grace: float = GRACE) -> None:
         """Called when apply leaves the experiment: with nothing of it running, its clock
         pauses until the next apply; with trials running (`--once`, an interrupt), their
-        time keeps counting toward max_duration."""
-        self.notifier.close(self.event)
+        time keeps counting toward max_duration. Queued notifications get `grace` s."""
+        self.notifier.close(self.event, grace)
         if self.finished or self.active or self.waiting or self.record.clock_since is None:
             return
         self._stop_clock()

@@ -17,6 +17,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from tunectl.engine.stored_metrics import ONCE
 from tunectl.providers.base import LogChunk, ProviderError
 from tunectl.providers.events import is_event_file, read_new, starting_offsets
 from tunectl.s3 import S3, StorageError, parse_object_uri
@@ -43,7 +44,8 @@ class StoredDir:
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self.s3.call(f"listing {self.uri}", self.s3.client.list_objects_v2, **kwargs)
+            listing = self.s3.client.list_objects_v2
+            page = self.s3.call(f"listing {self.uri}", listing, within=ONCE, **kwargs)
             for item in page.get("Contents", []):
                 name = str(item["Key"])[len(prefix) :]
                 if is_event_file(name):
@@ -53,7 +55,8 @@ class StoredDir:
             token = page.get("NextContinuationToken")
 
     def read(self, name: str, offset: int, size: int) -> bytes:
-        return self.s3.read_range(self.uri.rstrip("/") + "/" + name, offset, size)
+        # One try: the apply loop's next pass is the retry (`stored_metrics.ONCE`).
+        return self.s3.read_range(self.uri.rstrip("/") + "/" + name, offset, size, within=ONCE)
 
 
 def before_events(s3: S3 | None, logdir: str) -> dict[str, int]:

@@ -23,6 +23,9 @@ from tunectl.providers.base import LogChunk, ProviderError
 from tunectl.s3 import S3, StorageError
 
 READ_BYTES = 1 << 20
+# Reads in the apply loop try once: the next pass is the retry, and a storage outage must
+# not hold the loop for every running trial.
+ONCE = 0.0
 TAIL = 1024  # bytes of the old content whose checksum is kept
 
 
@@ -55,9 +58,9 @@ def read_stored(s3: S3 | None, uri: str, cursors: MutableMapping[str, int]) -> L
     checksum = cursors.get(_before_key(uri))
     try:
         if checksum is None:
-            return _lines(s3.read_range(uri, cursor, READ_BYTES), cursor)
+            return _lines(s3.read_range(uri, cursor, READ_BYTES, within=ONCE), cursor)
         n = min(cursor, TAIL)
-        data = s3.read_range(uri, cursor - n, n + READ_BYTES)
+        data = s3.read_range(uri, cursor - n, n + READ_BYTES, within=ONCE)
     except StorageError as exc:
         raise ProviderError(str(exc)) from None
     if len(data) >= n and zlib.crc32(data[:n]) == checksum:
@@ -68,7 +71,7 @@ def read_stored(s3: S3 | None, uri: str, cursors: MutableMapping[str, int]) -> L
     del cursors[_before_key(uri)]  # written anew: every line is the task's
     cursors[uri] = 0
     try:
-        return _lines(s3.read_range(uri, 0, READ_BYTES), 0)
+        return _lines(s3.read_range(uri, 0, READ_BYTES, within=ONCE), 0)
     except StorageError as exc:
         raise ProviderError(str(exc)) from None
 

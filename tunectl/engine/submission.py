@@ -102,10 +102,11 @@ class Submission(ExperimentRun):
         if existing is None:
             # A metrics object in storage is read from its size now: what it holds before
             # the task starts is not this task's.
-            for uri in metrics_files(task_spec, self._placeholders(trial)):
+            placeholders = self._placeholders(trial)
+            for uri in metrics_files(task_spec, placeholders):
                 if is_object_uri(uri):
                     task.file_cursors.update(before(self._object_store(), uri))
-            for logdir in metrics_logdirs(task_spec, self._placeholders(trial)):
+            for logdir in metrics_logdirs(task_spec, placeholders):
                 if is_object_uri(logdir):
                     task.file_cursors.update(before_events(self._object_store(), logdir))
             self.state.add_task(task)

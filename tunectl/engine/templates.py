@@ -9,8 +9,6 @@ file is rendered again with the same values, never sees it half-written.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from tunectl.config.model import FileTemplate
 from tunectl.config.templates import parse
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.trials import Placeholders
+from tunectl.private_files import write_atomic
 
 
 def render_text(tpl: FileTemplate, placeholders: Placeholders) -> str:
@@ -37,8 +36,6 @@ def render_text(tpl: FileTemplate, placeholders: Placeholders) -> str:
 def _written(tpl: FileTemplate, path: tuple[str, str], placeholders: Placeholders) -> str:
     if tpl.format == "json":
         value: Any = placeholders.values.get(path)
-        if path == ("trial", "params_json"):
-            value = placeholders.resolve(path)  # JSON text, written as a JSON string
         if isinstance(value, float):
             return _float_literal(value)
         return json.dumps(value, ensure_ascii=False) if value is not None else "null"
@@ -76,10 +73,7 @@ def render_templates(
         text = render_text(tpl, placeholders)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, dest)
+            write_atomic(dest, text)
         except OSError as exc:
             raise DiagnosticError(
                 error(

@@ -9,6 +9,7 @@ into the DLC provider's trial settings.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Mapping
@@ -96,14 +97,15 @@ class DlcJob:
     workspace_id: str | None = None
 
 
-def _dlc_settings() -> set[str]:
+@functools.cache
+def _dlc_settings() -> frozenset[str]:
     """The trial settings of the installed DLC provider (newer ones take more flags)."""
     from tunectl.providers import registry
 
     try:
-        return {a.name for a in registry.load("dlc").trial_schema}
+        return frozenset(a.name for a in registry.load("dlc").trial_schema)
     except (KeyError, registry.ProviderLoadError):  # not installed, or broken
-        return set()
+        return frozenset()
 
 
 def _flags(tokens: list[str]) -> list[tuple[str, str]]:

@@ -51,6 +51,12 @@ def _section(data: Mapping[str, Any], key: str, path: Path) -> Any:
             return yaml.safe_load(value)
         except yaml.YAMLError as exc:
             fail("Malformed PAI AutoML configuration", f"yml_config is not valid YAML: {exc}.")
+    if value is not None and not isinstance(value, Mapping):
+        fail(
+            "Malformed PAI AutoML configuration",
+            f"{key} must be an object (a map of settings), not {type(value).__name__}.",
+            path,
+        )
     return value
 
 
@@ -135,7 +141,8 @@ class PaiImport:
         exp.items.append(("block", objective))
         count = yml.get("max_trial_number", yml.get("maxTrialNumber"))
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            notes.add("yml_config.max_trial_number", f"{count!r}: max_trials = 100.")
+            given = "not given" if count is None else repr(count)
+            notes.add("yml_config.max_trial_number", f"{given}: max_trials = 100.")
             count = 100
         exp.set("max_trials", count)
         concurrency = yml.get("trial_concurrency", yml.get("trialConcurrency"))
@@ -305,10 +312,12 @@ class PaiImport:
             block = task.block("metrics", "json")
             block.set("path", placeholders(source, keys, where, self.notes))
         elif kind == "summary":
+            # tunectl reads event directories (metrics "tensorboard"), but one on OSS needs
+            # a storage "s3" block, which PAI's oss_config does not fully give (no bucket).
             self.notes.add(
                 where,
-                "TensorBoard event files are not read by this version: report the metrics "
-                "with tunectl.report() or print NAME=VALUE.",
+                "TensorBoard event files are not read by this version of the importer: write "
+                'metrics "tensorboard" { logdir } with a storage "s3" block for OSS by hand.',
             )
         else:
             self.notes.add(where, f'metric_type "{kind}": report with tunectl.report() instead.')

@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tunectl.config.schema import EXPERIMENT_SCHEMA
 from tunectl.importers.hclwriter import Block
 from tunectl.importers.model import Notes
 
@@ -22,12 +21,6 @@ _TIME = re.compile(r"([01]?\d|2[0-3]):[0-5]\d")
 def schedule(config: Any, notes: Notes) -> Block | None:
     """The `schedule` block of PAI's `schedule_config` (`day`, `start_time`, `end_time`)."""
     if not isinstance(config, Mapping) or not config:
-        return None
-    if "schedule" not in EXPERIMENT_SCHEMA.blocks:
-        notes.add(
-            "schedule_config",
-            "none in this version: run tunectl apply --once from cron inside the window.",
-        )
         return None
     block = Block("schedule")
     day = str(config.get("day") or "everyday").lower()
@@ -52,9 +45,6 @@ def monitor(config: Any, notes: Notes) -> None:
     """PAI's DingTalk `monitor_config`: its URL holds the robot's token, so it is never
     written; the note says how to write the `notify` block."""
     if not isinstance(config, Mapping) or not config:
-        return
-    if "notify" not in EXPERIMENT_SCHEMA.blocks:
-        notes.add("monitor_config", "none in this version: no notifications.")
         return
     keyword = config.get("keyword")
     extra = f', keyword = "{keyword}"' if keyword else ""

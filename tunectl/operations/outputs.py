@@ -25,7 +25,7 @@ def exported(state: State) -> dict[str, Any]:
                 "params": best.params if best else {},
                 "number": best.number if best else None,
                 "model_uri": best.model_uri if best else None,
-                "metrics": _final_metrics(state, record.name, best.number) if best else {},
+                "metrics": dict(best.values) if best else {},
             },
             "trials": {
                 "complete": counts.get("complete", 0),
@@ -35,11 +35,6 @@ def exported(state: State) -> dict[str, Any]:
             },
         }
     return out
-
-
-def _final_metrics(state: State, experiment: str, number: int) -> dict[str, float]:
-    """Each metric the trial reported: its final value, else its last step's."""
-    return {m.name: m.value for m in state.metrics_for(experiment, number)}
 
 
 def outputs(session: Session, state: State) -> dict[str, tuple[Any, bool]]:

@@ -20,6 +20,7 @@ import datetime
 import math
 import warnings
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.distributions import (
@@ -185,7 +186,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise DiagnosticError(
             error(
                 "Invalid --storage",
-                f'"{url}" is not a storage URL. Use sqlite:///study.db (any database URL '
+                f'"{masked(url)}" is not a storage URL. Use sqlite:///study.db (any database URL '
                 "Optuna takes) or journal:///study.log.",
             )
         )
@@ -194,9 +195,20 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except Exception as exc:  # noqa: BLE001
         # SQLAlchemy's own errors (unknown dialect, missing driver, a file it cannot
         # create): the URL is the user's to fix, and tunectl does not import SQLAlchemy.
+        password = urlsplit(url).password
+        reason = str(exc).replace(password, "***") if password else str(exc)
         raise DiagnosticError(
-            error("Cannot open the storage", f"Optuna could not open {url}: {exc}")
+            error("Cannot open the storage", f"Optuna could not open {masked(url)}: {reason}")
         ) from None
+
+
+def masked(url: str) -> str:
+    """A storage URL as it may be printed: a password in it (`user:pw@host`) as `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def export(

@@ -215,11 +215,17 @@ class EventJournal:
                 os.fsync(f.fileno())
 
 
+# Beside a file's offset: its size when a bad record stopped the reading there.
+CORRUPT = "\0corrupt"
+
+
 def read_new(directory: EventDir, offsets: MutableMapping[str, int]) -> list[str]:
     """The JSON lines of the scalar records written to `directory` past `offsets` (by file
     name), which move past what was read. Each line records its file and end offset."""
     lines: list[str] = []
     for name, size in sorted(directory.files().items()):
+        if offsets.get(name + CORRUPT) == size:
+            continue  # a bad record at this size: read again only once the file changes
         offset = offsets.get(name, 0)
         if size < offset:  # rewritten from the start: a new file under an old name
             offset = 0
@@ -237,6 +243,7 @@ def read_new(directory: EventDir, offsets: MutableMapping[str, int]) -> list[str
                         entry = {"step": step, "metrics": values, "file": name, "end": moved}
                         lines.append(json.dumps(entry))
             except Corrupt:
+                offsets[name + CORRUPT] = size
                 size = moved  # read no further in this file (TensorBoard stops too)
             if moved == offset:
                 break

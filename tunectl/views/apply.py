@@ -56,8 +56,7 @@ class ApplyView:
         runner = self._runner(experiment)
         prefix = ""
         if self.live is None and runner is not None:
-            done, total = _counts(runner)
-            prefix = f"[{done}/{total}] "
+            prefix = f"[{runner.progress().done}/{_total(runner)}] "
         lines = [f"{stamp} {Address(experiment)}: {prefix}{message}"]
         if kind == "failed" and trial is not None:
             lines += [f"    | {_clip(line)}" for line in output[-OUTPUT_SHOWN:]]
@@ -113,9 +112,9 @@ class ApplyView:
             table.add_column(column)
         for runner in self.runners:
             p = runner.progress()
-            done, total = _counts(runner)
+            done, total = p.done, _total(runner)
             best = "-" if p.best_value is None else f"{p.best_value:.6g}"
-            eta = _eta(runner)
+            eta = _eta(runner, p)
             table.add_row(
                 runner.exp.name,
                 f"{done}/{total}",
@@ -170,8 +169,7 @@ def status_line(runner: Any) -> str:
     """`[17/40] 3 running, best 0.981 (trial 12), 1h02m elapsed, ETA 40m` for a runner
     (`tunectl.engine.runner.Runner`): trials ended of the total, then what is known."""
     p = runner.progress()
-    done, total = _counts(runner)
-    parts = [f"[{done}/{total}] {p.running} running"]
+    parts = [f"[{p.done}/{_total(runner)}] {p.running} running"]
     if p.pruned:
         parts.append(f"{p.pruned} pruned")
     if p.failed:
@@ -180,26 +178,25 @@ def status_line(runner: Any) -> str:
     if best is not None:
         parts.append(f"best {best[0]:.6g} (trial {best[1]})")
     parts.append(f"{_duration(p.elapsed)} elapsed")
-    eta = _eta(runner)
+    eta = _eta(runner, p)
     if eta is not None:
         parts.append(f"ETA {_rough(eta)}")
     return ", ".join(parts)
 
 
-def _counts(runner: Any) -> tuple[int, int]:
-    """Trials ended, and the most the experiment runs: max_trials, or a smaller finite
-    search space (grid)."""
-    total = runner.exp.max_trials
+def _total(runner: Any) -> int:
+    """The most trials the experiment runs: max_trials, or a smaller finite search space
+    (grid)."""
+    total = int(runner.exp.max_trials)
     if runner.space_size is not None:
         total = min(total, runner.space_size)
-    return runner.progress().done, total
+    return total
 
 
-def _eta(runner: Any) -> float | None:
-    """Seconds left at the pace so far (the experiment's clock per ended trial), within
-    what max_duration leaves; None before a trial has ended."""
-    p = runner.progress()
-    done, total = _counts(runner)
+def _eta(runner: Any, p: Any) -> float | None:
+    """Seconds left at the pace so far (the experiment's clock per ended trial, from its
+    progress `p`), within what max_duration leaves; None before a trial has ended."""
+    done, total = p.done, _total(runner)
     if not done or runner.finished:
         return None
     eta = p.elapsed / done * max(total - done, 0)

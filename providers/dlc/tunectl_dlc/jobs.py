@@ -115,6 +115,11 @@ def check_role(role: str, spec: Any, resource_id: Any) -> list[str]:
             f"{role} needs either ecs_spec (public resources) or cpu/gpu/memory (a resource "
             "quota), not both"
         )
+    if has_ecs and spec.get("shared_memory") is not None:
+        problems.append(
+            f"{role}.shared_memory needs cpu/gpu/memory (a resource quota): an ecs_spec "
+            "has its own"
+        )
     if has_quota and not resource_id:
         problems.append(f"{role}: cpu/gpu/memory need a resource quota: set resource_id")
     return problems

@@ -30,12 +30,15 @@ exact, and a page costs more only when more than a page of lines share one time.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tunectl.private_files import open_private
 
 PAGE = 5000  # lines handed out per GetPodLogs call at most
 RANK0 = ("master", "chief", "worker")
@@ -108,7 +111,8 @@ class PodPins:
             self.pins = self._load()
         self.pins[job_id] = pod
         if self.path.parent.is_dir():  # else (no state directory yet): memory only
-            with self.path.open("a") as f:
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            with os.fdopen(fd, "a") as f:
                 f.write(json.dumps([job_id, pod.id, pod.uid]) + "\n")
 
     def _load(self) -> dict[str, Pod]:

@@ -13,9 +13,10 @@ existed) lists the last 90 days.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
+
+from tunectl.private_files import write_atomic
 
 MARGIN = 3600.0  # seconds before the recorded time (clocks differ)
 UNKNOWN = 90 * 24 * 3600.0  # how far back to list when nothing was recorded
@@ -46,9 +47,7 @@ class Since:
             return
         times[experiment] = time.time()
         if self.path.parent.is_dir():
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(times))
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(times))
 
     def start(self, experiment: str | None = None) -> str:
         """`StartTime` for a listing of `experiment`'s jobs (None: of every job)."""

@@ -85,7 +85,7 @@ def _code(exc: BaseException) -> str:
 
 
 def _message(exc: BaseException) -> str:
-    text = str(getattr(exc, "args", [""])[0] if getattr(exc, "args", None) else exc)
+    text = str(exc.args[0]) if exc.args else str(exc)
     return " ".join(text.split())[:500]
 
 
