@@ -245,9 +245,14 @@ def test_pai_easyrec_example_notes_what_the_trial_cannot_get(tmp_path: Path) -> 
     r = run_cli(work, "import", "pai", "experiment.json")
     assert r.code == 0, r.text
     assert "search_space.${embedding_dim}: no command uses it" in r.out
-    assert "TensorBoard event files are not read" in r.out
+    assert 'event files on OSS are read through storage "s3" (bucket automl-test)' in r.out
     assert "params_config: none" in r.out
     hcl = (work / "main.hcl").read_text()
     assert "-Dmodel_dir=oss://automl-test/easyrec/model/model_${experiment.name}_${trial.id}" in hcl
+    assert (
+        'logdir = "oss://automl-test/easyrec/model/model_${experiment.name}_${trial.id}/eval_val/"'
+        in hcl
+    )
+    assert 'endpoint = "https://oss-cn-beijing.aliyuncs.com"' in hcl  # the region of odps_config
     assert run_cli(work, "fmt", "--check").code == 0
     assert run_cli(work, "validate").code == 0

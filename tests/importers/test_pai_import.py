@@ -71,7 +71,10 @@ def test_several_dlc_jobs_share_the_trial_settings(tmp_path: Path) -> None:
     )
     trial = text[text.index("  trial {") :]
     assert trial.index('image    = "img:1"') < trial.index('task "cmd1"')
-    assert 'task "cmd2" {\n      command  = "b"\n      priority = 3\n    }' in trial
+    assert (
+        'task "cmd2" {\n      command  = "b"\n      priority = 3\n\n      metrics "tensorboard"'
+        in trial
+    )
     assert 'region = "cn-hangzhou"' in text
 
 
@@ -90,6 +93,69 @@ def test_table_and_json_metrics(tmp_path: Path) -> None:
     text, _ = run(tmp_path, {**base, "metric_config": metric})
     assert 'pai      = "-name x -Dlr=${param.lr}"' in text
     assert 'path = "m_${trial.id}.jsonl"' in text and 'metric    = "auc"' in text
+
+
+def test_summary_metrics_read_event_files_on_oss_through_a_storage_block(tmp_path: Path) -> None:
+    config = {
+        "yml_config": {"max_trial_number": 2, "tuner": {"name": "TPE"}},
+        "platform_config": {
+            "name": "DLC",
+            "cmd1": "dlc submit pytorch --worker_image=i:1 "
+            "--workers=1 --worker_spec=ecs.c6.large --command='python t.py'",
+        },
+        "dlc_config": {"region": "cn-shanghai", "workspace_id": "12"},
+        "oss_config": {"endpoint": "oss-cn-shanghai-internal.aliyuncs.com", "accessKeyID": "k"},
+        "metric_config": {
+            "metric_type": "summary",
+            "metric_source": ["oss://bkt/runs/${exp_id}_${trial_id}/eval/"],
+            "metric_dict": {"val/auc": 0.7, "val/acc": 0.3},
+        },
+        "search_space": SPACE,
+    }
+    text, notes = run(tmp_path, config)
+    assert 'metrics "tensorboard" {\n' in text
+    assert 'logdir = "oss://bkt/runs/${experiment.name}_${trial.id}/eval/"' in text
+    assert "tag =" not in text  # two tags: every scalar is read, each named by its tag
+    assert 'metrics   = { "val/acc" = 0.3, "val/auc" = 0.7 }' in text
+    assert 'storage "s3" {\n  bucket   = "bkt"\n' in text
+    assert 'endpoint = "https://oss-cn-shanghai-internal.aliyuncs.com"' in text
+    assert 'region   = "cn-shanghai"' in text
+    assert "AWS_ACCESS_KEY_ID" in notes["metric_config.metric_source"]
+    assert "oss_config.accessKeyID" in notes and '"k"' not in text
+    # One tag, a local directory: the tag is the objective's metric, no storage block.
+    config["metric_config"] = {
+        "metric_type": "summary",
+        "metric_source": "runs/${trial_id}",
+        "metric_dict": {"auc": 1},
+    }
+    text, _ = run(tmp_path, config)
+    assert 'logdir = "runs/${trial.id}"\n      tag    = "auc"' in text
+    assert 'metric    = "auc"' in text and "storage" not in text
+
+
+def test_several_task_sources_are_reduced_across(tmp_path: Path) -> None:
+    folds = {f"cmd{n}": f"python cv.py --fold {n} --lr ${{lr}}" for n in (1, 2, 3)}
+    config = {
+        "yml_config": {"max_trial_number": 2, "tuner": {"name": "TPE"}},
+        "platform_config": {"name": "LOCAL", **folds},
+        "metric_config": {
+            "metric_type": "stdout",
+            "metric_source": ["cmd1", "cmd2", "cmd3"],
+            "final_mode": "best",
+            "source_list_final_mode": "avg",
+            "metric_dict": {"auc=([0-9.]+)": 1},
+        },
+        "search_space": SPACE,
+    }
+    text, notes = run(tmp_path, config)
+    assert text.count('metrics "stdout" {') == 3
+    assert 'reduce         = "best"\n    sources_reduce = "avg"' in text
+    assert "metric_config.metric_source" not in notes
+    # Sources that are not the trial's tasks: the first is read, saying so.
+    config["metric_config"]["metric_source"] = ["cmd1", "/logs/x.log"]
+    text, notes = run(tmp_path, config)
+    assert "sources_reduce" not in text and text.count('metrics "stdout" {') == 1
+    assert "only the first is read" in notes["metric_config.metric_source"]
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,8 @@ SECTIONS_NOT_MAPPED = {
 }
 CREDENTIALS = ("access_id", "access_key", "accessKeyID", "accessKeySecret", "role_arn")
 DEFAULT_REGION = "cn-hangzhou"
+# oss-cn-beijing(-internal).aliyuncs.com, service.cn-beijing.maxcompute..., pai-dlc.cn-...
+REGION_IN_ENDPOINT = r"(?:oss|service|pai-dlc(?:-vpc)?)[.-]([a-z]+-[a-z0-9-]+?)(?:-internal)?\."
 
 
 def _section(data: Mapping[str, Any], key: str, path: Path) -> Any:
@@ -77,6 +79,7 @@ class PaiImport:
         self.providers: dict[str, Block] = {}
         self.tasks: list[Block] = []
         self.dlc_workspace: str | None = None  # a dlc submit line's --workspace_id
+        self.event_bucket: str | None = None  # the OSS bucket of a summary metric source
 
     def run(self) -> Imported:
         path, notes = self.path, self.notes
@@ -170,7 +173,9 @@ class PaiImport:
             trial.items.extend(("block", task) for task in self.tasks)
         self._not_mapped(data, meta, yml)
         header = [f"Imported from {path.name} by `tunectl import pai` (docs/import.md)."]
-        blocks = [self.providers[p] for p in sorted(self.providers)] + [exp]
+        storage = self._storage(data)
+        blocks = [self.providers[p] for p in sorted(self.providers)]
+        blocks += ([storage] if storage else []) + [exp]
         text = render(blocks, header)
         for key, name in keys.items():
             if "${param." + name + "}" not in text:
@@ -242,20 +247,17 @@ class PaiImport:
             notes.add("metric_config.metric_dict", 'not given: the objective is metric "default".')
             weights = {"default": 1}
         names: dict[str, str] = {}
+        several = self._several_sources(kind, sources)
         if kind == "stdout":
-            names = self._stdout(sources, weights)
+            names = self._stdout(sources if several else sources[:1], weights)
+        elif kind == "summary":  # a TensorBoard tag is the metric's name, as it is
+            names = {str(k): str(k) for k in weights}
+            if sources:
+                self._summary(str(sources[0]), [str(k) for k in weights], keys)
         else:
             names = {str(k): param_name(str(k)) for k in weights}
             if sources:
                 self._source(kind, str(sources[0]), keys)
-            if len(sources) > 1:
-                notes.add(
-                    "metric_config.metric_source",
-                    f"{len(sources)} sources: only the first is read (several metric sources "
-                    "per trial: not yet).",
-                )
-        if metric.get("source_list_final_mode") and len(sources) > 1:
-            notes.add("metric_config.source_list_final_mode", "not yet: one source is read.")
         reduced = {names[k]: w for k, w in weights.items() if k in names}
         if len(reduced) == 1 and next(iter(reduced.values())) == 1:
             objective.set("metric", next(iter(reduced)))
@@ -267,7 +269,31 @@ class PaiImport:
             notes.add("metric_config.final_mode", f'"{mode}" is not final, best or avg: "best".')
             mode = "best"
         objective.set("reduce", mode)
+        if several:
+            across = str(metric.get("source_list_final_mode") or mode)
+            if across not in ("final", "best", "avg"):
+                notes.add(
+                    "metric_config.source_list_final_mode",
+                    f'"{across}" is not final, best or avg: "{mode}".',
+                )
+                across = mode
+            objective.set("sources_reduce", across)
         return objective
+
+    def _several_sources(self, kind: str, sources: list[Any]) -> bool:
+        """Whether each of several sources is a task's output (`cmd1`, `cmd2`, ...): then
+        each task is a source, reduced across by `sources_reduce`."""
+        if len(sources) < 2:
+            return False
+        tasks = [self._task_named(str(source)) for source in sources]
+        if kind == "stdout" and all(tasks) and len({id(t) for t in tasks}) == len(tasks):
+            return True
+        self.notes.add(
+            "metric_config.metric_source",
+            f"{len(sources)} sources: only the first is read. tunectl reads several sources "
+            "as a trial's tasks (objective.sources_reduce): one task per source.",
+        )
+        return False
 
     def _task_named(self, source: str) -> Block | None:
         found = re.fullmatch(r"cmd(\d+)", source.split(",")[0].strip())
@@ -277,7 +303,13 @@ class PaiImport:
         return None
 
     def _stdout(self, sources: list[Any], weights: Mapping[str, Any]) -> dict[str, str]:
-        source = str(sources[0]) if sources else f"cmd{len(self.tasks)}"
+        names = self._stdout_of(str(sources[0]) if sources else "", weights)
+        for source in sources[1:]:  # several task sources (`_several_sources`): each read
+            self._stdout_of(str(source), weights)
+        return names
+
+    def _stdout_of(self, source: str, weights: Mapping[str, Any]) -> dict[str, str]:
+        source = source or f"cmd{len(self.tasks)}"
         task = self._task_named(source) or (self.tasks[-1] if self.tasks else None)
         if "," in source:
             self.notes.add(
@@ -311,16 +343,56 @@ class PaiImport:
         elif kind == "json":
             block = task.block("metrics", "json")
             block.set("path", placeholders(source, keys, where, self.notes))
-        elif kind == "summary":
-            # tunectl reads event directories (metrics "tensorboard"), but one on OSS needs
-            # a storage "s3" block, which PAI's oss_config does not fully give (no bucket).
-            self.notes.add(
-                where,
-                "TensorBoard event files are not read by this version of the importer: write "
-                'metrics "tensorboard" { logdir } with a storage "s3" block for OSS by hand.',
-            )
         else:
             self.notes.add(where, f'metric_type "{kind}": report with tunectl.report() instead.')
+
+    def _summary(self, source: str, tags: list[str], keys: Mapping[str, str]) -> None:
+        """PAI's `summary` metrics: the event directory as `metrics "tensorboard"`; one on
+        OSS is read by tunectl through a `storage "s3"` block for its bucket."""
+        block = self.tasks[-1].block("metrics", "tensorboard")
+        block.set("logdir", placeholders(source, keys, "metric_config.metric_source", self.notes))
+        if len(tags) == 1:
+            block.set("tag", tags[0])
+        found = re.match(r"(oss|s3)://([^/${}]+)/", source)
+        if found:
+            self.event_bucket = found.group(2)
+
+    def _storage(self, data: Mapping[str, Any]) -> Block | None:
+        """The `storage "s3"` block an OSS event directory needs: its bucket, at the OSS
+        endpoint of `oss_config`, else of the region the experiment runs in."""
+        if self.event_bucket is None:
+            return None
+        config = _section(data, "oss_config", self.path) or {}
+        block = Block("storage", ("s3",))
+        block.set("bucket", self.event_bucket)
+        endpoint = str(config.get("endpoint") or "")
+        if endpoint and "://" not in endpoint:
+            endpoint = "https://" + endpoint
+        region = self._region(data, endpoint)
+        block.set("endpoint", endpoint or f"https://oss-{region}.aliyuncs.com")
+        block.set("region", region)
+        self._credentials(config, "oss_config")
+        self.notes.add(
+            "metric_config.metric_source",
+            f'event files on OSS are read through storage "s3" (bucket {self.event_bucket}), '
+            "which also keeps the trials' models: credentials from AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (an OSS AccessKey), docs/storage.md.",
+        )
+        return block
+
+    def _region(self, data: Mapping[str, Any], endpoint: str) -> str:
+        """The Alibaba Cloud region named by an OSS, MaxCompute or DLC endpoint or setting."""
+        odps = _section(data, "odps_config", self.path) or {}
+        dlc = _section(data, "dlc_config", self.path) or {}
+        for given in (dlc.get("region"), odps.get("region")):
+            if given:
+                return str(given)
+        for text in (endpoint, odps.get("end_point"), dlc.get("endpoint")):
+            found = re.search(REGION_IN_ENDPOINT, str(text or ""))
+            if found:
+                return found.group(1)
+        self.notes.add("oss_config.endpoint", f'not given: region "{DEFAULT_REGION}"; check it.')
+        return DEFAULT_REGION
 
     def _providers(self, provider: str, data: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         notes = self.notes
