@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tunectl.config import variables as variables_mod
-from tunectl.config.experiment import decode_experiment
+from tunectl.config.experiment import check_warm_start_sources, decode_experiment
 from tunectl.config.model import (
     BackendConfig,
     Config,
@@ -158,6 +158,7 @@ def _evaluated(
                 experiments[exp.name] = exp
     if storage.kind != "s3":
         _stored_metrics_need_storage(experiments.values(), diags)
+    check_warm_start_sources(experiments, diags)
     declared_experiments = {b.labels[0] for b in root.blocks_of("experiment") if len(b.labels) == 1}
     outputs = _outputs(root, scope, declared_experiments, diags)
     if diags.has_errors():
