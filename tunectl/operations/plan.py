@@ -199,12 +199,19 @@ class PlanResult:
     key: bytes = b""
 
 
-def run(session: Session, options: DiffOptions, *, seal: bool = False) -> PlanResult:
-    """`tunectl plan`: under the lock, refresh and plan; persist what the refresh recorded."""
+def run(
+    session: Session, options: DiffOptions, *, seal: bool = False, preview: int = 0
+) -> PlanResult:
+    """`tunectl plan`: under the lock, refresh and plan; persist what the refresh recorded.
+    `preview`: list the next sets each experiment's sampler proposes (`operations.preview`)."""
     with session.locked("OperationTypePlan"):
         state = session.open_state(create=True)
         try:
             result = refresh_and_plan(session, state, options)
+            if preview:
+                from tunectl.operations.preview import fill_preview
+
+                fill_preview(session, state, result, preview)
             key = state.plan_key() if seal else b""  # made before the push
             session.save(state)  # the refresh may have recorded drift
         finally:

@@ -72,41 +72,43 @@ def source_seed(state: State, exp: Experiment) -> list[TrialRecord]:
     return [trials[i] for i in chosen]
 
 
+def carried_record(exp: Experiment, generation: int, number: int, old: TrialRecord) -> TrialRecord:
+    """`old` as complete trial `number` of `exp`'s `generation`."""
+    from tunectl.engine.trials import trial_id
+
+    origin = f"{Address(old.experiment)} trial {old.number} (generation {old.generation})"
+    return TrialRecord(
+        experiment=exp.name,
+        number=number,
+        id=trial_id(exp.name, generation, number),
+        params=dict(old.params),
+        status=TrialStatus.COMPLETE,
+        value=old.value,
+        values=dict(old.values),
+        created_at=old.created_at,
+        started_at=old.started_at,
+        finished_at=old.finished_at,
+        message=f"carried from {origin}",
+        generation=generation,
+        internal=internal_set(exp.params, old.params, is_discrete(exp.algorithm)),
+        system_attrs={
+            CARRIED_KEY: {
+                "experiment": old.experiment,
+                "generation": old.generation,
+                "number": old.number,
+            }
+        },
+    )
+
+
 def write_carried(
     state: State, exp: Experiment, generation: int, trials: Sequence[TrialRecord]
 ) -> int:
-    """Add `trials` as complete trials 0.. of `exp`'s `generation` (which has none yet).
-    Returns how many were added."""
-    from tunectl.engine.trials import trial_id
-
-    discrete = is_discrete(exp.algorithm)
+    """Add `trials` as complete trials 0.. of `exp`'s `generation` (which has none yet),
+    in one transaction. Returns how many were added."""
     with state.transaction():
         for number, old in enumerate(trials):
-            origin = f"{Address(old.experiment)} trial {old.number} (generation {old.generation})"
-            state.add_trial(
-                TrialRecord(
-                    experiment=exp.name,
-                    number=number,
-                    id=trial_id(exp.name, generation, number),
-                    params=dict(old.params),
-                    status=TrialStatus.COMPLETE,
-                    value=old.value,
-                    values=dict(old.values),
-                    created_at=old.created_at,
-                    started_at=old.started_at,
-                    finished_at=old.finished_at,
-                    message=f"carried from {origin}",
-                    generation=generation,
-                    internal=internal_set(exp.params, old.params, discrete),
-                    system_attrs={
-                        CARRIED_KEY: {
-                            "experiment": old.experiment,
-                            "generation": old.generation,
-                            "number": old.number,
-                        }
-                    },
-                )
-            )
+            state.add_trial(carried_record(exp, generation, number, old))
     return len(trials)
 
 

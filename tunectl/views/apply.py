@@ -144,7 +144,6 @@ class ApplyView:
                     line += f"\n  model: {best['model_uri']}"
             print(line)
 
-
     def finished(
         self,
         ran: bool,

@@ -24,6 +24,7 @@ from tunectl.plans.change import Action, Change, Plan, error_text
 from tunectl.views.plan_human import (
     HEADERS,
     intent_sentence,
+    preview_lines,
     render_change,
     render_drift,
     shown_changes,
@@ -146,7 +147,10 @@ def _parts(plan: Plan) -> list[str]:
     parts = []
     for c in shown_changes(plan):
         if c.action is Action.NOOP:
-            continue  # trials to run and nothing else: the table says all of it
+            if c.preview:  # trials to run: the table says it, the preview lists them
+                body = "\n".join(preview_lines(c))
+                parts.append(_details(f"<code>{c.address}</code> next parameter sets", body))
+            continue
         # The part without its first line (`# experiment.x will be ...`): the summary says it.
         body = render_change(c, plan, color=False).split("\n", 1)[1]
         parts.append(_details(f"<code>{c.address}</code> {HEADERS[c.action]}", body))
