@@ -144,6 +144,7 @@ class ApplyView:
                     line += f"\n  model: {best['model_uri']}"
             print(line)
 
+
     def finished(
         self,
         ran: bool,
