@@ -252,21 +252,24 @@ def _warm_start(block: Block, reader: Reader, diags: Diagnostics) -> WarmStart |
     return WarmStart(source=expr.steps[0], top=top, range=source_attr.range)
 
 
-def check_warm_start_sources(experiments: Mapping[str, Experiment], diags: Diagnostics) -> None:
-    """Each `warm_start { from = experiment.NAME }` names another experiment of the
+def check_warm_start_sources(
+    experiments: Mapping[str, Experiment], declared: set[str], diags: Diagnostics
+) -> None:
+    """Each `warm_start { from = experiment.NAME }` names an experiment `declared` in the
     configuration, and no experiment depends on itself through them (a cycle could never
-    start: each would wait for the other to finish)."""
+    start: each would wait for the other to finish); a cycle is reported once, at the
+    first of its experiments by name."""
     for exp in experiments.values():
         ws = exp.warm_start
         if ws is None or ws.source is None:
             continue
         context = f'in experiment "{exp.name}"'
-        if ws.source not in experiments:
+        if ws.source not in declared:
             diags.append(
                 error(
                     "Reference to undeclared experiment",
                     f'warm_start: an experiment named "{ws.source}" has not been declared in '
-                    f"this configuration.{did_you_mean(ws.source, experiments)}",
+                    f"this configuration.{did_you_mean(ws.source, declared)}",
                     ws.range,
                     context,
                 )
@@ -278,7 +281,7 @@ def check_warm_start_sources(experiments: Mapping[str, Experiment], diags: Diagn
             path.append(current)
             nxt = experiments[current].warm_start
             current = nxt.source if nxt is not None and nxt.source else ""
-        if current == exp.name:
+        if current == exp.name and exp.name == min(path):
             cycle = " -> ".join(f"experiment.{n}" for n in [*path, exp.name])
             diags.append(
                 error(

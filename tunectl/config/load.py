@@ -158,8 +158,8 @@ def _evaluated(
                 experiments[exp.name] = exp
     if storage.kind != "s3":
         _stored_metrics_need_storage(experiments.values(), diags)
-    check_warm_start_sources(experiments, diags)
     declared_experiments = {b.labels[0] for b in root.blocks_of("experiment") if len(b.labels) == 1}
+    check_warm_start_sources(experiments, declared_experiments, diags)
     outputs = _outputs(root, scope, declared_experiments, diags)
     if diags.has_errors():
         raise DiagnosticError(diags)

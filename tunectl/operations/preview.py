@@ -37,6 +37,8 @@ def fill_preview(session: Session, state: State, plan: Plan, count: int) -> None
         exp = session.config.experiments.get(change.name)
         if exp is None or intent is None or change.action is Action.DESTROY:
             continue
+        if change.carry is not None and change.carry.waits:
+            continue  # its first sets depend on results its source has yet to give
         wanted = min(count, intent.to_run)
         if wanted > 0:
             change.preview = propose(state, exp, change, wanted)

@@ -112,9 +112,11 @@ def carry_sentence(change: Change) -> str:
         )
     top = f"up to {c.top}, " if c.top else ""
     if c.waits:
+        now = f"{c.fit} of its {c.total} complete trials fit now" if c.total else ""
+        detail = f"{top}{now}".rstrip(", ")
         return (
-            f"waits for {c.source} to finish, then seeds its best trials that fit "
-            f"({top}{c.fit} of its {c.total} complete trials fit now)"
+            f"waits for {c.source} to finish, then seeds its best trials that fit"
+            + (f" ({detail})" if detail else "")
         )
     return (
         f"seeds {c.carried} trials from {c.source} (its best that fit, {top}"
