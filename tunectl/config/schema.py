@@ -157,9 +157,7 @@ NOTIFY_SCHEMA = BlockSchema(
         _s("keyword", "string"),
     )
 )
-WARM_START_SCHEMA = BlockSchema(
-    attrs=attributes(_s("from", required=True), _s("top", "int"))
-)
+WARM_START_SCHEMA = BlockSchema(attrs=attributes(_s("from", required=True), _s("top", "int")))
 LIFECYCLE_SCHEMA = BlockSchema(
     attrs=attributes(_s("prevent_destroy", "bool"), _s("ignore_changes", "list"))
 )

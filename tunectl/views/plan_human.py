@@ -114,9 +114,8 @@ def carry_sentence(change: Change) -> str:
     if c.waits:
         now = f"{c.fit} of its {c.total} complete trials fit now" if c.total else ""
         detail = f"{top}{now}".rstrip(", ")
-        return (
-            f"waits for {c.source} to finish, then seeds its best trials that fit"
-            + (f" ({detail})" if detail else "")
+        return f"waits for {c.source} to finish, then seeds its best trials that fit" + (
+            f" ({detail})" if detail else ""
         )
     return (
         f"seeds {c.carried} trials from {c.source} (its best that fit, {top}"
