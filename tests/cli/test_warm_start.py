@@ -208,9 +208,7 @@ def test_an_experiment_seeded_from_another_runs_after_it(tmp_path: Path) -> None
     assert result.code == 0, result.text
     assert "experiment.fine: seeded with 2 trial(s) of experiment.coarse" in result.out
     coarse, fine = _rows(directory, "coarse"), _rows(directory, "fine")
-    best = sorted(
-        (t for t in coarse if t["params"]["x"] <= 0.6), key=lambda t: -t["value"]
-    )[:2]
+    best = sorted((t for t in coarse if t["params"]["x"] <= 0.6), key=lambda t: -t["value"])[:2]
     seeded = carried(fine)
     assert [t["params"] for t in seeded] == [t["params"] for t in best]
     assert all("experiment.coarse trial" in t["message"] for t in seeded)
@@ -229,7 +227,7 @@ def test_warm_start_mistakes_are_located(tmp_path: Path) -> None:
     result = run_cli(directory, "plan")
     assert result.code == 1
     assert "Error: Cycle in warm_start" in result.err
-    assert "on main.hcl line 11, in experiment \"coarse\"" in result.err, result.err
+    assert 'on main.hcl line 11, in experiment "coarse"' in result.err, result.err
     assert "experiment.coarse -> experiment.fine -> experiment.coarse" in result.err
     assert result.err.count("Cycle in warm_start") == 1
     assert "Traceback" not in result.err
