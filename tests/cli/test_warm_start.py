@@ -64,6 +64,8 @@ def test_plan_counts_the_trials_that_fit_and_apply_carries_them(tmp_path: Path) 
     }
     markdown = run_cli(directory, "plan", "--markdown").out
     assert f"carries {len(fit)} of 6 trials" in markdown
+    forced = run_cli(directory, "plan", "--replace", "experiment.demo")
+    assert "carries" not in forced.out and "will run up to 6 trials" in forced.out, forced.out
 
     result = apply(directory)
     assert result.code == 0, result.text

@@ -177,7 +177,8 @@ def apply_changes(session: Session, state: State, plan: Plan, emit: Emit) -> lis
     for change in plan.changes:
         name = change.name
         exp = config.experiments.get(name)
-        carry = own_carry(state, exp) if exp and change.action is Action.REPLACE else []
+        own = change.carry is not None and change.carry.source == change.address
+        carry = own_carry(state, exp) if exp and own and change.action is Action.REPLACE else []
         # With trials to carry, deleting the old generation and writing the new one with
         # them is one transaction (`tunectl.operations.warm`).
         with state.transaction() if carry else contextlib.nullcontext():

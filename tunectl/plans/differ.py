@@ -389,7 +389,8 @@ def make_plan(
         attrs = diff_attrs(view.config, after, replace_keys, exp.lifecycle.ignore_changes)
         forced = name in replace
         if forced or any(a.forces_replacement for a in attrs):
-            carry, start = _carried_over(exp, finished)
+            # --replace starts over: what the user discards is not carried.
+            carry, start = (None, Progress()) if forced else _carried_over(exp, finished)
             if carry is None:
                 carry, start = _seeded(exp, finished)
             change = Change(
