@@ -7,8 +7,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import cast
 
-from tunectl.config.experiment import warm_start_order
 from tunectl.config.model import Experiment, WarmStart
+from tunectl.config.warm_start import warm_start_order
 from tunectl.search.enqueue import carried, fits
 from tunectl.search.model import ParamSpec
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tunectl.config import variables as variables_mod
-from tunectl.config.experiment import check_warm_start_sources, decode_experiment
+from tunectl.config.experiment import decode_experiment
 from tunectl.config.model import (
     BackendConfig,
     Config,
@@ -32,6 +32,7 @@ from tunectl.config.providers import backend_or_storage, decode_providers
 from tunectl.config.schema import ROOT_SCHEMA, Reader
 from tunectl.config.sensitive import Redactor, refers_to
 from tunectl.config.templates import read_templates
+from tunectl.config.warm_start import check_warm_start_sources
 from tunectl.diags import (
     DiagnosticError,
     Diagnostics,

@@ -250,7 +250,7 @@ def _run_trials(
     stop: threading.Event,
 ) -> bool:
     """Run the experiments' trials; False when the user interrupted."""
-    from tunectl.config.experiment import warm_start_order
+    from tunectl.config.warm_start import warm_start_order
     from tunectl.engine.reconcile import LoopOptions, Reconciler
     from tunectl.engine.runner import Runner
     from tunectl.search.space import space_size
