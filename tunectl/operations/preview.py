@@ -11,8 +11,8 @@ How exact it is (docs/language.md "Preview"): with a seed, trial N is sampled by
 seeded for N from a study holding what the state holds. The enqueued sets, grid and
 bruteforce orders and random search do not depend on results, so the preview is what apply
 runs. An adaptive sampler (TPE, CMA-ES, GP, ...) learns from each result; the preview asks
-its sets without results (as apply does for trials running side by side), so past the first
-set it shows what the sampler proposes from today's results, and apply may differ. Without
+its sets without results, as apply asks the trials it starts side by side, so the sets
+apply asks before a new result comes back are exact and the later ones may differ. Without
 a seed, a preview is one draw among many.
 """
 
