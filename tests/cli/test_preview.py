@@ -89,3 +89,23 @@ def test_a_bad_preview_count_is_a_diagnostic(tmp_path: Path) -> None:
         assert "Traceback" not in result.err
     result = run_cli(directory, "plan", "--preview", "many")
     assert result.code != 0 and "Traceback" not in result.err
+
+
+def test_tpe_sets_asked_side_by_side_are_exact(tmp_path: Path) -> None:
+    def tpe(max_trials: int) -> str:
+        return config(
+            max_trials=max_trials,
+            concurrent=2,
+            algorithm='algorithm "tpe" {\n    seed = 4\n    n_startup_trials = 2\n  }',
+            params=PARAMS,
+            args="steps=1 opt=${param.opt}",
+        )
+
+    directory = setup(tmp_path, tpe(4))
+    assert apply(directory).code == 0
+    (directory / "main.hcl").write_text(tpe(6))
+    shown = preview(directory, 2)
+    assert [s["number"] for s in shown] == [4, 5]
+    assert apply(directory).code == 0
+    ran = [{"number": t["number"], "params": t["params"]} for t in trials(directory)]
+    assert ran[4:] == shown  # apply asks both before either result comes back
