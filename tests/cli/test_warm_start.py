@@ -259,3 +259,15 @@ def test_warm_start_mistakes_are_located(tmp_path: Path) -> None:
     (directory / "main.hcl").write_text(text)
     result = run_cli(directory, "validate")
     assert result.code == 1 and "Invalid warm_start source" in result.err, result.err
+
+
+def test_a_seeded_experiment_waits_while_its_source_runs(tmp_path: Path) -> None:
+    slow = two().replace("x=${param.x} steps=1", "x=${param.x} steps=1 sleep=20", 1)
+    directory = setup(tmp_path, slow)
+    result = run_cli(directory, "apply", "--auto-approve", "--once")
+    assert result.code == 0, result.text
+    assert "experiment.fine waits for experiment.coarse to finish." in result.out, result.out
+    assert _rows(directory, "fine") == []  # not seeded, nothing asked
+    plan = run_cli(directory, "plan")
+    assert "waits for experiment.coarse to finish" in plan.out, plan.out
+    assert run_cli(directory, "destroy", "--auto-approve").code == 0

@@ -278,6 +278,7 @@ def _run_trials(
         return stop.is_set()
 
     runners: list[Runner] = []
+    waiting: set[str] = set()
     # An experiment seeded from another (`warm_start { from }`) runs after it, in a later
     # wave, and only once it has finished; otherwise all run side by side.
     by_name = {exp.name: exp for exp in experiments}
@@ -287,8 +288,9 @@ def _run_trials(
             exp = by_name[name]
             source = exp.warm_start.source if exp.warm_start else None
             behind = next((r for r in runners if r.exp.name == source), None)
-            if behind is not None and not behind.finished:
+            if source in waiting or (behind is not None and not behind.finished):
                 emit(Note(f"{Address(name)} waits for {Address(str(source))} to finish."))
+                waiting.add(name)
                 continue
             seeded = seed_if_new(state, exp)
             if seeded:
