@@ -23,6 +23,7 @@ from tunectl.diags import Diagnostic, SourceFiles, render
 from tunectl.plans.change import Action, Change, Plan, error_text
 from tunectl.views.plan_human import (
     HEADERS,
+    carry_sentence,
     intent_sentence,
     preview_lines,
     render_change,
@@ -147,9 +148,10 @@ def _parts(plan: Plan) -> list[str]:
     parts = []
     for c in shown_changes(plan):
         if c.action is Action.NOOP:
-            if c.preview:  # trials to run: the table says it, the preview lists them
-                body = "\n".join(preview_lines(c))
-                parts.append(_details(f"<code>{c.address}</code> next parameter sets", body))
+            # Trials to run: the table says it; a seed and a preview are said here.
+            lines = ([carry_sentence(c)] if c.carry else []) + preview_lines(c)
+            if lines:
+                parts.append(_details(f"<code>{c.address}</code> trials", "\n".join(lines)))
             continue
         # The part without its first line (`# experiment.x will be ...`): the summary says it.
         body = render_change(c, plan, color=False).split("\n", 1)[1]
