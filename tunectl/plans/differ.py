@@ -7,6 +7,11 @@ and so does `enqueue` (sets added later run next; sets that ran are not run agai
 anything that changes what a trial computes or how it is judged forces replacement. That
 table is written out row by row in tests/plans/test_differ_table.py.
 
+A new generation (created, or replaced) may start with complete trials (`warm_start`):
+the differ counts the replaced generation's trials that fit the new space, or picks the
+best of the experiment it is seeded from, as `Change.carry`, and starts the plan's trial
+intent from them; apply writes the same ones (`tunectl.operations.warm`).
+
 Problems found while planning (prevent_destroy, `--target`/`--replace` naming no
 experiment) are `Diagnostic`s in `Plan.errors`, pointing at the configuration where they
 can; the views render them.
