@@ -126,6 +126,14 @@ TABLE = [
         ("enqueue",),
         UPDATE,
     ),
+    # warm_start (docs/language.md "Warm starts"): what a new generation starts with.
+    Row(
+        "warm_start",
+        "  early_stopping",
+        "  warm_start = true\n  early_stopping",
+        ("warm_start.carry",),
+        UPDATE,
+    ),
     Row("retries", "retries  = 2", "retries  = 3", ("trial.retries",), UPDATE),
     Row(
         "early_stopping", "start_step = 2", "start_step = 3", ("early_stopping.start_step",), UPDATE

@@ -64,6 +64,19 @@ def _check_addresses(addresses: list[str], flag: str) -> None:
         parse_address(address, flag=flag, trials=False)
 
 
+def _check_preview(count: int | None) -> None:
+    from tunectl.operations.preview import MAX_PREVIEW
+
+    if count is not None and not 1 <= count <= MAX_PREVIEW:
+        raise DiagnosticError(
+            error(
+                "Invalid --preview",
+                f"--preview {count}: give the number of parameter sets to list, "
+                f"from 1 to {MAX_PREVIEW}.",
+            )
+        )
+
+
 def plan(
     ctx: typer.Context,
     out: Annotated[
@@ -93,6 +106,15 @@ def plan(
     var: VarOpt = None,
     var_file: VarFileOpt = None,
     lock_timeout: LockTimeoutOpt = "0s",
+    preview: Annotated[
+        int | None,
+        typer.Option(
+            "--preview",
+            metavar="N",
+            help="List the next N parameter sets each experiment's sampler proposes "
+            "(informational; see docs/language.md, Preview).",
+        ),
+    ] = None,
 ) -> None:
     """Show what apply would change: experiments created, updated, replaced, destroyed."""
     from tunectl.operations import plan as plan_op
@@ -103,10 +125,11 @@ def plan(
     try:
         _check_addresses(target or [], "--target")
         _check_addresses(replace or [], "--replace")
+        _check_preview(preview)
         ses = session(ctx, var, var_file, lock_timeout)
         load(ses, warn=True)
         options = DiffOptions(destroy=destroy, targets=target or [], replace=replace or [])
-        planned = plan_op.run(ses, options, seal=out is not None)
+        planned = plan_op.run(ses, options, seal=out is not None, preview=preview or 0)
     except DiagnosticError as exc:
         if fmt == "human":
             raise

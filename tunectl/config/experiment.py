@@ -22,6 +22,7 @@ from tunectl.config.schedule import decode_schedule
 from tunectl.config.schema import OPEN, Reader, convert
 from tunectl.config.sensitive import refers_to
 from tunectl.config.trial import decode_trial
+from tunectl.config.warm_start import decode_warm_start
 from tunectl.diags import Diagnostics, SourceRange, did_you_mean, error, warning
 from tunectl.hcl.expr import Scope
 from tunectl.hcl.schema import block_context, check_body, type_name
@@ -112,6 +113,7 @@ def decode_experiment(
     for nb in body.blocks_of("notify")[:1]:
         notify = decode_notify(nb, scope, context, diags)
 
+    warm_start = decode_warm_start(block, reader, diags)
     lifecycle = Lifecycle()
     for lb in body.blocks_of("lifecycle")[:1]:
         lr = Reader(lb.body, scope, context, diags)
@@ -191,6 +193,7 @@ def decode_experiment(
         enqueue=enqueue,
         schedule=schedule,
         notify=notify,
+        warm_start=warm_start,
         range=block.range,
         ranges=ranges,
         # A webhook's URL holds its token: hidden whatever it derives from.

@@ -32,6 +32,7 @@ from tunectl.config.providers import backend_or_storage, decode_providers
 from tunectl.config.schema import ROOT_SCHEMA, Reader
 from tunectl.config.sensitive import Redactor, refers_to
 from tunectl.config.templates import read_templates
+from tunectl.config.warm_start import check_warm_start_sources
 from tunectl.diags import (
     DiagnosticError,
     Diagnostics,
@@ -159,6 +160,7 @@ def _evaluated(
     if storage.kind != "s3":
         _stored_metrics_need_storage(experiments.values(), diags)
     declared_experiments = {b.labels[0] for b in root.blocks_of("experiment") if len(b.labels) == 1}
+    check_warm_start_sources(experiments, declared_experiments, diags)
     outputs = _outputs(root, scope, declared_experiments, diags)
     if diags.has_errors():
         raise DiagnosticError(diags)

@@ -105,6 +105,18 @@ class TrialSpec:
 
 
 @dataclass(frozen=True)
+class WarmStart:
+    """`warm_start = true` (`carry`) or `warm_start { from = experiment.X, top = N }`
+    (`source`): trials a new generation of the experiment starts with
+    (`tunectl.search.enqueue.fits` says which trials fit its space)."""
+
+    carry: bool = False  # carry the replaced generation's fitting trials
+    source: str | None = None  # seed from this experiment's best trials
+    top: int | None = None  # at most this many of them (None: every one that fits)
+    range: SourceRange | None = None
+
+
+@dataclass(frozen=True)
 class Lifecycle:
     prevent_destroy: bool = False
     ignore_changes: tuple[str, ...] = ()
@@ -131,6 +143,7 @@ class Experiment:
     # When trials may be launched (`tunectl.config.schedule`); None: at any time.
     schedule: Schedule | None = None
     notify: Notify | None = None
+    warm_start: WarmStart | None = None
     range: SourceRange | None = None
     # Where each top-level attribute / nested block was written, for diagnostics and plans.
     ranges: dict[str, SourceRange] = field(default_factory=dict)

@@ -157,6 +157,7 @@ NOTIFY_SCHEMA = BlockSchema(
         _s("keyword", "string"),
     )
 )
+WARM_START_SCHEMA = BlockSchema(attrs=attributes(_s("from", required=True), _s("top", "int")))
 LIFECYCLE_SCHEMA = BlockSchema(
     attrs=attributes(_s("prevent_destroy", "bool"), _s("ignore_changes", "list"))
 )
@@ -169,6 +170,7 @@ EXPERIMENT_SCHEMA = BlockSchema(
         _s("max_duration", "duration"),
         _s("max_trials_without_improvement", "int"),
         _s("enqueue", "list"),
+        _s("warm_start", "bool"),
     ),
     blocks={
         "algorithm": NestedBlock(OPEN, ("name",), 1, True, tuple(ALGORITHMS)),
@@ -179,6 +181,7 @@ EXPERIMENT_SCHEMA = BlockSchema(
         "lifecycle": NestedBlock(LIFECYCLE_SCHEMA, (), 1),
         "schedule": NestedBlock(SCHEDULE_SCHEMA, (), 1),
         "notify": NestedBlock(NOTIFY_SCHEMA, ("kind",), 1, False, ("webhook",)),
+        "warm_start": NestedBlock(WARM_START_SCHEMA, (), 1),
     },
 )
 VARIABLE_SCHEMA = BlockSchema(

@@ -69,6 +69,40 @@ class Active:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL))
 
 
+def _series(state: State, name: str, number: int) -> dict[str, list[tuple[int | None, float]]]:
+    series: dict[str, list[tuple[int | None, float]]] = {}
+    for m in state.metrics_for(name, number):
+        series.setdefault(m.name, []).append((m.step, m.value))
+    return series
+
+
+def search_history(state: State, exp: Experiment) -> list[Any]:
+    """The trials of `exp`'s current generation as the search engine rebuilds its study
+    from them (`tunectl.engine.search.PastTrial`s): what apply and `plan --preview` ask
+    from."""
+    from tunectl.engine.search import PastTrial
+
+    history = []
+    for trial in state.list_trials(exp.name):
+        curve: list[tuple[int, float]] = []
+        if trial.status != TrialStatus.FAILED:
+            _, curve = combine(_series(state, exp.name, trial.number), exp.objective)
+        if trial.status == TrialStatus.PRUNED and trial.last_step is not None:
+            # What the pruner saw: values read after the pruning step are not.
+            curve = [(s, v) for s, v in curve if s <= trial.last_step]
+        history.append(
+            PastTrial(
+                number=trial.number,
+                state=trial.status,
+                internal=trial.internal,
+                value=trial.value,
+                intermediate=curve,
+                system_attrs=trial.system_attrs,
+            )
+        )
+    return history
+
+
 class ExperimentRun:
     """The state of one experiment's run. Not thread-safe; one instance per apply."""
 
@@ -123,35 +157,13 @@ class ExperimentRun:
 
     def _search_engine(self) -> Any:
         if self._search is None:
-            from tunectl.engine.search import PastTrial, SearchEngine
+            from tunectl.engine.search import SearchEngine
 
-            history = []
-            for trial in self.state.list_trials(self.exp.name):
-                curve: list[tuple[int, float]] = []
-                if trial.status != TrialStatus.FAILED:
-                    series = self._series(trial.number)
-                    _, curve = combine(series, self.exp.objective)
-                if trial.status == TrialStatus.PRUNED and trial.last_step is not None:
-                    # What the pruner saw: values read after the pruning step are not.
-                    curve = [(s, v) for s, v in curve if s <= trial.last_step]
-                history.append(
-                    PastTrial(
-                        number=trial.number,
-                        state=trial.status,
-                        internal=trial.internal,
-                        value=trial.value,
-                        intermediate=curve,
-                        system_attrs=trial.system_attrs,
-                    )
-                )
-            self._search = SearchEngine(self.exp, history)
+            self._search = SearchEngine(self.exp, search_history(self.state, self.exp))
         return self._search
 
     def _series(self, number: int) -> dict[str, list[tuple[int | None, float]]]:
-        series: dict[str, list[tuple[int | None, float]]] = {}
-        for m in self.state.metrics_for(self.exp.name, number):
-            series.setdefault(m.name, []).append((m.step, m.value))
-        return series
+        return _series(self.state, self.exp.name, number)
 
     def _parser(self, task_index: int) -> MetricsParser:
         task = self.exp.trial.tasks[task_index]

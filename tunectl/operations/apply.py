@@ -9,6 +9,7 @@ The result says how it ended: the CLI turns that into an exit code and diagnosti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -38,6 +39,7 @@ from tunectl.operations.events import (
 from tunectl.operations.outputs import exported, record_outputs
 from tunectl.operations.plan import config_hash, digest, refresh_and_plan
 from tunectl.operations.session import Session
+from tunectl.operations.warm import own_carry, seed_if_new, write_carried
 from tunectl.plans import planfile
 from tunectl.plans.change import Action, Plan
 from tunectl.plans.differ import DiffOptions, canonical
@@ -174,35 +176,50 @@ def apply_changes(session: Session, state: State, plan: Plan, emit: Emit) -> lis
     to_run: list[Experiment] = []
     for change in plan.changes:
         name = change.name
-        if change.action in (Action.DESTROY, Action.REPLACE):
-            destroy_experiment(session, state, models, name)
-            replaced = change.action is Action.REPLACE
-            emit(ExperimentChanged(name, "destroyed for replacement" if replaced else "destroyed"))
-        if change.action is Action.DESTROY:
-            continue
-        exp = config.experiments[name]
-        record = state.get_experiment(name)
-        if change.action in (Action.CREATE, Action.REPLACE) or record is None:
-            # A new generation, drawn from the lineage's counter, so neither task keys
-            # nor model paths meet those of an earlier experiment of this name.
-            generation = state.new_generation()
-            record = ExperimentRecord(
-                name=name,
-                generation=generation,
-                config=canonical(exp, salt),
-                config_hash=config_hash(canonical(exp, salt)),
-                status=ExperimentStatus.PENDING,
-                created_at=time.time(),
-            )
-            state.put_experiment(record)
-            emit(ExperimentChanged(name, "created"))
-        elif change.action is Action.UPDATE:
-            record.config = canonical(exp, salt)
-            record.config_hash = config_hash(record.config)
-            state.put_experiment(record)
-            emit(ExperimentChanged(name, "updated in-place"))
-        if change.intent is not None and (change.intent.to_run > 0 or change.intent.running > 0):
-            to_run.append(exp)
+        exp = config.experiments.get(name)
+        own = change.carry is not None and change.carry.source == change.address
+        carry = own_carry(state, exp) if exp and own and change.action is Action.REPLACE else []
+        # With trials to carry, deleting the old generation and writing the new one with
+        # them is one transaction (`tunectl.operations.warm`).
+        with state.transaction() if carry else contextlib.nullcontext():
+            if change.action in (Action.DESTROY, Action.REPLACE):
+                destroy_experiment(session, state, models, name)
+                replaced = change.action is Action.REPLACE
+                emit(
+                    ExperimentChanged(
+                        name, "destroyed for replacement" if replaced else "destroyed"
+                    )
+                )
+            if change.action is Action.DESTROY:
+                continue
+            assert exp is not None
+            record = state.get_experiment(name)
+            if change.action in (Action.CREATE, Action.REPLACE) or record is None:
+                # A new generation, drawn from the lineage's counter, so neither task keys
+                # nor model paths meet those of an earlier experiment of this name.
+                generation = state.new_generation()
+                record = ExperimentRecord(
+                    name=name,
+                    generation=generation,
+                    config=canonical(exp, salt),
+                    config_hash=config_hash(canonical(exp, salt)),
+                    status=ExperimentStatus.PENDING,
+                    created_at=time.time(),
+                )
+                state.put_experiment(record)
+                emit(ExperimentChanged(name, "created"))
+                if carry:
+                    count = write_carried(state, exp, generation, carry)
+                    emit(ExperimentChanged(name, f"carried {count} trial(s) over"))
+            elif change.action is Action.UPDATE:
+                record.config = canonical(exp, salt)
+                record.config_hash = config_hash(record.config)
+                state.put_experiment(record)
+                emit(ExperimentChanged(name, "updated in-place"))
+            if change.intent is not None and (
+                change.intent.to_run > 0 or change.intent.running > 0
+            ):
+                to_run.append(exp)
     return to_run
 
 
@@ -233,6 +250,7 @@ def _run_trials(
     stop: threading.Event,
 ) -> bool:
     """Run the experiments' trials; False when the user interrupted."""
+    from tunectl.config.warm_start import warm_start_order
     from tunectl.engine.reconcile import LoopOptions, Reconciler
     from tunectl.engine.runner import Runner
     from tunectl.search.space import space_size
@@ -254,30 +272,54 @@ def _run_trials(
     def ahead() -> None:
         session.save(state, force=False, ahead=True)
 
-    runners = [
-        Runner(
-            exp,
-            state,
-            session.provider(exp.trial.provider),
-            models,
-            session.directory,
-            space_size(exp.algorithm, exp.params),
-            event,
-            before_launch=ahead if shared else None,
-        )
-        for exp in experiments
-    ]
-    emit(RunStarted(runners))
-    try:
+    def should_stop() -> bool:
+        session.save(state, force=False)  # a remote state is pushed every few seconds
+        emit(LoopPass())
+        return stop.is_set()
 
-        def should_stop() -> bool:
-            session.save(state, force=False)  # a remote state is pushed every few seconds
-            emit(LoopPass())
-            return stop.is_set()
-
-        Reconciler(runners, LoopOptions(once=once), should_stop).run()
-    finally:
-        emit(RunStopped())
+    runners: list[Runner] = []
+    waiting: set[str] = set()
+    # An experiment seeded from another (`warm_start { from }`) runs after it, in a later
+    # wave, and only once it has finished; otherwise all run side by side.
+    by_name = {exp.name: exp for exp in experiments}
+    for wave in warm_start_order(by_name):
+        ready = []
+        for name in wave:
+            exp = by_name[name]
+            source = exp.warm_start.source if exp.warm_start else None
+            behind = next((r for r in runners if r.exp.name == source), None)
+            if source in waiting or (behind is not None and not behind.finished):
+                emit(Note(f"{Address(name)} waits for {Address(str(source))} to finish."))
+                waiting.add(name)
+                continue
+            seeded = seed_if_new(state, exp)
+            if seeded:
+                what = f"seeded with {seeded} trial(s) of {Address(str(source))}"
+                emit(ExperimentChanged(name, what))
+            ready.append(exp)
+        if not ready:
+            continue
+        started = [
+            Runner(
+                exp,
+                state,
+                session.provider(exp.trial.provider),
+                models,
+                session.directory,
+                space_size(exp.algorithm, exp.params),
+                event,
+                before_launch=ahead if shared else None,
+            )
+            for exp in ready
+        ]
+        runners.extend(started)
+        emit(RunStarted(started))
+        try:
+            Reconciler(started, LoopOptions(once=once), should_stop).run()
+        finally:
+            emit(RunStopped())
+        if stop.is_set():
+            break
     if stop.is_set():
         emit(Note("Stopped. Running trials keep running; run tunectl apply again to adopt them."))
         # Checkpointed, but not done: exit 1, as Terraform does after an interrupt.

@@ -19,6 +19,7 @@ from tunectl.engine.models import ModelStore, stored_usage
 from tunectl.operations.outputs import direction
 from tunectl.operations.refresh import refresh
 from tunectl.operations.session import Session
+from tunectl.operations.warm import as_finished, complete_trials
 from tunectl.plans.change import Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, make_plan
 from tunectl.providers import registry
@@ -32,9 +33,7 @@ def refresh_and_plan(session: Session, state: State, options: DiffOptions) -> Pl
     return plan(session, state, options, refresh(session, state))
 
 
-def plan(
-    session: Session, state: State, options: DiffOptions, drift: Sequence[Drift] = ()
-) -> Plan:
+def plan(session: Session, state: State, options: DiffOptions, drift: Sequence[Drift] = ()) -> Plan:
     from tunectl.search.space import space_size
 
     config = session.config
@@ -57,14 +56,13 @@ def plan(
         drift=drift,
         storage_name=models.describe(),
         salt=state.salt,
+        finished=lambda name: as_finished(complete_trials(state, name)),
     )
     _bound_by_capacity(session, result)
     _estimate_costs(session, result)
     result.lineage, result.serial = state.lineage, state.serial
     result.config_digest = digest(session, state)
-    result.variables = {
-        k: v for k, v in config.values.items() if not config.variables[k].sensitive
-    }
+    result.variables = {k: v for k, v in config.values.items() if not config.variables[k].sensitive}
     return result
 
 
@@ -201,12 +199,19 @@ class PlanResult:
     key: bytes = b""
 
 
-def run(session: Session, options: DiffOptions, *, seal: bool = False) -> PlanResult:
-    """`tunectl plan`: under the lock, refresh and plan; persist what the refresh recorded."""
+def run(
+    session: Session, options: DiffOptions, *, seal: bool = False, preview: int = 0
+) -> PlanResult:
+    """`tunectl plan`: under the lock, refresh and plan; persist what the refresh recorded.
+    `preview`: list the next sets each experiment's sampler proposes (`operations.preview`)."""
     with session.locked("OperationTypePlan"):
         state = session.open_state(create=True)
         try:
             result = refresh_and_plan(session, state, options)
+            if preview:
+                from tunectl.operations.preview import fill_preview
+
+                fill_preview(session, state, result, preview)
             key = state.plan_key() if seal else b""  # made before the push
             session.save(state)  # the refresh may have recorded drift
         finally:

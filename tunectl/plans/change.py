@@ -90,6 +90,25 @@ class TrialIntent:
     schedule: str = ""
 
 
+@dataclass(frozen=True)
+class Carry:
+    """Finished trials a new generation of an experiment starts with (`warm_start`).
+
+    `source` is the address they come from: the experiment itself (its replaced
+    generation) or the one `warm_start { from }` names. `total` complete trials were
+    looked at, `fit` of them fit the new space (`tunectl.search.enqueue.fits`), and the
+    new generation starts with `carried` (0 without warm_start; at most `top` from another
+    experiment). `waits`: the source runs trials in this apply first, so the figures are
+    as of now and the seeding happens when it has finished."""
+
+    source: str
+    total: int
+    fit: int
+    carried: int
+    top: int | None = None
+    waits: bool = False
+
+
 @dataclass
 class Change:
     address: str  # experiment.mnist
@@ -102,13 +121,17 @@ class Change:
     # What the action does beyond the config, in plain words ("stops 2 running trials").
     consequences: list[str] = field(default_factory=list)
     intent: TrialIntent | None = None
+    carry: Carry | None = None  # with a new generation: the trials it starts with
+    # `plan --preview N`: the next parameter sets the sampler proposes (informational,
+    # never part of what a saved plan applies).
+    preview: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return parse_address(self.address, trials=False).experiment
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "address": self.address,
             "type": "experiment",
             "name": self.name,
@@ -120,6 +143,11 @@ class Change:
             "consequences": self.consequences,
             "intent": _intent_json(self.intent) if self.intent else None,
         }
+        if self.carry is not None:
+            out["carry"] = asdict(self.carry)
+        if self.preview:
+            out["preview"] = self.preview
+        return out
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ and so does `enqueue` (sets added later run next; sets that ran are not run agai
 anything that changes what a trial computes or how it is judged forces replacement. That
 table is written out row by row in tests/plans/test_differ_table.py.
 
+A new generation (created, or replaced) may start with complete trials (`warm_start`):
+the differ counts the replaced generation's trials that fit the new space, or picks the
+best of the experiment it is seeded from, as `Change.carry`, and starts the plan's trial
+intent from them; apply writes the same ones (`tunectl.operations.warm`).
+
 Problems found while planning (prevent_destroy, `--target`/`--replace` naming no
 experiment) are `Diagnostic`s in `Plan.errors`, pointing at the configuration where they
 can; the views render them.
@@ -14,6 +19,7 @@ can; the views render them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +31,16 @@ from tunectl.config.sensitive import hide_paths, is_marker
 from tunectl.config.templates import template_entry
 from tunectl.diags import Diagnostic, DiagnosticError, error
 from tunectl.durations import format_duration
-from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
+from tunectl.plans.change import (
+    MISSING,
+    Action,
+    AttrChange,
+    Carry,
+    Change,
+    Drift,
+    Plan,
+    TrialIntent,
+)
 from tunectl.search.stopping import Progress, launchable, stop_reason
 from tunectl.status import ExperimentStatus
 
@@ -44,6 +59,7 @@ UPDATE_IN_PLACE = (
     "enqueue",
     "schedule",
     "notify",
+    "warm_start",
 )
 # Inside trial.task.NAME: these change what a trial computes; other (provider-specific)
 # keys force replacement only when the provider lists them in `replace_on_change`.
@@ -129,6 +145,13 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
         out["schedule"] = exp.schedule.to_dict()
     if exp.notify is not None:
         out["notify"] = {exp.notify.kind: exp.notify.to_dict()}
+    if exp.warm_start is not None:
+        ws = exp.warm_start
+        out["warm_start"] = (
+            {"carry": True}
+            if ws.carry
+            else {"from": str(Address(ws.source or "")), **({"top": ws.top} if ws.top else {})}
+        )
     if exp.sensitive:
         hide_paths(out, exp.sensitive, salt)
     return out
@@ -312,9 +335,12 @@ def make_plan(
     drift: Sequence[Drift] = (),
     storage_name: str = "the model storage",
     salt: bytes = b"",
+    finished: Callable[[str], Sequence[Finished]] = lambda name: (),
 ) -> Plan:
     """`salt` keys the markers of sensitive values; it must be the state's (`State.salt`),
-    or a sensitive value would always look changed."""
+    or a sensitive value would always look changed. `finished(name)`: the complete trials
+    of experiment `name`'s current generation in the state, in number order, which a
+    warm start carries (`Change.carry`)."""
     plan = Plan(
         destroy=options.destroy,
         targets=list(options.targets),
@@ -354,18 +380,24 @@ def make_plan(
         after = canonical(exp, salt)
         size = space_size(exp)
         if view is None:
+            carry, start = _seeded(exp, finished)
             plan.changes.append(
                 Change(
                     address,
                     Action.CREATE,
                     after=after,
-                    intent=intent(exp, Progress(), ExperimentStatus.PENDING, size),
+                    intent=intent(exp, start, ExperimentStatus.PENDING, size),
+                    carry=carry,
                 )
             )
             continue
         attrs = diff_attrs(view.config, after, replace_keys, exp.lifecycle.ignore_changes)
         forced = name in replace
         if forced or any(a.forces_replacement for a in attrs):
+            # --replace starts over: what the user discards is not carried.
+            carry, start = (None, Progress()) if forced else _carried_over(exp, finished)
+            if carry is None:
+                carry, start = _seeded(exp, finished)
             change = Change(
                 address,
                 Action.REPLACE,
@@ -373,7 +405,8 @@ def make_plan(
                 after=after,
                 attrs=attrs,
                 consequences=_consequences(view, storage_name),
-                intent=intent(exp, Progress(), ExperimentStatus.PENDING, size),
+                intent=intent(exp, start, ExperimentStatus.PENDING, size),
+                carry=carry,
             )
             if forced:
                 change.reasons.append("replacement requested with --replace")
@@ -382,17 +415,23 @@ def make_plan(
             plan.changes.append(change)
             continue
         action = Action.UPDATE if attrs else Action.NOOP
+        # A generation not yet seeded (its apply stopped before its source finished).
+        carry, start = _seeded(exp, finished) if not view.progress.asked else (None, Progress())
+        if carry is None:
+            start = view.progress
         change = Change(
             address,
             action,
             before=view.config,
             after=after,
             attrs=attrs,
-            intent=intent(exp, view.progress, view.status, size),
+            intent=intent(exp, start, view.status, size),
+            carry=carry,
         )
         if action is Action.UPDATE and change.intent and change.intent.to_run:
             change.reasons.extend(_resumes(exp, view))
         plan.changes.append(change)
+    _waiting_sources(plan)
     for text in options.targets:
         found = _address(text)
         if found is None or (found.experiment not in configured and found.experiment not in state):
@@ -400,6 +439,90 @@ def make_plan(
                 _unknown_address("--target", text, "in the configuration or the state")
             )
     return plan
+
+
+Finished = tuple[Mapping[str, Any], float]
+"""A complete trial as a warm start sees it: its parameter values and objective value."""
+
+
+def _start(exp: Experiment, chosen: Sequence[Finished]) -> Progress:
+    """The progress a new generation starts with: its carried trials, all complete."""
+    best: float | None = None
+    since = 0
+    for _, value in chosen:
+        better = best is None or (
+            value > best if exp.objective.direction == "maximize" else value < best
+        )
+        best, since = (value, 0) if better else (best, since + 1)
+    return Progress(complete=len(chosen), best_value=best, since_best=since, asked=len(chosen))
+
+
+def _carried_over(
+    exp: Experiment, finished: Callable[[str], Sequence[Finished]]
+) -> tuple[Carry | None, Progress]:
+    """What a replacement carries of the experiment's own complete trials: with
+    `warm_start = true`, every one that fits the new space; without, none (the plan still
+    says how many would)."""
+    from tunectl.search.enqueue import carried
+    from tunectl.search.space import is_discrete
+
+    trials = finished(exp.name)
+    if exp.warm_start is not None and exp.warm_start.source is not None:
+        return None, Progress()
+    if not trials:
+        return None, Progress()
+    chosen = carried(exp.params, trials, discrete=is_discrete(exp.algorithm))
+    warm = exp.warm_start is not None and exp.warm_start.carry
+    carry = Carry(str(Address(exp.name)), len(trials), len(chosen), len(chosen) if warm else 0)
+    return carry, _start(exp, [trials[i] for i in chosen] if warm else [])
+
+
+def _seeded(
+    exp: Experiment, finished: Callable[[str], Sequence[Finished]]
+) -> tuple[Carry | None, Progress]:
+    """What `warm_start { from = experiment.X, top = N }` seeds a new generation with, as
+    of now: X's best N complete trials that fit this experiment's space."""
+    from tunectl.search.enqueue import carried
+    from tunectl.search.space import is_discrete
+
+    ws = exp.warm_start
+    if ws is None or ws.source is None:
+        return None, Progress()
+    trials = finished(ws.source)
+    fitting = carried(exp.params, trials, discrete=is_discrete(exp.algorithm))
+    chosen = carried(
+        exp.params,
+        trials,
+        discrete=is_discrete(exp.algorithm),
+        direction=exp.objective.direction,
+        top=ws.top,
+    )
+    carry = Carry(str(Address(ws.source)), len(trials), len(fitting), len(chosen), ws.top)
+    return carry, _start(exp, [trials[i] for i in chosen])
+
+
+def _waiting_sources(plan: Plan) -> None:
+    """A seeding whose source runs trials in this apply happens after the source finishes:
+    its figures are as of now, and the new generation's trial budget is not reduced yet."""
+    pending = {
+        c.address
+        for c in plan.changes
+        if c.action is not Action.DESTROY
+        and c.intent is not None
+        and (c.intent.to_run > 0 or c.intent.running > 0)
+    }
+    for change in plan.changes:
+        carry = change.carry
+        if carry is None or carry.source == change.address or carry.source not in pending:
+            continue
+        change.carry = Carry(carry.source, carry.total, carry.fit, 0, carry.top, waits=True)
+        if change.intent is not None:
+            change.intent = dataclasses.replace(
+                change.intent,
+                to_run=change.intent.to_run + change.intent.complete,
+                done=change.intent.done - change.intent.complete,
+                complete=0,
+            )
 
 
 def _resumes(exp: Experiment, view: StateView) -> list[str]:

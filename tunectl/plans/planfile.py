@@ -37,6 +37,7 @@ from tunectl.plans.change import (
     MISSING,
     Action,
     AttrChange,
+    Carry,
     Change,
     Drift,
     Plan,
@@ -336,6 +337,8 @@ def from_json(data: dict[str, Any]) -> Plan:
                 list(c.get("reasons", [])),
                 list(c.get("consequences", [])),
                 intent,
+                Carry(**c["carry"]) if c.get("carry") else None,
+                list(c.get("preview", [])),
             )
         )
     return Plan(

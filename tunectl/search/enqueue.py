@@ -6,7 +6,8 @@ and no other. `check_enqueued` says, per set, why it is not in the search space;
 Optuna's `enqueue_trial`, and how the state stores a trial's parameters), the inverse of
 `tunectl.search.space.to_external`: an index for `choice`, the uniform variable for the
 normal family, the value itself otherwise. A value is in the space when it maps back to
-itself, so a quantized type takes only its multiples of `q`.
+itself, so a quantized type takes only its multiples of `q`. `fits` applies the same rule
+to a finished trial a warm start carries into a new search space.
 
 No optuna import here: `validate` and `plan` use this module.
 """
@@ -158,3 +159,33 @@ def internal_set(
         for name, value in values.items()
         if name in by_name
     }
+
+
+def fits(params: Sequence[ParamSpec], values: Mapping[str, Any], discrete: bool = False) -> bool:
+    """Whether a finished trial with parameter `values` (external, active parameters only,
+    as the state keeps them) is a point of the space of `params`: what a warm start
+    carries. It fits when `check_enqueued` finds nothing: every value is one its
+    parameter takes now (inside a narrowed range, a kept choice, a multiple of `q`), every
+    parameter active given the trial's values has one (a parameter added since, or one
+    whose condition now holds, has no default to fill in, so the trial does not fit), and
+    no value is of a parameter that is gone or whose `when` no longer holds."""
+    return not check_enqueued(params, values, discrete)
+
+
+def carried(
+    params: Sequence[ParamSpec],
+    finished: Sequence[tuple[Mapping[str, Any], float]],
+    *,
+    discrete: bool = False,
+    direction: str = "maximize",
+    top: int | None = None,
+) -> list[int]:
+    """The indexes in `finished` ((parameter values, objective value) of complete trials)
+    a warm start carries into the space of `params`: those that `fits` accepts, in their
+    order; with `top`, only the best `top` of them by `direction`, best first (the lower
+    index wins a tie)."""
+    fitting = [i for i, (values, _) in enumerate(finished) if fits(params, values, discrete)]
+    if top is None:
+        return fitting
+    sign = -1.0 if direction == "maximize" else 1.0
+    return sorted(fitting, key=lambda i: (sign * finished[i][1], i))[:top]

@@ -96,6 +96,48 @@ def intent_sentence(intent: TrialIntent) -> str:
     return text
 
 
+def carry_sentence(change: Change) -> str:
+    """What a new generation starts with (`warm_start`), from `Change.carry`."""
+    c = change.carry
+    assert c is not None
+    if c.source == change.address:
+        if c.carried:
+            return (
+                f"carries {c.carried} of {c.total} trials into the new generation "
+                "(warm_start: the complete trials that fit the new space)"
+            )
+        return (
+            f"{c.fit} of {c.total} complete trials fit the new space: warm_start = true "
+            "would carry them into the new generation"
+        )
+    top = f"up to {c.top}, " if c.top else ""
+    if c.waits:
+        now = f"{c.fit} of its {c.total} complete trials fit now" if c.total else ""
+        detail = f"{top}{now}".rstrip(", ")
+        return f"waits for {c.source} to finish, then seeds its best trials that fit" + (
+            f" ({detail})" if detail else ""
+        )
+    return (
+        f"seeds {c.carried} trials from {c.source} (its best that fit, {top}"
+        f"{c.fit} of its {c.total} complete trials fit)"
+    )
+
+
+def preview_lines(change: Change) -> list[str]:
+    """`plan --preview N`: the parameter sets the sampler proposes next."""
+    if not change.preview:
+        return []
+    lines = [f"next {len(change.preview)} parameter sets the sampler proposes:"]
+    for entry in change.preview:
+        values = " ".join(f"{k}={_preview_value(v)}" for k, v in entry["params"].items())
+        lines.append(f"  trial {entry['number']}: {values}")
+    return lines
+
+
+def _preview_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def summary_line(plan: Plan) -> str:
     """Terraform's last line: `Plan: X to add, Y to change, Z to destroy.` or no changes."""
     if not plan.has_changes:
@@ -244,7 +286,10 @@ def _change(change: Change, plan: Plan, style: _Style) -> list[str]:
     title = "  " + style.bold(f"# {change.address}")
     if change.action is Action.NOOP:
         assert change.intent is not None
-        return [f"{title} has pending trials", "    " + intent_sentence(change.intent)]
+        lines = [f"{title} has pending trials", "    " + intent_sentence(change.intent)]
+        if change.carry is not None:
+            lines.append("    " + carry_sentence(change))
+        return lines + ["    " + line for line in preview_lines(change)]
     lines = [f"{title} {HEADERS[change.action]}"]
     reasons = list(change.reasons)
     if change.action is Action.DESTROY and not plan.destroy and not reasons:
@@ -268,6 +313,9 @@ def _change(change: Change, plan: Plan, style: _Style) -> list[str]:
     lines.extend("    " + sentence for sentence in change.consequences)
     if change.intent is not None:
         lines.append("    " + intent_sentence(change.intent))
+    if change.carry is not None:
+        lines.append("    " + carry_sentence(change))
+    lines.extend("    " + line for line in preview_lines(change))
     return lines
 
 

@@ -23,7 +23,9 @@ from tunectl.diags import Diagnostic, SourceFiles, render
 from tunectl.plans.change import Action, Change, Plan, error_text
 from tunectl.views.plan_human import (
     HEADERS,
+    carry_sentence,
     intent_sentence,
+    preview_lines,
     render_change,
     render_drift,
     shown_changes,
@@ -146,7 +148,11 @@ def _parts(plan: Plan) -> list[str]:
     parts = []
     for c in shown_changes(plan):
         if c.action is Action.NOOP:
-            continue  # trials to run and nothing else: the table says all of it
+            # Trials to run: the table says it; a seed and a preview are said here.
+            lines = ([carry_sentence(c)] if c.carry else []) + preview_lines(c)
+            if lines:
+                parts.append(_details(f"<code>{c.address}</code> trials", "\n".join(lines)))
+            continue
         # The part without its first line (`# experiment.x will be ...`): the summary says it.
         body = render_change(c, plan, color=False).split("\n", 1)[1]
         parts.append(_details(f"<code>{c.address}</code> {HEADERS[c.action]}", body))
