@@ -317,7 +317,8 @@ experiment "demo" {{
 
 
 def test_second_concurrent_apply_is_locked_out(tmp_path: Path) -> None:
-    directory = setup(tmp_path, config(max_trials=1, concurrent=1, args="sleep=3"))
+    # The trial outlasts the two commands below however loaded the machine is.
+    directory = setup(tmp_path, config(max_trials=1, concurrent=1, args="sleep=12"))
     first = subprocess.Popen(
         [sys.executable, "-m", "tunectl", "-C", str(directory), "apply", "--auto-approve"],
         stdout=subprocess.PIPE,

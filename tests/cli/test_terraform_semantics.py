@@ -82,14 +82,14 @@ def test_max_duration_is_counted_across_applies(tmp_path: Path) -> None:
 
 
 def test_max_duration_total_survives_a_finished_experiment(tmp_path: Path) -> None:
-    # Two trials of ~3.5 s use about 7 s of a 10 s budget. Raising max_trials resumes the
-    # experiment with the ~3 s it has left (one or two more trials, the last one stopped
-    # by the budget), not with a fresh 10 s (three more).
+    # Two trials of ~5.5 s use 11 s (more on a loaded machine) of a 20 s budget. Raising
+    # max_trials resumes the experiment with what it has left (one or two more trials, the
+    # last one stopped by the budget), not with a fresh 20 s (four more).
     hcl = config(
         max_trials=2,
         concurrent=1,
-        args="steps=1 sleep=3",
-        extra='max_duration = "10s"',
+        args="steps=1 sleep=5",
+        extra='max_duration = "20s"',
     )
     directory = setup(tmp_path, hcl)
     result = run_cli(directory, "apply", "--auto-approve")

@@ -193,8 +193,8 @@ def test_two_directories_one_s3_state_one_wins_the_lock(
     tmp_path: Path, server: S3Server, bucket: str
 ) -> None:
     slow = hcl(backend=True, storage=False, trials=1).replace(
-        "python3 trial.py", "sleep 3 && python3 trial.py"
-    )
+        "python3 trial.py", "sleep 12 && python3 trial.py"
+    )  # it outlasts the second apply however loaded the machine is
     # Two clones of one repository: the same configuration in two places.
     first_dir = setup(tmp_path / "laptop", slow, name="exp")
     second_dir = setup(tmp_path / "ci", slow, name="exp")
@@ -326,7 +326,7 @@ def test_long_apply_pushes_the_state_every_few_seconds(
     import sqlite3
 
     slow = hcl(backend=True, storage=False, trials=1).replace(
-        "python3 trial.py", "sleep 9 && python3 trial.py"
+        "python3 trial.py", "sleep 20 && python3 trial.py"
     )
     directory = setup(tmp_path, slow)
     env = cli_env(**S3_ENV, TUNECTL_VAR_endpoint=server.url, TUNECTL_VAR_bucket=bucket)
@@ -337,8 +337,8 @@ def test_long_apply_pushes_the_state_every_few_seconds(
         env=env,
     )
     try:
-        # Mid-apply (the only trial runs for 9 s), the object already records it running.
-        deadline = time.monotonic() + 8
+        # Mid-apply (the only trial runs for 20 s), the object already records it running.
+        deadline = time.monotonic() + 18
         seen = None
         while time.monotonic() < deadline and seen != "running":
             time.sleep(0.5)
