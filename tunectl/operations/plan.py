@@ -15,11 +15,12 @@ from typing import Any
 
 from tunectl.config import sensitive
 from tunectl.diags import DiagnosticError
+from tunectl.engine.costs import configured_rates, most_per_trial, spend
 from tunectl.engine.models import ModelStore, stored_usage
 from tunectl.operations.outputs import direction
 from tunectl.operations.refresh import refresh
 from tunectl.operations.session import Session
-from tunectl.plans.change import Drift, Plan
+from tunectl.plans.change import Action, Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, make_plan
 from tunectl.providers import registry
 from tunectl.search.stopping import Progress, time_used
@@ -41,6 +42,7 @@ def plan(
     models = session.models()
     _scrub(session, state)
     views = state_views(state, models)
+    _price_spend(session, state, views)
 
     def replace_keys(provider: str) -> tuple[str, ...]:
         try:
@@ -59,7 +61,7 @@ def plan(
         salt=state.salt,
     )
     _bound_by_capacity(session, result)
-    _estimate_costs(session, result)
+    _estimate_costs(session, state, result)
     result.lineage, result.serial = state.lineage, state.serial
     result.config_digest = digest(session, state)
     result.variables = {
@@ -155,41 +157,56 @@ def _bound_by_capacity(session: Session, plan: Plan) -> None:
             change.intent = dataclasses.replace(change.intent, max_concurrent=limit)
 
 
-def _estimate_costs(session: Session, plan: Plan) -> None:
-    """Where the provider knows prices: what the trials still to run may cost, at most.
+def _estimate_costs(session: Session, state: State, plan: Plan) -> None:
+    """Where the provider knows prices: what the trials still to run may cost, at most,
+    and with `max_cost`, what the experiment has spent (`tunectl.engine.costs`).
 
     Each trial is priced for its longest possible run (`max_running_time` or the
     task's `timeout`); without either there is no estimate.
     """
+    now = time.time()
     for change in plan.changes:
         exp = session.config.experiments.get(change.name)
-        if change.intent is None or exp is None or not change.intent.to_run:
+        if change.intent is None or exp is None:
             continue
         try:
             cls = registry.load(exp.trial.provider)
         except (KeyError, registry.ProviderLoadError):
             continue
-        if not cls.capabilities.price:
+        rates = configured_rates(exp, session.config.providers)
+        if rates is None or not (cls.capabilities.price or exp.max_cost is not None):
             continue
-        provider = session.provider(exp.trial.provider)
-        total = 0.0
-        for task in exp.trial.tasks:
-            settings = dict(task.settings)
-            limit = settings.get("max_running_time") or task.timeout or exp.trial.timeout
-            if isinstance(limit, str):
-                from tunectl.durations import parse_duration
-
-                limit = parse_duration(limit)
-            price = provider.estimate_price(settings, float(limit)) if limit else None
-            if price is None:
-                break
-            total += price
-        else:
-            change.intent = dataclasses.replace(
-                change.intent,
-                estimated_cost=total * change.intent.to_run,
-                currency=str(provider.config.get("currency") or ""),
+        block = session.config.providers.get(exp.trial.provider)
+        currency = str((block.settings if block else {}).get("currency") or "")
+        per_trial = most_per_trial(exp, rates) if change.intent.to_run else None
+        intent = change.intent
+        if per_trial is not None:
+            intent = dataclasses.replace(
+                intent, estimated_cost=per_trial * intent.to_run, currency=currency
             )
+        if exp.max_cost is not None:
+            record = state.get_experiment(change.name)
+            spent = 0.0
+            if record is not None and change.action is not Action.REPLACE:
+                spent = spend(state, record.name, record.generation, rates, now)
+            intent = dataclasses.replace(
+                intent, max_cost=exp.max_cost, spent=spent, currency=currency
+            )
+        change.intent = intent
+
+
+def _price_spend(session: Session, state: State, views: dict[str, StateView]) -> None:
+    """With `max_cost`: each experiment's spend so far, for the differ's stop decision."""
+    now = time.time()
+    for name, view in views.items():
+        exp = session.config.experiments.get(name)
+        record = state.get_experiment(name)
+        if exp is None or exp.max_cost is None or record is None:
+            continue
+        rates = configured_rates(exp, session.config.providers)
+        if rates is not None:
+            cost = spend(state, name, record.generation, rates, now)
+            view.progress = dataclasses.replace(view.progress, cost=cost)
 
 
 @dataclasses.dataclass

@@ -35,6 +35,7 @@ UPDATE_IN_PLACE = (
     "max_concurrent",
     "max_failed_trials",
     "max_duration",
+    "max_cost",
     "max_trials_without_improvement",
     "objective.goal",
     "trial.timeout",
@@ -118,7 +119,7 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
     }
     if exp.description:
         out["description"] = exp.description
-    for key in ("max_failed_trials", "max_trials_without_improvement"):
+    for key in ("max_failed_trials", "max_trials_without_improvement", "max_cost"):
         if getattr(exp, key) is not None:
             out[key] = getattr(exp, key)
     if exp.max_duration is not None:
