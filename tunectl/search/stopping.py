@@ -47,7 +47,7 @@ REASON_TEXT = {
     "exhausted": "searched the whole (finite) search space",
     "no_improvement": "no improvement within max_trials_without_improvement",
     "max_duration": "reached max_duration",
-    "max_cost": "reached max_cost (estimated spend)",
+    "max_cost": "reached max_cost",
     "max_failed_trials": "too many failed trials (max_failed_trials)",
 }
 
