@@ -62,7 +62,7 @@ def test_max_cost_without_a_price_is_refused_where_it_is_written(tmp_path: Path)
     assert "Traceback" not in result.stderr
     assert "Error: Invalid max_cost" in result.stderr
     assert "main.hcl line 16" in result.stderr, result.stderr
-    assert "max_cost = 10" in result.stderr
+    assert "max_cost   = 10" in result.stderr
     assert "the maxcompute provider does not know the price" in result.stderr
     assert '"price_per_hour" in the provider "maxcompute" block' in result.stderr
 
