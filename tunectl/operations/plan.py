@@ -26,6 +26,7 @@ from tunectl.providers import registry
 from tunectl.search.stopping import Progress, time_used
 from tunectl.states import ExperimentRecord, State
 from tunectl.states.backend import storage_call
+from tunectl.status import ExperimentStatus
 
 
 def refresh_and_plan(session: Session, state: State, options: DiffOptions) -> Plan:
@@ -33,9 +34,7 @@ def refresh_and_plan(session: Session, state: State, options: DiffOptions) -> Pl
     return plan(session, state, options, refresh(session, state))
 
 
-def plan(
-    session: Session, state: State, options: DiffOptions, drift: Sequence[Drift] = ()
-) -> Plan:
+def plan(session: Session, state: State, options: DiffOptions, drift: Sequence[Drift] = ()) -> Plan:
     from tunectl.search.space import space_size
 
     config = session.config
@@ -60,13 +59,12 @@ def plan(
         storage_name=models.describe(),
         salt=state.salt,
     )
+    _rerun_trials(state, result, options)
     _bound_by_capacity(session, result)
     _estimate_costs(session, state, result)
     result.lineage, result.serial = state.lineage, state.serial
     result.config_digest = digest(session, state)
-    result.variables = {
-        k: v for k, v in config.values.items() if not config.variables[k].sensitive
-    }
+    result.variables = {k: v for k, v in config.values.items() if not config.variables[k].sensitive}
     return result
 
 
@@ -193,6 +191,53 @@ def _estimate_costs(session: Session, state: State, plan: Plan) -> None:
                 intent, max_cost=exp.max_cost, spent=spent, currency=currency
             )
         change.intent = intent
+
+
+def _rerun_trials(state: State, plan: Plan, options: DiffOptions) -> None:
+    """`--replace experiment.X.trial[N]`: the trial runs again (`tunectl.engine.rerun`).
+    It must be an ended trial of an experiment the plan keeps; the intent counts it as
+    running again, so apply follows the experiment until it has ended."""
+    from tunectl.addrs import Address, parse_address
+    from tunectl.diags import error
+
+    changes = {c.name: c for c in plan.changes}
+    for text in options.replace:
+        try:
+            found = parse_address(text, flag="--replace")
+        except DiagnosticError:
+            continue  # the differ reported it
+        change = changes.get(found.experiment)
+        if found.trial is None or change is None or change.intent is None:
+            continue
+        address = str(found)
+        trial = None
+        if change.action in (Action.UPDATE, Action.NOOP):
+            trial = state.get_trial(found.experiment, found.trial)
+        if trial is None or not trial.status.ended:
+            if change.action not in (Action.UPDATE, Action.NOOP):
+                done_to = "replaced" if change.action is Action.REPLACE else "not in the state"
+                what = f"{Address(found.experiment)} is {done_to}"
+            elif trial is None:
+                what = "it is not in the state"
+            else:
+                what = f"it is {trial.status.value}: only an ended trial runs again"
+            plan.errors.append(error("Invalid --replace address", f"--replace {address}: {what}."))
+            continue
+        if found.trial in change.intent.rerun:
+            continue
+        intent = change.intent
+        status = trial.status.value
+        change.intent = dataclasses.replace(
+            intent,
+            rerun=(*intent.rerun, found.trial),
+            done=intent.done - 1,
+            complete=intent.complete - (status == "complete"),
+            pruned=intent.pruned - (status == "pruned"),
+            failed=intent.failed - (status == "failed"),
+            running=intent.running + 1,
+            status=ExperimentStatus.RUNNING,
+        )
+        change.reasons.append(f"{address} runs again, as requested with --replace")
 
 
 def _price_spend(session: Session, state: State, views: dict[str, StateView]) -> None:

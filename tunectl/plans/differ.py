@@ -326,10 +326,10 @@ def make_plan(
     configured = {} if config is None else config.experiments
     replace: set[str] = set()
     for text in options.replace:
-        found = _address(text, trials=False)
+        found = _address(text)
         if found is None or found.experiment not in experiments:
             plan.errors.append(_unknown_address("--replace", text, "is in the configuration"))
-        else:
+        elif found.trial is None:  # a trial's: `operations.plan` (it reads the trials)
             replace.add(found.experiment)
     names = sorted(set(experiments) | set(state))
     for name in names:

@@ -79,6 +79,21 @@ class _Style:
 
 def intent_sentence(intent: TrialIntent) -> str:
     """What apply will do for one experiment, in trial terms (SPEC section 3)."""
+    if intent.rerun and not intent.to_run and intent.running == len(intent.rerun):
+        return f"{rerun_clause(intent)} ({intent.done} done)" + budget_clause(intent)
+    if intent.rerun:
+        return rerun_clause(intent) + "; " + _intent_sentence(intent)
+    return _intent_sentence(intent)
+
+
+def rerun_clause(intent: TrialIntent) -> str:
+    """The trials `--replace experiment.X.trial[N]` runs again."""
+    numbers = ", ".join(str(n) for n in intent.rerun)
+    noun = "trial" if len(intent.rerun) == 1 else "trials"
+    return f"will run {noun} {numbers} again (a new attempt with the same parameters)"
+
+
+def _intent_sentence(intent: TrialIntent) -> str:
     if intent.to_run == 0 and intent.running == 0:
         return (
             f"will run no trials ({intent.done} done, status {intent.status.value})"
