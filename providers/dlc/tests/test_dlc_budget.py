@@ -17,14 +17,20 @@ from tunectl_dlc.emulator import TEST_KEY_ID, TEST_KEY_SECRET, Server
 TRIAL = """\
 import sys, time
 x = float(sys.argv[1])
+pause = float(sys.argv[2]) if len(sys.argv) > 2 else 0.4
 for step in range(1, 4):
-    time.sleep(0.4)
+    time.sleep(pause)
     print(f"acc={(1 - (x - 0.3) ** 2) * step / 3:.6f}", flush=True)
 """
 
 
 def config(
-    endpoint: str, code: Path, *, budget: str = "max_cost = 3", spec: str = "ecs.g6.xlarge"
+    endpoint: str,
+    code: Path,
+    *,
+    budget: str = "max_cost = 3",
+    spec: str = "ecs.g6.xlarge",
+    pause: str = "0.4",
 ) -> str:
     return textwrap.dedent(
         f"""\
@@ -59,7 +65,7 @@ def config(
             image    = "registry.example.com/train:1"
             worker   = {{ count = 1, ecs_spec = "{spec}" }}
             timeout  = "10s"
-            command  = "python3 {code}/trial.py ${{param.x}}"
+            command  = "python3 {code}/trial.py ${{param.x}} {pause}"
           }}
         }}
         """
@@ -154,3 +160,17 @@ def test_max_cost_refused_for_an_unpriced_instance_type(tmp_path: Path, server: 
     # Without max_cost, an unknown price is no error (no estimate, as before).
     (directory / "main.hcl").write_text(config(server.endpoint, directory, budget="", spec="x"))
     assert tunectl(directory, "validate").returncode == 0
+
+
+def test_reaching_max_cost_stops_the_running_jobs(tmp_path: Path, server: Server) -> None:
+    # Two trials of 6 s at once, at 1 a second each: the budget of 2 is spent in about 1 s.
+    directory = setup(tmp_path, server, budget="max_cost = 2", pause="2")
+    result = tunectl(directory, "apply", "--auto-approve")
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(tunectl(directory, "trials", "experiment.paid", "--json").stdout)
+    assert [t["state"] for t in doc["trials"]] == ["pruned", "pruned"], doc["trials"]
+    assert all("reached max_cost" in t["message"] for t in doc["trials"])
+    assert all(t["cost"] < 5 for t in doc["trials"])  # stopped long before their 6 s
+    with server.emulator.lock:
+        jobs = [j for j in server.emulator.jobs.values() if str(directory) in j.spec["UserCommand"]]
+    assert sorted(j.status for j in jobs) == ["Stopped", "Stopped"]
