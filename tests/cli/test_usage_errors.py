@@ -104,7 +104,7 @@ def test_no_command_prints_help_and_exits_1(directory: Path, args: list[str]) ->
         # Argument help (click 8.5 with typer < 0.26 drops it: hence the pin).
         (["show", "--help"], ["A saved plan file, or an address such as"]),
         (["logs", "--help"], ["experiment.NAME or experiment.NAME.trial[N].", "--trial"]),
-        (["state", "rm", "--help"], ["The experiment to forget: experiment.NAME."]),
+        (["state", "rm", "--help"], ["The experiment or trial to forget: experiment.NAME or"]),
         (["force-unlock", "--help"], ["The lock ID shown in the lock error."]),
         (["plan", "--help"], ["--target", "--detailed-exitcode", "--lock-timeout"]),
         (["--help"], ["plan", "apply", "destroy", "state", "Usage: tunectl [OPTIONS] COMMAND"]),

@@ -336,7 +336,7 @@ def test_addresses_on_the_command_line(initialised: Path, text: str) -> None:
         (["show", "experiment.é"], "U+00E9"),
         (["show", "mnist"], "Did you mean experiment.mnist?"),
         (["show", "experiment.a.b"], "only .trial[N] may follow"),
-        (["state", "rm", "experiment.a.trial[0]"], "Use experiment.a."),
+        (["state", "mv", "experiment.a.trial[0]", "experiment.b"], "Use experiment.a."),
         (["plan", "--target", "experiment.a.trial[1]"], "Use experiment.a."),
         (["plan", "--replace", "../a b"], "--replace"),
         (["output", "../a b"], "Invalid output name"),

@@ -60,8 +60,8 @@ def _render_failure(exc: DiagnosticError, fmt: str, directory: Path) -> str:
 
 
 def _check_addresses(addresses: list[str], flag: str) -> None:
-    for address in addresses:
-        parse_address(address, flag=flag, trials=False)
+    for address in addresses:  # --replace also takes a trial: it runs again
+        parse_address(address, flag=flag, trials=flag == "--replace")
 
 
 def _check_preview(count: int | None) -> None:

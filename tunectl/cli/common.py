@@ -219,7 +219,8 @@ ReplaceOpt = Annotated[
     typer.Option(
         "--replace",
         metavar="ADDR",
-        help="Force replacement of this experiment address (repeatable).",
+        help="Force replacement of this experiment address, or run this trial again "
+        "(experiment.NAME.trial[N]: a new attempt, same parameters); repeatable.",
     ),
 ]
 

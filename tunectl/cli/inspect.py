@@ -68,6 +68,7 @@ def show(
             )
         )
     from tunectl.operations import outputs as outputs_op
+    from tunectl.search.stopping import REASON_TEXT
 
     # Check the address before loading anything: a typo is reported alone.
     address = parse_address(target) if target is not None else None
@@ -87,7 +88,8 @@ def show(
                 return
             for name, exp in sorted(data["experiments"].items()):
                 t = exp["trials"]
-                echo(f"# {Address(name)}: {exp['status']}")
+                why = REASON_TEXT.get(exp.get("stop_reason") or "", "")
+                echo(f"# {Address(name)}: {exp['status']}" + (f" ({why})" if why else ""))
                 echo(
                     f"    trials: {t['complete']} complete, {t['pruned']} pruned, "
                     f"{t['failed']} failed, {t['running']} running"

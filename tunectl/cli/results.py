@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported by the commands that use them (start-up time)
 @contextmanager
 def _results(ctx: typer.Context, address: str) -> Iterator[ExperimentResults]:
     from tunectl.addrs import parse_address
+    from tunectl.engine.costs import price
     from tunectl.engine.results import load_results
 
     parse_address(address, trials=False)  # a typo is reported before anything loads
@@ -29,7 +30,9 @@ def _results(ctx: typer.Context, address: str) -> Iterator[ExperimentResults]:
     load(ses)
     state = ses.open_state(create=False)
     try:
-        yield load_results(state, address)
+        results = load_results(state, address)
+        price(ses.config, state, results)
+        yield results
     finally:
         state.close()
         ses.close()

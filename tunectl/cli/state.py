@@ -67,16 +67,28 @@ def show(
         state.close()
 
 
-@state_app.command("rm", epilog=examples("tunectl state rm experiment.mnist"))
+@state_app.command(
+    "rm",
+    epilog=examples(
+        "tunectl state rm experiment.mnist", "tunectl state rm experiment.mnist.trial[3]"
+    ),
+)
 def rm(
     ctx: typer.Context,
     address: Annotated[
-        str, typer.Argument(metavar="ADDR", help="The experiment to forget: experiment.NAME.")
+        str,
+        typer.Argument(
+            metavar="ADDR",
+            help="The experiment or trial to forget: experiment.NAME or experiment.NAME.trial[N].",
+        ),
     ],
     lock_timeout: LockTimeoutOpt = "0s",
 ) -> None:
-    """Forget an experiment without stopping its tasks or deleting its models."""
-    name = parse_address(address, trials=False).experiment
+    """Forget an experiment without stopping its tasks or deleting its models, or one
+    ended trial: its result, tasks and metrics leave the state (the search, `trials`,
+    `export` and `report` no longer see it) and apply runs another in its place."""
+    parsed = parse_address(address)
+    name = parsed.experiment
     ses = session(ctx.parent, lock_timeout=lock_timeout)  # type: ignore[arg-type]
     load(ses)
     with ses.locked("OperationTypeStateRm"):
@@ -84,17 +96,47 @@ def rm(
         try:
             if state.get_experiment(name) is None:
                 raise DiagnosticError(error("No such address", f"{address} is not in the state."))
-            active = state.active_tasks(name)
-            state.backup()
-            state.delete_experiment(name)
-            ses.save(state)
+            if parsed.trial is not None:
+                model = _forget_trial(state, address, name, parsed.trial)
+                ses.save(state)
+                active = []
+            else:
+                active = state.active_tasks(name)
+                state.backup()
+                state.delete_experiment(name)
+                ses.save(state)
         finally:
             state.close()
     echo(f"Removed {address}")
+    if parsed.trial is not None and model:
+        echo(f"Its model stays at {model}; tunectl no longer manages it.")
     if active:
         echo(
             f"Warning: {len(active)} task(s) may still be running; tunectl no longer manages them."
         )
+
+
+def _forget_trial(state: State, address: str, name: str, number: int) -> str | None:
+    """Forget one ended trial (backup first, one transaction); its model's address.
+    A trial still running is refused: forgetting it would leave its task running unseen."""
+    from tunectl.status import TaskRecordStatus
+
+    trial = state.get_trial(name, number)
+    if trial is None:
+        raise DiagnosticError(error("No such address", f"{address} is not in the state."))
+    running = [t for t in state.tasks_for_trial(name, number) if TaskRecordStatus(t.status).active]
+    if running or not trial.status.ended:
+        raise DiagnosticError(
+            error(
+                "Trial is running",
+                f"{address} is {trial.status.value}: forgetting it would leave its task "
+                "running unseen. Let tunectl apply run it to the end, then remove it. "
+                "Nothing was changed.",
+            )
+        )
+    state.backup()
+    state.forget_trial(name, number)
+    return trial.model_uri
 
 
 @state_app.command(

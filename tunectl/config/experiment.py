@@ -133,6 +133,7 @@ def decode_experiment(
     max_concurrent = reader.get("max_concurrent", "int", 1)
     max_failed = reader.get("max_failed_trials", "int")
     max_duration = reader.get("max_duration", "duration")
+    max_cost = reader.get("max_cost", "number")
     without = reader.get("max_trials_without_improvement", "int")
     for attr_name, value, low in (
         ("max_trials", max_trials, 1),
@@ -152,6 +153,11 @@ def decode_experiment(
             "Invalid value",
             "max_duration must be longer than zero.",
         )
+    if max_cost is not None:
+        unpriced = "max_cost must be more than zero." if max_cost <= 0 else None
+        unpriced = unpriced or (_unpriced(trial, providers) if trial is not None else None)
+        if unpriced:
+            reader.fail(body.attributes.get("max_cost"), "Invalid max_cost", unpriced)
 
     space_errors = validate_space(algorithm, params)
     for pname, sentence in space_errors:
@@ -187,6 +193,7 @@ def decode_experiment(
         max_concurrent=max_concurrent,
         max_failed_trials=max_failed,
         max_duration=max_duration,
+        max_cost=max_cost,
         max_trials_without_improvement=without,
         early_stopping=early,
         lifecycle=lifecycle,
@@ -406,3 +413,29 @@ def _objective(block: Block, scope: Scope, context: str, diags: Diagnostics) -> 
     return Objective(
         direction, metric, tuple(sorted(weights)), reader.get("goal", "number"), reduce, sources
     )
+
+
+def _unpriced(trial: TrialSpec, providers: Mapping[str, ProviderConfig]) -> str | None:
+    """Why `max_cost` cannot be counted: the first task whose price its provider does
+    not know (`Provider.hourly_price`, `tunectl.providers.prices`); None when all are."""
+    from tunectl.providers import registry
+
+    for task in trial.tasks:
+        try:
+            cls = registry.load(task.provider)
+        except (KeyError, registry.ProviderLoadError):
+            return None  # reported with the trial
+        config = providers[task.provider].settings if task.provider in providers else {}
+        if cls.hourly_price(config, dict(task.settings)) is not None:
+            continue
+        hint = (
+            f' Give its prices with "{cls.price_setting}" in the provider "{task.provider}" '
+            "block."
+            if cls.price_setting
+            else ""
+        )
+        return (
+            f"max_cost counts what trials cost, and the {task.provider} provider does not know "
+            f'the price of task "{task.name}".{hint}'
+        )
+    return None

@@ -134,6 +134,7 @@ class Experiment:
     max_concurrent: int = 1
     max_failed_trials: int | None = None
     max_duration: float | None = None  # seconds
+    max_cost: float | None = None  # in the provider's currency (`tunectl.providers.prices`)
     max_trials_without_improvement: int | None = None
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
@@ -161,6 +162,7 @@ class Experiment:
             max_failed_trials=self.max_failed_trials,
             max_duration=self.max_duration,
             max_trials_without_improvement=self.max_trials_without_improvement,
+            max_cost=self.max_cost,
         )
 
 

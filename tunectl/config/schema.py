@@ -168,6 +168,7 @@ EXPERIMENT_SCHEMA = BlockSchema(
         _s("max_concurrent", "int"),
         _s("max_failed_trials", "int"),
         _s("max_duration", "duration"),
+        _s("max_cost", "number"),
         _s("max_trials_without_improvement", "int"),
         _s("enqueue", "list"),
         _s("warm_start", "bool"),

@@ -54,6 +54,7 @@ class TrialResult:
     tasks: list[TaskResult] = field(default_factory=list)
     model_uri: str | None = None
     message: str = ""
+    cost: float | None = None  # estimated, in the provider's currency (`engine.costs`)
 
     def duration(self, now: float | None = None) -> float | None:
         """Seconds from start to end (to `now` while it runs); None before it started."""

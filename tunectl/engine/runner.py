@@ -10,6 +10,7 @@ experiment's clock when apply leaves it. Submission and outcomes are its parts
 from __future__ import annotations
 
 from tunectl.addrs import Address
+from tunectl.engine.costs import spend, trial_rates
 from tunectl.engine.hosts import elsewhere, home
 from tunectl.engine.models import delete_stored, kept_trials
 from tunectl.engine.notify import GRACE, notify_finished
@@ -31,7 +32,7 @@ from tunectl.status import ExperimentStatus, TaskRecordStatus, TrialStatus
 # The ended trial statuses, as the state writes them (`progress` counts by them).
 ENDED = tuple(s.value for s in TrialStatus if s.ended)
 # Stop reasons after which trials still running are cancelled (the experiment is over).
-CANCEL_ON = ("goal", "max_duration", "max_failed_trials")
+CANCEL_ON = ("goal", "max_duration", "max_failed_trials", "max_cost")
 
 
 class Runner(Outcomes, Submission):
@@ -129,7 +130,12 @@ class Runner(Outcomes, Submission):
             elapsed=self.record.elapsed,
             clock_since=self.record.clock_since,
             now=self.clock(),
+            cost=self._spend() if self.exp.max_cost is not None else 0.0,
         )
+
+    def _spend(self) -> float:
+        rates = trial_rates(type(self.provider), self.provider.config, self.exp)
+        return spend(self.state, self.exp.name, self.record.generation, rates, self.clock())
 
     def refresh(self) -> bool:
         """Take in what happened to running trials, then check the stop conditions.

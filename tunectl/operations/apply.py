@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 from tunectl.addrs import Address
 from tunectl.config.model import Experiment
 from tunectl.diags import Diagnostic, error
+from tunectl.engine.rerun import rerun_trial
 from tunectl.operations.destroy import destroy_experiment
 from tunectl.operations.events import (
     Destroyed,
@@ -216,6 +217,9 @@ def apply_changes(session: Session, state: State, plan: Plan, emit: Emit) -> lis
                 record.config_hash = config_hash(record.config)
                 state.put_experiment(record)
                 emit(ExperimentChanged(name, "updated in-place"))
+            for number in change.intent.rerun if change.intent else ():  # --replace ..trial[N]
+                attempt = rerun_trial(state, models, name, number)
+                emit(ExperimentChanged(name, f"trial {number} replaced (attempt {attempt + 1})"))
             if change.intent is not None and (
                 change.intent.to_run > 0 or change.intent.running > 0
             ):

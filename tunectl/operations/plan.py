@@ -15,17 +15,19 @@ from typing import Any
 
 from tunectl.config import sensitive
 from tunectl.diags import DiagnosticError
+from tunectl.engine.costs import configured_rates, most_per_trial, spend
 from tunectl.engine.models import ModelStore, stored_usage
 from tunectl.operations.outputs import direction
 from tunectl.operations.refresh import refresh
 from tunectl.operations.session import Session
 from tunectl.operations.warm import as_finished, complete_trials
-from tunectl.plans.change import Drift, Plan
+from tunectl.plans.change import Action, Drift, Plan
 from tunectl.plans.differ import DiffOptions, StateView, make_plan
 from tunectl.providers import registry
 from tunectl.search.stopping import Progress, time_used
 from tunectl.states import ExperimentRecord, State
 from tunectl.states.backend import storage_call
+from tunectl.status import ExperimentStatus
 
 
 def refresh_and_plan(session: Session, state: State, options: DiffOptions) -> Plan:
@@ -40,6 +42,7 @@ def plan(session: Session, state: State, options: DiffOptions, drift: Sequence[D
     models = session.models()
     _scrub(session, state)
     views = state_views(state, models)
+    _price_spend(session, state, views)
 
     def replace_keys(provider: str) -> tuple[str, ...]:
         try:
@@ -58,8 +61,9 @@ def plan(session: Session, state: State, options: DiffOptions, drift: Sequence[D
         salt=state.salt,
         finished=lambda name: as_finished(complete_trials(state, name)),
     )
+    _rerun_trials(state, result, options)
     _bound_by_capacity(session, result)
-    _estimate_costs(session, result)
+    _estimate_costs(session, state, result)
     result.lineage, result.serial = state.lineage, state.serial
     result.config_digest = digest(session, state)
     result.variables = {k: v for k, v in config.values.items() if not config.variables[k].sensitive}
@@ -153,41 +157,103 @@ def _bound_by_capacity(session: Session, plan: Plan) -> None:
             change.intent = dataclasses.replace(change.intent, max_concurrent=limit)
 
 
-def _estimate_costs(session: Session, plan: Plan) -> None:
-    """Where the provider knows prices: what the trials still to run may cost, at most.
+def _estimate_costs(session: Session, state: State, plan: Plan) -> None:
+    """Where the provider knows prices: what the trials still to run may cost, at most,
+    and with `max_cost`, what the experiment has spent (`tunectl.engine.costs`).
 
     Each trial is priced for its longest possible run (`max_running_time` or the
     task's `timeout`); without either there is no estimate.
     """
+    now = time.time()
     for change in plan.changes:
         exp = session.config.experiments.get(change.name)
-        if change.intent is None or exp is None or not change.intent.to_run:
+        if change.intent is None or exp is None:
             continue
         try:
             cls = registry.load(exp.trial.provider)
         except (KeyError, registry.ProviderLoadError):
             continue
-        if not cls.capabilities.price:
+        rates = configured_rates(exp, session.config.providers)
+        if rates is None or not (cls.capabilities.price or exp.max_cost is not None):
             continue
-        provider = session.provider(exp.trial.provider)
-        total = 0.0
-        for task in exp.trial.tasks:
-            settings = dict(task.settings)
-            limit = settings.get("max_running_time") or task.timeout or exp.trial.timeout
-            if isinstance(limit, str):
-                from tunectl.durations import parse_duration
-
-                limit = parse_duration(limit)
-            price = provider.estimate_price(settings, float(limit)) if limit else None
-            if price is None:
-                break
-            total += price
-        else:
-            change.intent = dataclasses.replace(
-                change.intent,
-                estimated_cost=total * change.intent.to_run,
-                currency=str(provider.config.get("currency") or ""),
+        block = session.config.providers.get(exp.trial.provider)
+        currency = str((block.settings if block else {}).get("currency") or "")
+        per_trial = most_per_trial(exp, rates) if change.intent.to_run else None
+        intent = change.intent
+        if per_trial is not None:
+            intent = dataclasses.replace(
+                intent, estimated_cost=per_trial * intent.to_run, currency=currency
             )
+        if exp.max_cost is not None:
+            record = state.get_experiment(change.name)
+            spent = 0.0
+            if record is not None and change.action is not Action.REPLACE:
+                spent = spend(state, record.name, record.generation, rates, now)
+            intent = dataclasses.replace(
+                intent, max_cost=exp.max_cost, spent=spent, currency=currency
+            )
+        change.intent = intent
+
+
+def _rerun_trials(state: State, plan: Plan, options: DiffOptions) -> None:
+    """`--replace experiment.X.trial[N]`: the trial runs again (`tunectl.engine.rerun`).
+    It must be an ended trial of an experiment the plan keeps; the intent counts it as
+    running again, so apply follows the experiment until it has ended."""
+    from tunectl.addrs import Address, parse_address
+    from tunectl.diags import error
+
+    changes = {c.name: c for c in plan.changes}
+    for text in options.replace:
+        try:
+            found = parse_address(text, flag="--replace")
+        except DiagnosticError:
+            continue  # the differ reported it
+        change = changes.get(found.experiment)
+        if found.trial is None or change is None or change.intent is None:
+            continue
+        address = str(found)
+        trial = None
+        if change.action in (Action.UPDATE, Action.NOOP):
+            trial = state.get_trial(found.experiment, found.trial)
+        if trial is None or not trial.status.ended:
+            if change.action not in (Action.UPDATE, Action.NOOP):
+                done_to = "replaced" if change.action is Action.REPLACE else "not in the state"
+                what = f"{Address(found.experiment)} is {done_to}"
+            elif trial is None:
+                what = "it is not in the state"
+            else:
+                what = f"it is {trial.status.value}: only an ended trial runs again"
+            plan.errors.append(error("Invalid --replace address", f"--replace {address}: {what}."))
+            continue
+        if found.trial in change.intent.rerun:
+            continue
+        intent = change.intent
+        status = trial.status.value
+        change.intent = dataclasses.replace(
+            intent,
+            rerun=(*intent.rerun, found.trial),
+            done=intent.done - 1,
+            complete=intent.complete - (status == "complete"),
+            pruned=intent.pruned - (status == "pruned"),
+            failed=intent.failed - (status == "failed"),
+            running=intent.running + 1,
+            status=ExperimentStatus.RUNNING,
+        )
+        change.reasons.append(f"{address} runs again, as requested with --replace")
+
+
+def _price_spend(session: Session, state: State, views: dict[str, StateView]) -> None:
+    """With `max_cost`: each experiment's spend so far, for the differ's stop decision."""
+    now = time.time()
+    for name, view in views.items():
+        exp = session.config.experiments.get(name)
+        record = state.get_experiment(name)
+        if exp is None or exp.max_cost is None or record is None:
+            continue
+        rates = configured_rates(exp, session.config.providers)
+        if rates is not None:
+            cost = spend(state, name, record.generation, rates, now)
+            view.progress = dataclasses.replace(view.progress, cost=cost)
 
 
 @dataclasses.dataclass

@@ -85,6 +85,11 @@ class TrialIntent:
     space_size: int | None = None  # finite search space (grid/bruteforce)
     estimated_cost: float | None = None  # in the provider's currency
     currency: str = ""
+    # With `max_cost`: the budget, and the estimated spend of the trials run so far.
+    max_cost: float | None = None
+    spent: float | None = None
+    # Ended trials `--replace experiment.X.trial[N]` runs again (counted as running).
+    rerun: tuple[int, ...] = ()
     # With a `schedule`: when trials may launch (`window open until ...`, or when the
     # next window opens), in the schedule's time zone.
     schedule: str = ""

@@ -50,6 +50,7 @@ UPDATE_IN_PLACE = (
     "max_concurrent",
     "max_failed_trials",
     "max_duration",
+    "max_cost",
     "max_trials_without_improvement",
     "objective.goal",
     "trial.timeout",
@@ -134,7 +135,7 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
     }
     if exp.description:
         out["description"] = exp.description
-    for key in ("max_failed_trials", "max_trials_without_improvement"):
+    for key in ("max_failed_trials", "max_trials_without_improvement", "max_cost"):
         if getattr(exp, key) is not None:
             out[key] = getattr(exp, key)
     if exp.max_duration is not None:
@@ -351,10 +352,10 @@ def make_plan(
     configured = {} if config is None else config.experiments
     replace: set[str] = set()
     for text in options.replace:
-        found = _address(text, trials=False)
+        found = _address(text)
         if found is None or found.experiment not in experiments:
             plan.errors.append(_unknown_address("--replace", text, "is in the configuration"))
-        else:
+        elif found.trial is None:  # a trial's: `operations.plan` (it reads the trials)
             replace.add(found.experiment)
     names = sorted(set(experiments) | set(state))
     for name in names:

@@ -280,10 +280,11 @@ def corrupt(path: Path, reason: str) -> DiagnosticError:
 def _compared(change: dict[str, Any], field: str) -> bytes:
     """A field as the staleness check sees it. The schedule's sentence in `intent` tells
     the time (when the next window opens), not what apply does: a window that opened
-    since the plan was made does not make it stale."""
+    since the plan was made does not make it stale; nor does the spend of trials running
+    (`spent`), which grows by the second."""
     value = change.get(field)
     if field == "intent" and isinstance(value, dict):
-        value = {k: v for k, v in value.items() if k != "schedule"}
+        value = {k: v for k, v in value.items() if k not in ("schedule", "spent")}
     return _canonical(value)
 
 

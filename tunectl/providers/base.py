@@ -257,6 +257,9 @@ class Provider(abc.ABC):
     task_bodies: ClassVar[tuple[BodySpec, ...]] = (COMMAND,)
     # Trial attributes whose change forces an experiment's replacement (e.g. "image").
     replace_on_change: ClassVar[tuple[str, ...]] = ()
+    # The provider-block attribute that gives prices (`hourly_price`), named when
+    # `max_cost` is refused for want of one; empty when prices cannot be given.
+    price_setting: ClassVar[str] = ""
 
     def __init__(self, config: Mapping[str, Any], state_dir: Path) -> None:
         """`config` holds the provider block's evaluated attributes; `state_dir` is the
@@ -341,9 +344,20 @@ class Provider(abc.ABC):
         """Forget a finished task's bookkeeping (called on destroy)."""
         return None
 
-    def estimate_price(self, settings: Mapping[str, Any], seconds: float) -> float | None:
-        """Estimated cost of running a task with `settings` for `seconds`, or None."""
+    @classmethod
+    def hourly_price(
+        cls, config: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> float | None:
+        """What an hour of a task with `settings` costs under the provider block `config`,
+        in the provider's currency; None when unknown. No network, no instance: validate
+        asks it to accept `max_cost`. Optional; the default knows no price."""
         return None
+
+    def estimate_price(self, settings: Mapping[str, Any], seconds: float) -> float | None:
+        """Estimated cost of running a task with `settings` for `seconds`, or None.
+        The default prices the time at `hourly_price`."""
+        rate = type(self).hourly_price(self.config, settings)
+        return None if rate is None else rate * seconds / 3600
 
     def close(self) -> None:
         """Release connections and file descriptors."""

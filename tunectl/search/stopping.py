@@ -15,6 +15,12 @@ apply works on it and while any of its trials is running, including between the 
 of `apply --once` and after an interrupted apply; it pauses when an apply leaves the
 experiment with nothing running, and stops when the experiment ends. Raising
 `max_duration` above the time used lets a stopped experiment continue.
+
+`max_cost` is a budget of money, in the provider's currency: the experiment stops when
+the estimated spend of its ended and running trials (`tunectl.providers.prices`: each
+task's running time at its provider's price) reaches it. Like `max_duration`, reaching it
+stops the trials still running — they would keep spending — and raising it above the
+spend lets the stopped experiment continue.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ REASON_STATUS = {
     "exhausted": "succeeded",
     "no_improvement": "succeeded",
     "max_duration": "stopped",
+    "max_cost": "stopped",
     "max_failed_trials": "failed",
 }
 
@@ -40,6 +47,7 @@ REASON_TEXT = {
     "exhausted": "searched the whole (finite) search space",
     "no_improvement": "no improvement within max_trials_without_improvement",
     "max_duration": "reached max_duration",
+    "max_cost": "reached max_cost",
     "max_failed_trials": "too many failed trials (max_failed_trials)",
 }
 
@@ -56,6 +64,7 @@ class Progress:
     since_best: int = 0  # ended trials numbered after the best trial
     elapsed: float = 0.0  # seconds of the experiment's clock used, across applies
     asked: int = 0  # trials created (any status)
+    cost: float = 0.0  # estimated spend of ended and running trials (with max_cost)
 
     @property
     def done(self) -> int:
@@ -72,6 +81,7 @@ class StopRules:
     max_failed_trials: int | None = None
     max_duration: float | None = None  # seconds of the experiment's clock
     max_trials_without_improvement: int | None = None
+    max_cost: float | None = None  # in the provider's currency
 
 
 class Outcome(Protocol):
@@ -99,6 +109,7 @@ def compute_progress(
     elapsed: float,
     clock_since: float | None,
     now: float,
+    cost: float = 0.0,
 ) -> Progress:
     """The `Progress` of an experiment from its trials and its clock.
 
@@ -106,7 +117,8 @@ def compute_progress(
     The best trial is the complete one with the best value, the lowest number winning a
     tie; `since_best` counts the ended trials numbered after it. `running` (trials started
     and not ended) and `asked` (trials created) are the caller's: the apply loop knows
-    trials the state does not list yet. The clock is as `time_used` reads it.
+    trials the state does not list yet. The clock is as `time_used` reads it; `cost`
+    is the spend the caller priced (`tunectl.providers.prices`).
     """
     counts = dict.fromkeys(_ENDED, 0)
     numbers: list[int] = []
@@ -135,6 +147,7 @@ def compute_progress(
         since_best=0 if best is None else sum(1 for n in numbers if n > best[1]),
         elapsed=time_used(elapsed, clock_since, now),
         asked=asked,
+        cost=cost,
     )
 
 
@@ -171,6 +184,8 @@ def stop_reason(rules: StopRules, p: Progress, space_size: int | None) -> str | 
         return "no_improvement"
     if rules.max_duration is not None and p.elapsed >= rules.max_duration:
         return "max_duration"
+    if rules.max_cost is not None and p.cost >= rules.max_cost:
+        return "max_cost"
     return None
 
 

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tunectl.states import files, schema
+from tunectl.states import files, forget, schema
 from tunectl.states.records import (
     ExperimentRecord,
     MetricRecord,
@@ -382,12 +382,17 @@ class State:
         return counts
 
     def next_trial_number(self, experiment: str, generation: int | None = None) -> int:
-        """One past the highest trial number; 0 for an experiment without trials."""
+        """One past the highest trial number, forgotten ones too; 0 without trials."""
         row = self._conn.execute(
-            f"SELECT max(number) FROM trials WHERE experiment = ? AND {_GENERATION}",
+            f"SELECT coalesce(max(number), -1) FROM trials WHERE experiment = ? AND {_GENERATION}",
             (experiment, generation, experiment),
         ).fetchone()
-        return 0 if row[0] is None else row[0] + 1
+        return max(row[0], forget.forgotten(self._conn, experiment, generation)) + 1
+
+    def forget_trial(self, experiment: str, number: int) -> None:
+        """`state rm experiment.X.trial[N]`: the trial, its tasks, metrics and model records
+        (`tunectl.states.forget`)."""
+        forget.forget_trial(self, self._conn, experiment, number)
 
     def best_trial(
         self, experiment: str, direction: str, generation: int | None = None

@@ -79,11 +79,30 @@ class _Style:
 
 def intent_sentence(intent: TrialIntent) -> str:
     """What apply will do for one experiment, in trial terms (SPEC section 3)."""
+    if intent.rerun and not intent.to_run and intent.running == len(intent.rerun):
+        return f"{rerun_clause(intent)} ({intent.done} done)" + budget_clause(intent)
+    if intent.rerun:
+        return rerun_clause(intent) + "; " + _intent_sentence(intent)
+    return _intent_sentence(intent)
+
+
+def rerun_clause(intent: TrialIntent) -> str:
+    """The trials `--replace experiment.X.trial[N]` runs again."""
+    numbers = ", ".join(str(n) for n in intent.rerun)
+    noun = "trial" if len(intent.rerun) == 1 else "trials"
+    return f"will run {noun} {numbers} again (a new attempt with the same parameters)"
+
+
+def _intent_sentence(intent: TrialIntent) -> str:
     if intent.to_run == 0 and intent.running == 0:
-        return f"will run no trials ({intent.done} done, status {intent.status.value})"
+        return (
+            f"will run no trials ({intent.done} done, status {intent.status.value})"
+            + budget_clause(intent)
+        )
     if intent.to_run == 0:
         return (
             f"will start no new trials and follow the {intent.running} running ({intent.done} done)"
+            + budget_clause(intent)
         )
     text = (
         f"will run up to {intent.to_run} trials, {intent.max_concurrent} at a time "
@@ -91,6 +110,7 @@ def intent_sentence(intent: TrialIntent) -> str:
     )
     if intent.estimated_cost is not None:
         text += f", estimated cost {intent.currency}{intent.estimated_cost:,.2f}"
+    text += budget_clause(intent)
     if intent.schedule:
         text += f"; {intent.schedule}"
     return text
@@ -136,6 +156,27 @@ def preview_lines(change: Change) -> list[str]:
 
 def _preview_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def budget_clause(intent: TrialIntent) -> str:
+    """With `max_cost`: the spend so far and the range the trials to run bring it to (at
+    most: each for its whole time limit), against the budget."""
+    if intent.max_cost is None or intent.spent is None:
+        return ""
+    cur = intent.currency
+    low = intent.spent
+    if not intent.to_run:
+        return f"; spent {cur}{low:,.2f} of max_cost {cur}{intent.max_cost:,.2f}"
+    if intent.estimated_cost is None:
+        high = "unknown (no timeout)"
+    else:
+        high = f"{cur}{low + intent.estimated_cost:,.2f}"
+        if low + intent.estimated_cost > intent.max_cost:
+            high += ", more than max_cost: it may stop the experiment first"
+    return (
+        f"; spent {cur}{low:,.2f} of max_cost {cur}{intent.max_cost:,.2f}, "
+        f"estimated {cur}{low:,.2f} to {high}"
+    )
 
 
 def summary_line(plan: Plan) -> str:

@@ -2,8 +2,9 @@
 
 The table: one row per trial — number (`*` marks the best), state, each parameter as a
 column, the objective value, each metric, the objective's learning curve as a sparkline,
-duration, attempts and the provider's task id. CSV and JSON carry the same fields with
-real parameter values (never the sampler's indices) and ISO-8601 UTC times; the JSON
+duration, estimated cost (where one is known and not 0), attempts and the provider's task
+id. CSV and JSON carry the same fields (cost empty or null when unknown) with real
+parameter values (never the sampler's indices) and ISO-8601 UTC times; the JSON
 document has a `format_version` (docs/results.md).
 """
 
@@ -67,7 +68,8 @@ def table_cells(
     header = ["trial", "state", *params, results.objective_label, *metrics]
     if curves:
         header.append("curve")
-    header += ["duration", "tries", "task"]
+    costs = any(t.cost for t in trials)  # none known, or all free (local): no column
+    header += ["duration", *(["cost"] if costs else []), "tries", "task"]
     rows = []
     for t in trials:
         mark = "*" if t.number == results.best else " "
@@ -77,7 +79,8 @@ def table_cells(
         row += [_number(t.metrics.get(m)) for m in metrics]
         if curves:
             row.append(sparkline([v for _, v in t.curve]))
-        row += [_duration(t, now), str(t.attempts), t.task_id or "-"]
+        row += [_duration(t, now), *([_cost(t.cost)] if costs else [])]
+        row += [str(t.attempts), t.task_id or "-"]
         rows.append(row)
     return header, rows
 
@@ -164,6 +167,7 @@ def trial_dict(results: ExperimentResults, t: TrialResult, now: float) -> dict[s
         "finished": iso(t.finished_at),
         "duration_seconds": t.duration(now),
         "attempts": t.attempts,
+        "cost": t.cost,
         "tasks": [
             {
                 "name": k.name,
@@ -227,6 +231,7 @@ def render_csv(
             "task_id",
             "trial_id",
             "model_uri",
+            "cost",
         ]
     )
     for t in trials:
@@ -246,9 +251,14 @@ def render_csv(
                 t.task_id,
                 t.id,
                 t.model_uri or "",
+                "" if t.cost is None else f"{t.cost:.6g}",
             ]
         )
     return out.getvalue()
+
+
+def _cost(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _cell(value: Any) -> str:

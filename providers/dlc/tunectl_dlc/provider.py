@@ -79,6 +79,7 @@ PAGE = 100
 class DlcProvider(Provider):
     name = "dlc"
     version = "0.1.0"
+    price_setting = "prices"
     capabilities = Capabilities(
         events=False,
         price=True,
@@ -563,10 +564,16 @@ class DlcProvider(Provider):
                 return  # gone or ended already: nothing to stop
             raise
 
-    def estimate_price(self, settings: Mapping[str, Any], seconds: float) -> float | None:
+    @classmethod
+    def hourly_price(
+        cls, config: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> float | None:
+        """The instances a task asks for at the price table (`PRICES`, extended by the
+        provider's `prices`); None for an unknown instance type or none priced (a
+        dedicated `resource_id` quota), rather than a wrong figure."""
         table = {
             **PRICES,
-            **{str(k): float(v) for k, v in (self.config.get("prices") or {}).items()},
+            **{str(k): float(v) for k, v in (config.get("prices") or {}).items()},
         }
         total = 0.0
         for role in ROLES:
@@ -576,5 +583,5 @@ class DlcProvider(Provider):
             price = table.get(str(spec.get("ecs_spec")))
             if price is None:
                 return None  # an unknown instance type: no estimate rather than a wrong one
-            total += int(spec.get("count", 1)) * price * seconds / 3600
+            total += int(spec.get("count", 1)) * price
         return total if total else None

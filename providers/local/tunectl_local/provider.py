@@ -161,6 +161,13 @@ class LocalProvider(Provider):
         where = ("gpus_per_task",)
         return ValidateResponse((attribute_error(where, "Invalid trial settings", problem),))
 
+    @classmethod
+    def hourly_price(
+        cls, config: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> float | None:
+        """This machine's time costs nothing tunectl counts (`max_cost` sees 0)."""
+        return 0.0
+
     def capacity(self) -> int | None:
         slots = self.config.get("slots")
         return int(slots) if slots else (os.cpu_count() or 1)

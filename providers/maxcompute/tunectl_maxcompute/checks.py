@@ -35,6 +35,13 @@ def check_config(request: ValidateConfigRequest) -> ValidateResponse:
                 f"or underscores; 3 to 28 characters), not {project!r}.",
             )
         )
+    price = config.get("price_per_hour")
+    if price is not None and price < 0:
+        out.append(
+            attribute_error(
+                ("price_per_hour",), "Invalid price", '"price_per_hour" must be 0 or more.'
+            )
+        )
     for name in ("endpoint", "tunnel_endpoint", "logview_host"):
         value = config.get(name)
         if value is None:

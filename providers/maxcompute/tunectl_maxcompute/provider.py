@@ -72,8 +72,10 @@ class MaxComputeProvider(Provider):
     name = "maxcompute"
     version = "0.1.0"
     capabilities = Capabilities(
+        price=True,  # with `price_per_hour` (`hourly_price`)
         metric_sources=frozenset({MetricSource.STDOUT, MetricSource.TABLE}),
     )
+    price_setting = "price_per_hour"
     task_bodies = (
         BodySpec(
             "pai",
@@ -107,6 +109,13 @@ class MaxComputeProvider(Provider):
             description="also query metrics tables while a task runs, at most this often "
             "(seconds); by default only once it has ended (each query is a job)",
         ),
+        AttrSpec(
+            "price_per_hour",
+            "number",
+            description="what an hour of a task costs (a quota's share), for max_cost and the "
+            "plan's estimate; unknown without it (SQL is billed by the data it reads)",
+        ),
+        AttrSpec("currency", default="¥"),
     )
     trial_schema = (
         AttrSpec("priority", "int", description="0 (first) to 9"),
@@ -143,6 +152,15 @@ class MaxComputeProvider(Provider):
     @classmethod
     def validate_task(cls, request: ValidateTaskRequest) -> ValidateResponse:
         return checks.check_task(request)
+
+    @classmethod
+    def hourly_price(
+        cls, config: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> float | None:
+        """`price_per_hour` of the provider block; None without it: pay-as-you-go SQL is
+        billed by the data it reads, which no running time tells."""
+        price = config.get("price_per_hour")
+        return None if price is None else float(price)
 
     # -- submitting -----------------------------------------------------------------------
 
