@@ -142,6 +142,7 @@ class ExperimentRun:
                         value=trial.value,
                         intermediate=curve,
                         system_attrs=trial.system_attrs,
+                        values=trial.objective_values,
                     )
                 )
             self._search = SearchEngine(self.exp, history)

@@ -58,6 +58,8 @@ class AlgorithmEntry:
     # The engine asks every combination as fixed parameters, in a seeded order (grid).
     enumerate: bool = False
     check_space: SpaceCheck | None = None
+    # Searches several objectives at once (Optuna's multi-objective study).
+    multi_objective: bool = False
     # NNI's / PAI's `class_args` of this tuner that are not settings here: what instead.
     hints: Mapping[str, str] = field(default_factory=dict)
 
@@ -226,8 +228,15 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
                 "linear_forgetting": Setting(whole(1), doc="older trials weigh less (25)"),
             },
             hints=_TPE_HINTS,
+            multi_objective=True,
         ),
-        AlgorithmEntry("random", "RandomSampler: independent uniform draws", _random, _SEED),
+        AlgorithmEntry(
+            "random",
+            "RandomSampler: independent uniform draws",
+            _random,
+            _SEED,
+            multi_objective=True,
+        ),
         # Grid search asks its combinations as fixed parameters (tunectl.engine.search):
         # the sampler only fills what is not fixed, which is nothing.
         AlgorithmEntry(
@@ -237,6 +246,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             _SEED,
             discrete=True,
             enumerate=True,
+            multi_objective=True,
         ),
         AlgorithmEntry(
             "gp",
@@ -250,6 +260,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             needs=(Requirement("torch", "PyTorch"), _SCIPY),
             extra="gp",
             hints=_GP_HINTS,
+            multi_objective=True,
         ),
         AlgorithmEntry(
             "cmaes",
@@ -276,6 +287,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
                 "crossover_prob": Setting(number(0, 1), 0.9),
             },
             hints={"sample_size": "NNI's evolution takes population_size only."},
+            multi_objective=True,
         ),
         AlgorithmEntry(
             "qmc",
@@ -288,6 +300,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             },
             needs=(_SCIPY,),
             extra="qmc",
+            multi_objective=True,
         ),
         AlgorithmEntry(
             "bruteforce",
@@ -295,6 +308,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             _bruteforce,
             _SEED,
             discrete=True,
+            multi_objective=True,
         ),
     )
 }
