@@ -22,7 +22,7 @@ from tunectl.durations import format_duration
 from tunectl.engine.results import ExperimentResults, TrialResult
 from tunectl.hcl.values import to_json_value, to_string
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 _BARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 12
 
@@ -232,8 +232,8 @@ def render_json(
             "metrics": results.objective.metric_names
             if results.multi
             else dict(results.objective.metrics),
-            "directions": results.objective.directions,
             "reduce": results.objective.reduce,
+            **({"directions": results.objective.directions} if results.multi else {}),
         },
         "params": {p.name: p.to_dict() for p in results.params},
         "best_trial": results.best,
