@@ -98,7 +98,12 @@ def experiment(algorithm: str, **settings: object) -> Experiment:
 
 @pytest.mark.parametrize(
     ("algorithm", "settings"),
-    [("tpe", {"n_startup_trials": 2}), ("evolution", {"population_size": 4}), ("random", {})],
+    [
+        ("tpe", {"n_startup_trials": 2}),
+        ("evolution", {"population_size": 4}),
+        ("nsga3", {"population_size": 4}),
+        ("random", {}),
+    ],
 )
 def test_a_rebuilt_study_asks_what_the_live_one_asks(algorithm: str, settings: dict) -> None:
     exp = experiment(algorithm, **settings)

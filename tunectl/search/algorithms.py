@@ -161,6 +161,15 @@ def _evolution(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed:
     )
 
 
+def _nsga3(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    return samplers.NSGAIIISampler(
+        seed=seed,
+        population_size=int(s["population_size"]),
+        mutation_prob=_float(s["mutation_prob"]),
+        crossover_prob=float(s["crossover_prob"]),
+    )
+
+
 def _qmc(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     # A scrambled sequence must use one seed throughout: the experiment's own.
     return samplers.QMCSampler(
@@ -287,6 +296,18 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
                 "crossover_prob": Setting(number(0, 1), 0.9),
             },
             hints={"sample_size": "NNI's evolution takes population_size only."},
+            multi_objective=True,
+        ),
+        AlgorithmEntry(
+            "nsga3",
+            "NSGAIIISampler: a genetic algorithm for three or more objectives",
+            _nsga3,
+            _SEED
+            | {
+                "population_size": Setting(whole(2), 50),
+                "mutation_prob": Setting(number(0, 1)),
+                "crossover_prob": Setting(number(0, 1), 0.9),
+            },
             multi_objective=True,
         ),
         AlgorithmEntry(
