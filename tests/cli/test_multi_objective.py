@@ -10,18 +10,25 @@ import csv
 import io
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, write
+from tests.conftest import cli_env, run_cli, write
 from tunectl.engine.pareto import dominates
 
 # acc is best at x = 0.7; latency grows with x and with k: the two pull apart below 0.7.
 TRIAL = """\
-import pathlib, sys
+import pathlib, sys, time
 args = dict(a.split("=", 1) for a in sys.argv[1:])
 x, k = float(args["x"]), int(args["k"])
+with open("launches.log", "a") as f:
+    f.write(args["out"] + "\\n")
+time.sleep(float(args.get("s", 0)))
 out = pathlib.Path(args["out"])
 out.mkdir(parents=True, exist_ok=True)
 (out / "model.txt").write_text(args["x"])
@@ -42,6 +49,7 @@ def config(
     extra: str = "",
     output: str = "experiment.mo.pareto",
     concurrent: int = 2,
+    sleep: float = 0,
 ) -> str:
     return f"""\
 storage "local" {{
@@ -66,7 +74,7 @@ experiment "mo" {{
     values = [0, 1, 2]
   }}
   trial {{
-    command = "python3 trial.py x=${{param.x}} k=${{param.k}} out=${{trial.model_dir}}"
+    command = "python3 trial.py x=${{param.x}} k=${{param.k}} out=${{trial.model_dir}} s={sleep}"
     workdir = "."
   }}
 }}
@@ -205,6 +213,34 @@ def test_the_study_continues_across_applies_as_one_run(tmp_path: Path, algorithm
               for d in (one, two)]  # fmt: skip
     assert len(params[0]) == len(params[1]) == 8
     assert params[0] == params[1]
+
+
+def test_a_killed_apply_resumes_with_every_trials_values(tmp_path: Path) -> None:
+    """kill -9 while trials run: the next apply adopts them, tells the rebuilt
+    multi-objective study their values, and launches nothing twice."""
+    directory = setup(tmp_path, config(max_trials=6, sleep=0.6))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunectl", "-C", str(directory), "apply", "--auto-approve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    log = directory / "launches.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # two trials done, the next two running
+        if log.exists() and len(log.read_text().split()) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    result = run_cli(directory, "apply", "--auto-approve")
+    assert result.code == 0, result.text
+    listed = trials_json(directory, "--sort", "number")["trials"]
+    assert [t["number"] for t in listed] == list(range(6))
+    assert all(t["state"] == "complete" and t["values"] for t in listed), listed
+    launched = log.read_text().split()
+    assert len(launched) == len(set(launched)) == 6
+    check_front(listed, {t["number"] for t in listed if t["pareto"]})
 
 
 BAD = {
