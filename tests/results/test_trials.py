@@ -78,7 +78,7 @@ def test_json_document(applied: Path) -> None:
     result = run_cli(applied, "trials", "experiment.demo", "--json")
     assert result.code == 0, result.text
     doc = json.loads(result.out)
-    assert doc["format_version"] == "1.0"
+    assert doc["format_version"] == "1.1"
     assert doc["experiment"] == "experiment.demo"
     assert doc["objective"] == {
         "name": "acc",

@@ -94,7 +94,10 @@ def show(
                     f"    trials: {t['complete']} complete, {t['pruned']} pruned, "
                     f"{t['failed']} failed, {t['running']} running"
                 )
-                if exp["best"]["value"] is not None:
+                if exp["best"] is None:  # several objectives: the Pareto front
+                    front = ", ".join(str(p["trial"]) for p in exp["pareto"])
+                    echo(f"    pareto: trials {front}" if front else "    pareto: -")
+                elif exp["best"]["value"] is not None:
                     echo(
                         f"    best:   trial {exp['best']['number']} = "
                         f"{exp['best']['value']:.6g} "
@@ -117,7 +120,7 @@ def show(
                 return
             echo(f"{'trial':>6}  {'status':<9} {'value':>12}  params")
             for t in trials:
-                value = "-" if t.value is None else f"{t.value:.6g}"
+                value = _value_text(t)
                 echo(f"{t.number:>6}  {t.status.value:<9} {value:>12}  {json_text(t.params)}")
             return
         trial = state.get_trial(name, number)
@@ -140,9 +143,16 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def _value_text(trial: Any) -> str:
+    """A trial's value, or with several objectives its values, for people."""
+    if trial.objective_values:
+        return ", ".join(f"{v:.6g}" for v in trial.objective_values)
+    return "-" if trial.value is None else f"{trial.value:.6g}"
+
+
 def _trial_text(address: str, trial: Any, tasks: list[Any], metrics: list[Any]) -> str:
     """One trial for people: what it tried, how it went, where its model is."""
-    value = "-" if trial.value is None else f"{trial.value:.6g}"
+    value = _value_text(trial)
     lines = [
         f"# {address}: {trial.status.value}",
         f"    id:       {trial.id}",

@@ -13,13 +13,13 @@ from typing import Any
 from tunectl.config.model import (
     Experiment,
     Lifecycle,
-    Objective,
     ProviderConfig,
     TrialSpec,
 )
 from tunectl.config.notify import decode_notify
+from tunectl.config.objective import check_several, decode_objective
 from tunectl.config.schedule import decode_schedule
-from tunectl.config.schema import OPEN, Reader, convert
+from tunectl.config.schema import OPEN, Reader
 from tunectl.config.sensitive import refers_to
 from tunectl.config.trial import decode_trial
 from tunectl.config.warm_start import decode_warm_start
@@ -91,7 +91,7 @@ def decode_experiment(
 
     objective = None
     for ob in body.blocks_of("objective")[:1]:
-        objective = _objective(ob, scope, context, diags)
+        objective = decode_objective(ob, scope, context, diags)
     trial = None
     for tb in body.blocks_of("trial")[:1]:
         trial = decode_trial(tb, scope, providers, context, {p.name: p for p in params}, diags)
@@ -159,6 +159,8 @@ def decode_experiment(
         if unpriced:
             reader.fail(body.attributes.get("max_cost"), "Invalid max_cost", unpriced)
 
+    if objective is not None and objective.multi:
+        check_several(body, algorithm, early, ranges, context, diags)
     space_errors = validate_space(algorithm, params)
     for pname, sentence in space_errors:
         where = next((p.range for p in params if p.name == pname), None)
@@ -359,60 +361,6 @@ def _param(block: Block, scope: Scope, context: str, diags: Diagnostics) -> Para
             error("Invalid parameter", f'Parameter "{spec.name}": {sentence}', block.range, context)
         )
     return spec
-
-
-def _objective(block: Block, scope: Scope, context: str, diags: Diagnostics) -> Objective | None:
-    reader = Reader(block.body, scope, context, diags)
-    direction = reader.get("direction", "string", "maximize")
-    if direction not in ("maximize", "minimize"):
-        reader.fail(
-            block.body.attributes.get("direction"),
-            "Invalid direction",
-            'direction must be "maximize" or "minimize", got '
-            f'"{direction}".{did_you_mean(str(direction), ("maximize", "minimize"))}',
-        )
-    metric = reader.get("metric", "string")
-    metrics = reader.get("metrics", "map")
-    if (metric is None) == (metrics is None):
-        reader.fail(
-            None,
-            "Invalid objective",
-            'Set exactly one of metric = "NAME" or metrics = { NAME = WEIGHT, ... }.',
-        )
-    weights: list[tuple[str, float]] = []
-    for key, weight in (metrics or {}).items():
-        try:
-            weights.append((key, float(convert(weight, "number"))))
-        except ValueError:
-            reader.fail(
-                block.body.attributes.get("metrics"),
-                "Invalid objective",
-                f'The weight of "{key}" must be a number.',
-            )
-    if metrics is not None and not metrics:
-        reader.fail(
-            block.body.attributes.get("metrics"),
-            "Invalid objective",
-            "metrics needs at least one NAME = WEIGHT entry.",
-        )
-    reduce = reader.get("reduce", "string", "final")
-    if reduce not in ("final", "best", "avg"):
-        reader.fail(
-            block.body.attributes.get("reduce"),
-            "Invalid reduce",
-            f'reduce must be "final", "best" or "avg", got "{reduce}".',
-        )
-    sources = reader.get("sources_reduce", "string")
-    if sources is not None and sources not in ("final", "best", "avg"):
-        reader.fail(
-            block.body.attributes.get("sources_reduce"),
-            "Invalid sources_reduce",
-            f'sources_reduce must be "final", "best" or "avg", got "{sources}".'
-            f"{did_you_mean(str(sources), ('final', 'best', 'avg'))}",
-        )
-    return Objective(
-        direction, metric, tuple(sorted(weights)), reader.get("goal", "number"), reduce, sources
-    )
 
 
 def _unpriced(trial: TrialSpec, providers: Mapping[str, ProviderConfig]) -> str | None:

@@ -161,7 +161,8 @@ def _evaluated(
         _stored_metrics_need_storage(experiments.values(), diags)
     declared_experiments = {b.labels[0] for b in root.blocks_of("experiment") if len(b.labels) == 1}
     check_warm_start_sources(experiments, declared_experiments, diags)
-    outputs = _outputs(root, scope, declared_experiments, diags)
+    multi = {name for name, e in experiments.items() if e.objective.multi}
+    outputs = _outputs(root, scope, declared_experiments, diags, multi)
     if diags.has_errors():
         raise DiagnosticError(diags)
     digest = hashlib.sha256()
@@ -372,8 +373,10 @@ def _stored_metrics_need_storage(experiments: Iterable[Experiment], diags: Diagn
 
 
 def _outputs(
-    root: Body, scope: Scope, experiments: set[str], diags: Diagnostics
+    root: Body, scope: Scope, experiments: set[str], diags: Diagnostics, multi: set[str]
 ) -> dict[str, Output]:
+    """The output blocks; `multi` names the experiments with several objectives, which
+    have a Pareto front and no `best`."""
     out: dict[str, Output] = {}
     for block in root.blocks_of("output"):
         if len(block.labels) != 1 or block.labels[0] in out:
@@ -393,6 +396,17 @@ def _outputs(
                             "Reference to undeclared experiment",
                             f'An experiment named "{got}" has not been declared in this '
                             f"configuration.{did_you_mean(got, experiments)}",
+                            where,
+                            context,
+                        )
+                    )
+                elif path[1] in multi and len(path) > 2 and path[2] == "best":
+                    diags.append(
+                        error(
+                            "No single best trial",
+                            f"experiment.{path[1]} has several objectives, so no best trial: "
+                            f"use experiment.{path[1]}.pareto, the Pareto-optimal trials (a "
+                            "list of { trial, values, params, model_uri }).",
                             where,
                             context,
                         )

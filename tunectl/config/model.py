@@ -21,7 +21,9 @@ from tunectl.search.stopping import StopRules
 
 @dataclass(frozen=True)
 class Objective:
-    """`metric` (one name) or `metrics` (name -> weight, a weighted sum as in PAI)."""
+    """`metric` (one name), `metrics` (name -> weight, a weighted sum as in PAI), or
+    several objectives (`metrics = [NAME, ...]` with `directions`, each metric optimised
+    for itself: Optuna's multi-objective study, whose result is a Pareto front)."""
 
     direction: str  # "maximize" | "minimize"
     metric: str | None = None
@@ -31,9 +33,24 @@ class Objective:
     # With several metric sources per trial (its tasks): each source is reduced by
     # `reduce`, then the sources' values by this (`tunectl.engine.objective`).
     sources_reduce: str | None = None
+    # Several objectives: (metric, direction) in declared order. `direction` is then the
+    # first's, and `metric`/`metrics` are unset.
+    objectives: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def multi(self) -> bool:
+        """Several objectives: trials have a vector of values and no single best."""
+        return bool(self.objectives)
+
+    @property
+    def directions(self) -> list[str]:
+        """One direction per objective (one for a single objective)."""
+        return [d for _, d in self.objectives] if self.objectives else [self.direction]
 
     @property
     def metric_names(self) -> list[str]:
+        if self.objectives:
+            return [name for name, _ in self.objectives]
         return [self.metric] if self.metric else [name for name, _ in self.metrics]
 
 

@@ -137,8 +137,9 @@ PARAM_SCHEMA = BlockSchema(
 OBJECTIVE_SCHEMA = BlockSchema(
     attrs=attributes(
         _s("metric", "string"),
-        _s("metrics", "map"),
-        _s("direction", "string", required=True),
+        _s("metrics"),  # a map of weights, or a list of names with `directions`
+        _s("direction", "string"),  # required unless `directions` (experiment.py)
+        _s("directions", "list(string)"),
         _s("goal", "number"),
         _s("reduce", "string"),
         _s("sources_reduce", "string"),

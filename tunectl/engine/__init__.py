@@ -6,7 +6,8 @@
   pruning, ending trials);
 - `search`: the Optuna bridge (`pruning`: tunectl's own stopping rules as Optuna
   pruners); `trials`: task requests and keys; `metrics`, `objective`:
-  reading reports and combining them; `models`: model storage; `hosts`: which host runs what;
+  reading reports and combining them; `pareto`: the Pareto front of several objectives;
+  `models`: model storage; `hosts`: which host runs what;
   `results`: an experiment's trials as read back for `trials`, `export` and `report`.
 
 The engine retries no provider or storage call itself (see `tunectl.retry`).

@@ -98,6 +98,7 @@ def search_history(state: State, exp: Experiment) -> list[Any]:
                 value=trial.value,
                 intermediate=curve,
                 system_attrs=trial.system_attrs,
+                values=trial.objective_values,
             )
         )
     return history

@@ -25,6 +25,7 @@ from typing import Any
 
 from tunectl.config.model import Experiment
 from tunectl.config.notify import Notify
+from tunectl.engine.pareto import pareto_front
 from tunectl.retry import retry_call
 from tunectl.states import TrialRecord
 from tunectl.status import TrialStatus
@@ -227,4 +228,9 @@ def notify_finished(
     if best is not None:
         text += f", best trial {best.number}: {best.value:g}"
         details.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+    if exp.objective.multi:  # no best: the Pareto front
+        points = {t.number: t.objective_values for t in ended if t.objective_values}
+        front = pareto_front(points, exp.objective.directions)
+        text += f", pareto front: trials {', '.join(map(str, front))}" if front else ""
+        details.update(pareto=front)
     notifier.send("finished", text, **details)

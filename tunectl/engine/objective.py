@@ -24,6 +24,12 @@ sources' values are reduced in task order by `sources_reduce` (`final`: the last
 `best`; `avg`). Early stopping sees the first source's curve: trials are compared at the
 same step of the same source.
 
+Several objectives (`metrics = [...]` with `directions`): a trial's values are a vector,
+one per objective metric, each reduced by `reduce` toward its own direction (with
+`best`, each metric's best report, whichever step it came from) and, with several sources,
+across the sources by `sources_reduce` (`objective_values`). There is no single value
+and no curve: `combine` gives (None, []), as early stopping is not defined for them.
+
 Non-finite values (NaN, inf) are ignored here: the engine fails a trial that reports one
 before it gets here, and a state written by an older version may still hold them.
 No optuna import here.
@@ -138,6 +144,8 @@ def combine(
     metrics and `best`/`avg`: when the metrics never reported at a common step; with
     several sources: when one of them has no value).
     """
+    if objective.multi:
+        return None, []
     if objective.sources_reduce is not None:
         one = replace(objective, sources_reduce=None)
         values: list[float] = []
@@ -194,10 +202,7 @@ def metric_values(series: Mapping[str, Series], objective: Objective) -> dict[st
                 shown[source_name(source, name)] = number
                 across.setdefault(name, []).append(number)
         for name, values in across.items():
-            direction = objective.direction
-            if dict(objective.metrics).get(name, 1.0) < 0:
-                direction = "minimize" if direction == "maximize" else "maximize"
-            reduced = reduce_series(values, objective.sources_reduce, direction)
+            reduced = reduce_series(values, objective.sources_reduce, _toward(objective, name))
             if reduced is not None:
                 shown[name] = reduced
         return shown
@@ -218,10 +223,32 @@ def metric_values(series: Mapping[str, Series], objective: Objective) -> dict[st
         if name in at:
             out[name] = at[name]
             continue
-        direction = objective.direction
-        if weights.get(name, 1.0) < 0:
-            direction = "minimize" if direction == "maximize" else "maximize"
-        value = _reduce_metric(points, objective.reduce, direction)
+        value = _reduce_metric(points, objective.reduce, _toward(objective, name))
         if value is not None:
             out[name] = value
     return out
+
+
+def _toward(objective: Objective, name: str) -> str:
+    """The direction metric `name` is reduced toward: its own objective's with several
+    objectives; with weights, the objective's, reversed for a negative weight."""
+    own = dict(objective.objectives).get(name)
+    if own is not None:
+        return own
+    direction = objective.direction
+    if dict(objective.metrics).get(name, 1.0) < 0:
+        direction = "minimize" if direction == "maximize" else "maximize"
+    return direction
+
+
+def objective_values(series: Mapping[str, Series], objective: Objective) -> list[float] | None:
+    """A trial's values with several objectives, one per objective in declared order
+    (`metric_values`' reduction of each); None when one has no finite report, or when the
+    objective is a single one."""
+    if not objective.multi:
+        return None
+    reduced = metric_values(series, objective)
+    out = [reduced.get(name) for name in objective.metric_names]
+    if any(v is None for v in out):
+        return None
+    return [float(v) for v in out if v is not None]

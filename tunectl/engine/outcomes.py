@@ -24,7 +24,7 @@ from tunectl.engine.metrics import (
     TableRowsParser,
 )
 from tunectl.engine.notify import notify
-from tunectl.engine.objective import combine, metric_values, source_name
+from tunectl.engine.objective import combine, metric_values, objective_values, source_name
 from tunectl.engine.stored_events import read_stored_events
 from tunectl.engine.stored_metrics import read_stored
 from tunectl.providers.base import (
@@ -211,10 +211,11 @@ class Outcomes(ExperimentRun):
                 self._submit(trial, active.series)
                 return
             value, _ = combine(active.series, self.exp.objective)
-            if value is None:
+            values = objective_values(active.series, self.exp.objective)
+            if value is None and values is None:
                 self._end_trial(active, TrialStatus.FAILED, message=self._no_value(active))
             else:
-                self._end_trial(active, TrialStatus.COMPLETE, value=value)
+                self._end_trial(active, TrialStatus.COMPLETE, value=value, values=values)
             return
         what = status.message or f"task {task.task_name} {task_status.value}"
         if status.exit_code not in (None, 0) and not status.message:
@@ -262,6 +263,7 @@ class Outcomes(ExperimentRun):
         status: TrialStatus,
         *,
         value: float | None = None,
+        values: list[float] | None = None,  # several objectives: one value each
         message: str = "",
         cancel: bool = False,
     ) -> None:
@@ -302,7 +304,7 @@ class Outcomes(ExperimentRun):
         self._store_failing.pop(trial.number, None)
         fields: dict[str, Any] = {}
         if self._search is not None:  # else it is built later from the state, with this result
-            self._search.tell(trial.number, status, value)
+            self._search.tell(trial.number, status, value, values)
             # Pruners such as hyperband keep their bookkeeping on the trial: keep it too.
             fields["system_attrs"] = self._search.system_attrs(trial.number)
         with self.state.transaction():
@@ -316,6 +318,7 @@ class Outcomes(ExperimentRun):
                 message=message,
                 model_uri=model_uri,
                 last_step=active.reported_step if active.reported_step >= 0 else None,
+                objective_values=values or [],
                 **fields,
             )
             if stored:
@@ -325,12 +328,16 @@ class Outcomes(ExperimentRun):
         if cancel:
             self._cancel_task(active.task)
         trial.status, trial.value, trial.finished_at = status, value, now
+        trial.objective_values = values or []
         del self.active[trial.number]
         notify(self.notifier, self.exp, self.ended, trial, message)
         self.ended.append(trial)
         text = f"trial {trial.number} {status.value}"
         if value is not None:
             text += f": {value:g}"
+        elif values:
+            pairs = zip(self.exp.objective.metric_names, values, strict=False)
+            text += ": " + ", ".join(f"{name} {v:g}" for name, v in pairs)
         if message and status != TrialStatus.COMPLETE:
             text += f" ({message})"
         output = list(active.tail) if status == TrialStatus.FAILED else []

@@ -1,5 +1,6 @@
 """An experiment's results as the state holds them: one `TrialResult` per trial of its
-current generation, with the parameters as the trial saw them, the objective value, each
+current generation, with the parameters as the trial saw them, the objective value (with
+several objectives, one value per objective, and the experiment's Pareto front), each
 metric's value, the objective's learning curve, times, attempts and the provider's task
 ids. `trials`, `export`, `dashboard` and `report` read results through `load_results` alone.
 
@@ -21,6 +22,7 @@ from tunectl.addrs import Address
 from tunectl.config.model import Objective
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.objective import combine
+from tunectl.engine.pareto import pareto_front
 from tunectl.search.model import ParamSpec
 from tunectl.states import ExperimentRecord, State
 from tunectl.status import TrialStatus
@@ -55,6 +57,8 @@ class TrialResult:
     model_uri: str | None = None
     message: str = ""
     cost: float | None = None  # estimated, in the provider's currency (`engine.costs`)
+    # Several objectives: one value per objective (`value` is None); empty otherwise.
+    values: list[float] = field(default_factory=list)
 
     def duration(self, now: float | None = None) -> float | None:
         """Seconds from start to end (to `now` while it runs); None before it started."""
@@ -76,7 +80,9 @@ class TrialResult:
 @dataclass
 class ExperimentResults:
     """One experiment's trials, in number order; `best` is the best complete trial's
-    number (Optuna's rule: the first of equal values), None without one."""
+    number (Optuna's rule: the first of equal values), None without one. With several
+    objectives there is no best (None): `pareto` holds the numbers of the Pareto-optimal
+    trials (`tunectl.engine.pareto`), in number order."""
 
     name: str
     generation: int
@@ -86,6 +92,11 @@ class ExperimentResults:
     params: list[ParamSpec]  # declared order
     trials: list[TrialResult]
     best: int | None
+    pareto: list[int] = field(default_factory=list)
+
+    @property
+    def multi(self) -> bool:
+        return self.objective.multi
 
     @property
     def address(self) -> str:
@@ -97,7 +108,10 @@ class ExperimentResults:
 
     @property
     def objective_label(self) -> str:
-        """The objective's name for people: its metric, or the weighted sum's terms."""
+        """The objective's name for people: its metric, the weighted sum's terms, or the
+        objectives' metrics."""
+        if self.objective.multi:
+            return ", ".join(self.objective.metric_names)
         if self.objective.metric:
             return self.objective.metric
         return " + ".join(f"{w:g}*{name}" for name, w in self.objective.metrics) or "value"
@@ -119,6 +133,17 @@ class ExperimentResults:
 def objective_of(config: Mapping[str, Any]) -> Objective:
     """The objective block of an experiment's stored configuration."""
     block = dict(config.get("objective") or {})
+    if isinstance(block.get("metrics"), list):  # several objectives
+        pairs = tuple(
+            (str(m), str(d))
+            for m, d in zip(block["metrics"], block.get("directions") or (), strict=False)
+        )
+        return Objective(
+            direction=pairs[0][1] if pairs else "maximize",
+            reduce=str(block.get("reduce", "final")),
+            sources_reduce=block.get("sources_reduce"),
+            objectives=pairs,
+        )
     metrics = tuple((str(k), float(v)) for k, v in dict(block.get("metrics") or {}).items())
     goal = block.get("goal")
     return Objective(
@@ -210,8 +235,20 @@ def load_results(state: State, address: str) -> ExperimentResults:
                 tasks=tasks,
                 model_uri=t.model_uri,
                 message=t.message,
+                values=list(t.objective_values) if objective.multi else [],
             )
         )
+    front: list[int] = []
+    if objective.multi:
+        width = len(objective.objectives)
+        points = {
+            t.number: t.values
+            for t in trials
+            if t.status == TrialStatus.COMPLETE
+            and len(t.values) == width
+            and all(math.isfinite(v) for v in t.values)
+        }
+        front = pareto_front(points, objective.directions)
     return ExperimentResults(
         name=record.name,
         generation=record.generation,
@@ -220,7 +257,8 @@ def load_results(state: State, address: str) -> ExperimentResults:
         objective=objective,
         params=params_of(record.config),
         trials=trials,
-        best=_best(trials, objective.direction),
+        best=None if objective.multi else _best(trials, objective.direction),
+        pareto=front,
     )
 
 
@@ -243,7 +281,8 @@ def select(
     top: int | None = None,
 ) -> list[TrialResult]:
     """The trials `trials` lists: those in `states` (all when empty), ordered by `sort`
-    (value: best first by the objective's direction; a parameter or metric: ascending;
+    (value: best first by the objective's direction — with several objectives, by the
+    first objective's; a parameter or metric: ascending;
     number, started, duration: ascending), trials lacking the key last, then the first
     `top`. Raises a diagnostic for an unknown state or key."""
     known = [s.value for s in TrialStatus]
@@ -270,7 +309,7 @@ def select(
 
     def key(t: TrialResult) -> Any:
         if sort == "value":
-            return t.value
+            return t.values[0] if results.multi and t.values else t.value
         if sort == "number":
             return t.number
         if sort == "duration":

@@ -16,6 +16,7 @@ from tunectl.engine.models import delete_stored, kept_trials
 from tunectl.engine.notify import GRACE, notify_finished
 from tunectl.engine.objective import by_source, combine
 from tunectl.engine.outcomes import Outcomes
+from tunectl.engine.pareto import kept_on_front
 from tunectl.engine.submission import Submission
 from tunectl.providers.base import TaskHandle, TaskState
 from tunectl.search.stopping import (
@@ -227,6 +228,9 @@ class Runner(Outcomes, Submission):
         ]
         ranked = [number for _, number in sorted(scored)]
         keep = kept_trials(self.models.keep, ranked)
+        if self.exp.objective.multi:  # no single best: the Pareto front first
+            points = {t.number: t.objective_values for t in self.ended if t.objective_values}
+            keep = kept_on_front(self.models.keep, points, self.exp.objective.directions)
         if keep is None:
             return
         drop = [

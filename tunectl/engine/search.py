@@ -90,6 +90,7 @@ class PastTrial:
     value: float | None = None
     intermediate: Sequence[tuple[int, float]] = ()
     system_attrs: dict[str, Any] = field(default_factory=dict)  # to persist, JSON-able
+    values: Sequence[float] = ()  # several objectives: one value each (`value` is None)
 
 
 @dataclass
@@ -185,7 +186,7 @@ class SearchEngine:
             sampler=self._neutral,
             pruner=pruner,
             study_name=experiment.name,
-            direction="maximize" if experiment.objective.direction == "maximize" else "minimize",
+            directions=[_direction(d) for d in experiment.objective.directions],
         )
         self._study_id = self._storage.get_study_id_from_name(experiment.name)
         self._ids: dict[int, int] = {}  # tunectl number -> Optuna trial id
@@ -221,7 +222,14 @@ class SearchEngine:
         }
         state = _STATES.get(past.state, TrialState.FAIL)
         value = past.value
-        if state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
+        values = _vector(past.values, self._exp.objective.multi)
+        if values is not None:  # several objectives: a complete trial has all its values
+            value = None
+            if state == TrialState.COMPLETE and len(values) != len(self._study.directions):
+                state = TrialState.FAIL
+            if state != TrialState.COMPLETE:
+                values = None
+        elif state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
             state, value = TrialState.FAIL, None
         elif state == TrialState.PRUNED:
             value = _pruned_value(value, curve)
@@ -230,6 +238,7 @@ class SearchEngine:
         frozen = optuna.trial.create_trial(
             state=state,
             value=value,
+            values=values or None,
             params=params,
             distributions=dists,
             system_attrs=attrs,
@@ -327,8 +336,11 @@ class SearchEngine:
             trial.report(float(value), int(step))
         return bool(trial.should_prune())
 
-    def tell(self, number: int, state: str, value: float | None) -> None:
-        """End a running trial: `complete` (with its value), `pruned` or `failed`.
+    def tell(
+        self, number: int, state: str, value: float | None, values: Sequence[float] | None = None
+    ) -> None:
+        """End a running trial: `complete` (with its value, or with several objectives its
+        `values`), `pruned` or `failed`.
 
         A complete trial without a finite value is recorded as failed. A pruned trial keeps
         `value` when given, else its last intermediate value (Optuna's rule), exactly as a
@@ -336,6 +348,15 @@ class SearchEngine:
         """
         trial = self._live.pop(number, None)
         if trial is None:
+            return
+        if self._exp.objective.multi:
+            vector = _vector(values or (), True) if state == "complete" else None
+            if vector:
+                self._study.tell(trial, vector, state=TrialState.COMPLETE)
+            elif state == "pruned":
+                self._storage.set_trial_state_values(self._trial_id(trial), TrialState.PRUNED)
+            else:
+                self._study.tell(trial, state=TrialState.FAIL)
             return
         if state == "complete" and value is not None and math.isfinite(value):
             self._study.tell(trial, float(value), state=TrialState.COMPLETE)
@@ -365,6 +386,21 @@ class SearchEngine:
         if trial_id is None:
             return {}
         return dict(self._storage.get_trial_system_attrs(trial_id))
+
+
+def _direction(name: str) -> optuna.study.StudyDirection:
+    if name == "maximize":
+        return optuna.study.StudyDirection.MAXIMIZE
+    return optuna.study.StudyDirection.MINIMIZE
+
+
+def _vector(values: Sequence[float], multi: bool) -> list[float] | None:
+    """Several objectives: the finite values of a trial, empty when one is missing or not
+    finite; None for a single objective."""
+    if not multi:
+        return None
+    out = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return out if len(out) == len(values) else []
 
 
 def _pruned_value(value: float | None, curve: Mapping[int, float]) -> float | None:

@@ -6,7 +6,10 @@ The plots: optimization history, parallel coordinates, parameter importances (fA
 fixed seed, so a report is reproducible), slice, the contour of the two most important
 parameters, and intermediate values (pruned trials included). A plot the trials cannot
 support (one parameter has no contour, no trial reported steps) is left out with the
-reason, never an error. `tunectl.views.report` lays the page out.
+reason, never an error. With several objectives the Pareto front comes first (Optuna's
+`plot_pareto_front`, the first two objectives' plane when there are more than three),
+importances are drawn per objective, and the other plots show the first objective.
+`tunectl.views.report` lays the page out.
 """
 
 from __future__ import annotations
@@ -74,7 +77,10 @@ def importances(study: optuna.Study) -> dict[str, float]:
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
     try:
         with _quiet():
-            found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+            target = _first(study).get("target")  # several objectives: the first one's
+            found = optuna.importance.get_param_importances(
+                study, evaluator=evaluator, target=target
+            )
     except (ValueError, RuntimeError):
         return {}
     return {k: float(v) for k, v in found.items() if math.isfinite(v)}
@@ -89,23 +95,29 @@ def plots(study: optuna.Study, ranking: dict[str, float], backend: Any) -> list[
     pair = list(ranking)[:2] if len(ranking) >= 2 else params[:2]
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
     no_complete = "no trial is complete yet"
+    first = _first(study)  # several objectives: these plots show the first one
+    of = f" of {first['target_name']}" if first else ""
     specs: list[tuple[str, str, Callable[[], Any], str]] = [
-        ("history", "Optimization history", lambda: backend.plot_optimization_history(study),
+        ("history", f"Optimization history{of}",
+         lambda: backend.plot_optimization_history(study, **first),
          "" if complete else no_complete),
-        ("parallel", "Parallel coordinates", lambda: backend.plot_parallel_coordinate(study),
+        ("parallel", f"Parallel coordinates{of}",
+         lambda: backend.plot_parallel_coordinate(study, **first),
          "" if complete else no_complete),
         ("importances", "Parameter importances (fANOVA)",
          lambda: backend.plot_param_importances(study, evaluator=evaluator),
          "" if ranking else "importances need two complete trials and a parameter"),
-        ("slice", "Slice", lambda: backend.plot_slice(study),
+        ("slice", f"Slice{of}", lambda: backend.plot_slice(study, **first),
          "" if complete else no_complete),
-        ("contour", f"Contour of {' and '.join(pair)}",
-         lambda: backend.plot_contour(study, params=pair),
+        ("contour", f"Contour of {' and '.join(pair)}{of.replace(' of ', ', for ')}",
+         lambda: backend.plot_contour(study, params=pair, **first),
          "" if complete and len(pair) == 2 else "a contour needs two parameters"),
         ("curves", "Intermediate values (pruned trials included)",
          lambda: backend.plot_intermediate_values(study),
          "" if curves else "no trial reported intermediate values"),
     ]  # fmt: skip
+    if len(study.directions) > 1:
+        specs.insert(0, _pareto_spec(study, backend, "" if complete else no_complete))
     out = []
     for key, title, draw, skipped in specs:
         plot = Plot(key, title, skipped=skipped)
@@ -117,6 +129,39 @@ def plots(study: optuna.Study, ranking: dict[str, float], backend: Any) -> list[
                 plot.skipped = f"Optuna could not draw it: {exc}"
         out.append(plot)
     return out
+
+
+def _first(study: optuna.Study) -> dict[str, Any]:
+    """With several objectives, the keyword arguments that make a single-objective plot
+    show the first one; none for a single objective."""
+    if len(study.directions) == 1:
+        return {}
+    name = study.metric_names[0] if study.metric_names else "objective 0"
+    return {"target": lambda t: t.values[0], "target_name": name}
+
+
+def _pareto_spec(
+    study: optuna.Study, backend: Any, skipped: str
+) -> tuple[str, str, Callable[[], Any], str]:
+    """Optuna's Pareto-front plot: of every objective when there are two or three, else
+    of the first two."""
+    count = len(study.directions)
+    names = list(study.metric_names or [f"objective {i}" for i in range(count)])
+    if count <= 3:
+        return (
+            "pareto",
+            "Pareto front of " + ", ".join(names),
+            lambda: backend.plot_pareto_front(study),
+            skipped,
+        )
+    return (
+        "pareto",
+        f"Pareto front of {names[0]} and {names[1]}",
+        lambda: backend.plot_pareto_front(
+            study, targets=lambda t: (t.values[0], t.values[1]), target_names=names[:2]
+        ),
+        skipped,
+    )
 
 
 def write(results: ExperimentResults, out: Path, *, markdown: bool) -> list[Path]:

@@ -6,9 +6,12 @@ over the values the trial saw (a `choice` is a categorical of its values, not of
 a `normal` is a float between the values its sampler can reach), so Optuna's plots,
 importances and optuna-dashboard show what users wrote. States map as the engine's do
 (running and pending trials are RUNNING; a complete trial without a value is FAIL; a pruned
-trial's value is its last intermediate value). Each trial carries user attributes naming
-it in tunectl: `tunectl_trial_id`, `tunectl_number`, `model_uri`, `attempts`, `task_ids`,
-and every metric's value as `metric:NAME`; the study carries the experiment's address.
+trial's value is its last intermediate value). An experiment with several objectives is
+a multi-objective study (`directions`, one metric name per objective; a complete trial
+holds its values, and `Study.best_trials` is the experiment's Pareto front). Each trial
+carries user attributes naming it in tunectl: `tunectl_trial_id`, `tunectl_number`,
+`model_uri`, `attempts`, `task_ids`, and every metric's value as `metric:NAME`; the study
+carries the experiment's address.
 
 The engine's own study (`tunectl.engine.search`) is a different thing: it holds the
 sampler's internal values and bookkeeping so that sampling can resume, and is never shown.
@@ -29,6 +32,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tunectl.diags import DiagnosticError, error
@@ -86,8 +90,10 @@ def _when(ts: float | None) -> datetime.datetime | None:
     return datetime.datetime.fromtimestamp(ts)
 
 
-def frozen_trial(trial: TrialResult, dists: dict[str, BaseDistribution]) -> FrozenTrial:
-    """`trial` as an Optuna trial (not yet in a study)."""
+def frozen_trial(
+    trial: TrialResult, dists: dict[str, BaseDistribution], width: int = 1
+) -> FrozenTrial:
+    """`trial` as an Optuna trial (not yet in a study) of `width` objectives."""
     params: dict[str, Any] = {}
     used: dict[str, BaseDistribution] = {}
     for name, value in trial.params.items():
@@ -97,7 +103,12 @@ def frozen_trial(trial: TrialResult, dists: dict[str, BaseDistribution]) -> Froz
     curve = {step: value for step, value in trial.curve if math.isfinite(value)}
     state = _STATES[trial.status]
     value = trial.value
-    if state == TrialState.COMPLETE and value is None:
+    values = list(trial.values) if width > 1 and state == TrialState.COMPLETE else None
+    if width > 1:  # several objectives: no single value, and a complete trial has them all
+        value = None
+        if state == TrialState.COMPLETE and (not values or len(values) != width):
+            state, values = TrialState.FAIL, None
+    elif state == TrialState.COMPLETE and value is None:
         state = TrialState.FAIL
     elif state == TrialState.PRUNED and value is None and curve:
         value = curve[max(curve)]
@@ -120,6 +131,7 @@ def frozen_trial(trial: TrialResult, dists: dict[str, BaseDistribution]) -> Froz
     frozen = optuna.trial.create_trial(
         state=state,
         value=value,
+        values=values,
         params=params,
         distributions=used,
         user_attrs=attrs,
@@ -141,11 +153,15 @@ def rebuild_study(
     """
     dists = {p.name: external_distribution(p) for p in results.params}
     name = study_name or results.name
+    directions = results.objective.directions
     try:
         study = optuna.create_study(
             storage=storage,
             study_name=name,
-            direction="maximize" if results.direction == "maximize" else "minimize",
+            directions=[
+                StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE
+                for d in directions
+            ],
         )
     except optuna.exceptions.DuplicatedStudyError:
         raise DiagnosticError(
@@ -157,11 +173,12 @@ def rebuild_study(
         ) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([results.objective_label])
+        names = results.objective.metric_names if results.multi else [results.objective_label]
+        study.set_metric_names(names)
     study.set_user_attr("tunectl_address", results.address)
     study.set_user_attr("tunectl_generation", results.generation)
     study.set_user_attr("tunectl_status", results.status)
-    study.add_trials([frozen_trial(t, dists) for t in results.trials])
+    study.add_trials([frozen_trial(t, dists, len(directions)) for t in results.trials])
     return study
 
 

@@ -86,7 +86,11 @@ def canonical(exp: Experiment, salt: bytes = b"") -> dict[str, Any]:
         "direction": exp.objective.direction,
         "reduce": exp.objective.reduce,
     }
-    if exp.objective.metric:
+    if exp.objective.multi:  # several objectives: names and directions, in order
+        del objective["direction"]
+        objective["metrics"] = exp.objective.metric_names
+        objective["directions"] = exp.objective.directions
+    elif exp.objective.metric:
         objective["metric"] = exp.objective.metric
     else:
         objective["metrics"] = dict(exp.objective.metrics)

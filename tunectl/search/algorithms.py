@@ -58,6 +58,8 @@ class AlgorithmEntry:
     # The engine asks every combination as fixed parameters, in a seeded order (grid).
     enumerate: bool = False
     check_space: SpaceCheck | None = None
+    # Searches several objectives at once (Optuna's multi-objective study).
+    multi_objective: bool = False
     # NNI's / PAI's `class_args` of this tuner that are not settings here: what instead.
     hints: Mapping[str, str] = field(default_factory=dict)
 
@@ -159,6 +161,15 @@ def _evolution(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed:
     )
 
 
+def _nsga3(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
+    return samplers.NSGAIIISampler(
+        seed=seed,
+        population_size=int(s["population_size"]),
+        mutation_prob=_float(s["mutation_prob"]),
+        crossover_prob=float(s["crossover_prob"]),
+    )
+
+
 def _qmc(samplers: Any, s: Mapping[str, Any], seed: int | None, base_seed: int | None) -> Any:
     # A scrambled sequence must use one seed throughout: the experiment's own.
     return samplers.QMCSampler(
@@ -226,8 +237,15 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
                 "linear_forgetting": Setting(whole(1), doc="older trials weigh less (25)"),
             },
             hints=_TPE_HINTS,
+            multi_objective=True,
         ),
-        AlgorithmEntry("random", "RandomSampler: independent uniform draws", _random, _SEED),
+        AlgorithmEntry(
+            "random",
+            "RandomSampler: independent uniform draws",
+            _random,
+            _SEED,
+            multi_objective=True,
+        ),
         # Grid search asks its combinations as fixed parameters (tunectl.engine.search):
         # the sampler only fills what is not fixed, which is nothing.
         AlgorithmEntry(
@@ -237,6 +255,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             _SEED,
             discrete=True,
             enumerate=True,
+            multi_objective=True,
         ),
         AlgorithmEntry(
             "gp",
@@ -250,6 +269,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             needs=(Requirement("torch", "PyTorch"), _SCIPY),
             extra="gp",
             hints=_GP_HINTS,
+            multi_objective=True,
         ),
         AlgorithmEntry(
             "cmaes",
@@ -276,6 +296,19 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
                 "crossover_prob": Setting(number(0, 1), 0.9),
             },
             hints={"sample_size": "NNI's evolution takes population_size only."},
+            multi_objective=True,
+        ),
+        AlgorithmEntry(
+            "nsga3",
+            "NSGAIIISampler: a genetic algorithm for three or more objectives",
+            _nsga3,
+            _SEED
+            | {
+                "population_size": Setting(whole(2), 50),
+                "mutation_prob": Setting(number(0, 1)),
+                "crossover_prob": Setting(number(0, 1), 0.9),
+            },
+            multi_objective=True,
         ),
         AlgorithmEntry(
             "qmc",
@@ -288,6 +321,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             },
             needs=(_SCIPY,),
             extra="qmc",
+            multi_objective=True,
         ),
         AlgorithmEntry(
             "bruteforce",
@@ -295,6 +329,7 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             _bruteforce,
             _SEED,
             discrete=True,
+            multi_objective=True,
         ),
     )
 }

@@ -68,6 +68,9 @@ class TrialRecord(_Record):
     # so the search can be rebuilt exactly from the state.
     internal: dict[str, Any] = field(default_factory=dict)
     system_attrs: dict[str, Any] = field(default_factory=dict)
+    # With several objectives: the trial's values, one per objective, as told to the
+    # sampler (`value` is then None); empty otherwise.
+    objective_values: list[float] = field(default_factory=list)
 
 
 @dataclass

@@ -158,7 +158,18 @@ def _add_experiment_clock(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE experiments SET clock_since = started_at WHERE status = 'running'")
 
 
-MIGRATIONS: list[Migration] = [_v0_to_v1, _run(_V2), _add_experiment_clock]
+# Several objectives: a trial's values, one per objective (a JSON list; empty for a
+# single objective, whose value stays in `value`).
+_TRIAL_OBJECTIVE_VALUES = (
+    "ALTER TABLE trials ADD COLUMN objective_values TEXT NOT NULL DEFAULT '[]'"
+)
+
+MIGRATIONS: list[Migration] = [
+    _v0_to_v1,
+    _run(_V2),
+    _add_experiment_clock,
+    _run(_TRIAL_OBJECTIVE_VALUES),
+]
 
 # Tables a state of the current version must have, to tell our files from others.
 TABLES = frozenset(

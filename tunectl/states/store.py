@@ -50,7 +50,7 @@ _EXPERIMENTS = RowCodec(
 _TRIALS = RowCodec(
     "trials",
     TrialRecord,
-    json_fields=["params", "values", "internal", "system_attrs"],
+    json_fields=["params", "values", "internal", "system_attrs", "objective_values"],
     enum_fields={"status": TrialStatus},
 )
 _TASKS = RowCodec(

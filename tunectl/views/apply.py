@@ -137,7 +137,10 @@ class ApplyView:
                 f"{trials['failed']} failed, {trials['running']} running"
             )
             best = data["best"]
-            if best["value"] is not None:
+            if best is None:  # several objectives: the Pareto front instead of a best
+                numbers = ", ".join(str(p["trial"]) for p in data["pareto"])
+                line += f"\n  pareto front: trials {numbers}" if numbers else ""
+            elif best["value"] is not None:
                 params = ", ".join(f"{k}={_short(v)}" for k, v in best["params"].items())
                 line += f"\n  best: trial {best['number']} = {best['value']:.6g} ({params})"
                 if best["model_uri"]:

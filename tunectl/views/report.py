@@ -4,7 +4,8 @@ request.
 The HTML page embeds plotly.js once, in the page's head (reports are opened offline: no
 CDN), then each plot as a `<div>` drawn by it, the parameter importances, the trial table
 and the experiment's configuration. Every value from the state is HTML-escaped.
-The Markdown summary names the PNG files written beside it.
+The Markdown summary names the PNG files written beside it. With several objectives there
+is no best trial: both name the Pareto-optimal trials instead, marked in the trial table.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def render_html(
             + (f"; model <code>{_e(best.model_uri)}</code>" if best.model_uri else "")
             + ".</p>"
         )
+    if results.multi:
+        summary.append(f"<p>{_e(pareto_sentence(results))}</p>")
     config = json.dumps(results.config, indent=2, sort_keys=True, ensure_ascii=False)
     return "\n".join(
         [
@@ -122,6 +125,20 @@ def render_html(
             "</body></html>",
         ]
     )
+
+
+def pareto_sentence(results: ExperimentResults) -> str:
+    """Which trials are Pareto-optimal, with their values."""
+    if not results.pareto:
+        return "Pareto front: no trial is complete yet."
+    names = results.objective.metric_names
+    parts = []
+    for number in results.pareto:
+        trial = results.trial(number)
+        values = trial.values if trial is not None else []
+        shown = ", ".join(f"{n} {v:.6g}" for n, v in zip(names, values, strict=False))
+        parts.append(f"trial {number} ({shown})")
+    return f"Pareto front ({len(parts)} trials): " + "; ".join(parts) + "."
 
 
 def _md(cell: str) -> str:
@@ -149,6 +166,8 @@ def render_markdown(
         lines += [f"- `{k}` = `{v}`" for k, v in best.params.items()]
         if best.model_uri:
             lines.append(f"- model: `{best.model_uri}`")
+    if results.multi:
+        lines += ["", f"**{pareto_sentence(results)}**"]
     if ranking:
         lines += ["", "| parameter | importance |", "|---|---:|"]
         lines += [f"| `{_md(k)}` | {v:.3f} |" for k, v in ranking.items()]

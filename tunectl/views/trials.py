@@ -1,11 +1,12 @@
 """An experiment's trials as a table for people, CSV and JSON (`tunectl trials`).
 
-The table: one row per trial — number (`*` marks the best), state, each parameter as a
-column, the objective value, each metric, the objective's learning curve as a sparkline,
-duration, estimated cost (where one is known and not 0), attempts and the provider's task
-id. CSV and JSON carry the same fields (cost empty or null when unknown) with real
-parameter values (never the sampler's indices) and ISO-8601 UTC times; the JSON
-document has a `format_version` (docs/results.md).
+The table: one row per trial — number (`*` marks the best; with several objectives, each
+Pareto-optimal trial), state, each parameter as a column, the objective value (with
+several objectives, one column per objective), each metric, the objective's learning
+curve as a sparkline, duration, estimated cost (where one is known and not 0), attempts
+and the provider's task id. CSV and JSON carry the same fields (cost empty or null when
+unknown) with real parameter values (never the sampler's indices) and ISO-8601 UTC
+times; the JSON document has a `format_version` (docs/results.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tunectl.durations import format_duration
 from tunectl.engine.results import ExperimentResults, TrialResult
 from tunectl.hcl.values import to_json_value, to_string
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 _BARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 12
 
@@ -63,19 +64,20 @@ def table_cells(
     """The table's header and rows as text cells (also the report's trial table)."""
     now = time.time() if now is None else now
     params = results.param_names
-    metrics = [m for m in results.metric_names if m != results.objective.metric]
+    shown = _objective_names(results)
+    metrics = [m for m in results.metric_names if m not in shown]
     curves = any(t.curve for t in trials)
-    header = ["trial", "state", *params, results.objective_label, *metrics]
+    header = ["trial", "state", *params, *shown, *metrics]
     if curves:
         header.append("curve")
     costs = any(t.cost for t in trials)  # none known, or all free (local): no column
     header += ["duration", *(["cost"] if costs else []), "tries", "task"]
     rows = []
     for t in trials:
-        mark = "*" if t.number == results.best else " "
+        mark = "*" if _marked(results, t) else " "
         row = [f"{mark}{t.number}", t.status.value]
         row += [_param(t.params[p]) if p in t.params else "-" for p in params]
-        row.append(_number(t.value))
+        row += [_number(v) for v in _objective_cells(results, t)]
         row += [_number(t.metrics.get(m)) for m in metrics]
         if curves:
             row.append(sparkline([v for _, v in t.curve]))
@@ -101,13 +103,16 @@ def render_table(
     lines = [summary_line(results), "", _line(header, widths, numeric)]
     for t, r in zip(trials, rows, strict=True):
         line = _line(r, widths, numeric)
-        if color and t.number == results.best:
+        if color and _marked(results, t):
             line = f"\x1b[1;32m{line}\x1b[0m"
         elif color and t.status.value == "failed":
             line = f"\x1b[2m{line}\x1b[0m"
         lines.append(line)
     if not rows:
         lines.append("(no trials match)")
+    if results.multi and results.pareto:
+        numbers = ", ".join(str(n) for n in results.pareto)
+        lines += ["", f"* pareto front: trials {numbers}"]
     best = results.trial(results.best) if results.best is not None else None
     if best is not None:
         lines += [
@@ -120,10 +125,40 @@ def render_table(
 
 
 def summary_line(results: ExperimentResults) -> str:
-    return (
-        f"{results.address} ({results.status}): {len(results.trials)} trials, "
-        f"{results.direction} {results.objective_label}"
-    )
+    goal = f"{results.direction} {results.objective_label}"
+    if results.multi:
+        goal = ", ".join(f"{d} {m}" for m, d in results.objective.objectives)
+    return f"{results.address} ({results.status}): {len(results.trials)} trials, {goal}"
+
+
+def _objective_names(results: ExperimentResults) -> list[str]:
+    """The objective's columns: one per objective, or the single objective's label."""
+    return results.objective.metric_names if results.multi else [results.objective_label]
+
+
+def _objective_cells(results: ExperimentResults, t: TrialResult) -> list[float | None]:
+    if not results.multi:
+        return [t.value]
+    return list(t.values) if t.values else [None] * len(results.objective.objectives)
+
+
+def _marked(results: ExperimentResults, t: TrialResult) -> bool:
+    """The best trial, or with several objectives a Pareto-optimal one."""
+    return t.number in results.pareto if results.multi else t.number == results.best
+
+
+def _objective_csv(results: ExperimentResults, t: TrialResult) -> list[str]:
+    """The `values_NAME` cells of several objectives; none for a single objective."""
+    if not results.multi:
+        return []
+    return ["" if v is None else repr(v) for v in _objective_cells(results, t)]
+
+
+def _values(results: ExperimentResults, t: TrialResult) -> dict[str, float] | None:
+    """With several objectives, a trial's values by metric name (None without them)."""
+    if not results.multi or not t.values:
+        return None
+    return dict(zip(results.objective.metric_names, t.values, strict=False))
 
 
 def _param(value: Any) -> str:
@@ -158,8 +193,10 @@ def trial_dict(results: ExperimentResults, t: TrialResult, now: float) -> dict[s
         "id": t.id,
         "state": t.status.value,
         "best": t.number == results.best,
+        "pareto": results.multi and t.number in results.pareto,
         "params": to_json_value(t.params),
         "value": t.value,
+        "values": _values(results, t),
         "metrics": dict(sorted(t.metrics.items())),
         "intermediate_values": [[step, value] for step, value in t.curve],
         "created": iso(t.created_at),
@@ -196,11 +233,15 @@ def render_json(
             "name": results.objective_label,
             "direction": results.direction,
             "metric": results.objective.metric,
-            "metrics": dict(results.objective.metrics),
+            "metrics": results.objective.metric_names
+            if results.multi
+            else dict(results.objective.metrics),
             "reduce": results.objective.reduce,
+            **({"directions": results.objective.directions} if results.multi else {}),
         },
         "params": {p.name: p.to_dict() for p in results.params},
         "best_trial": results.best,
+        "pareto_front": list(results.pareto),
         "trials": [trial_dict(results, t, now) for t in trials],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False)
@@ -214,12 +255,15 @@ def render_csv(
     now = time.time() if now is None else now
     params = results.param_names
     metrics = results.metric_names
+    # Several objectives: `values_NAME` per objective (Optuna's names) and a pareto column.
+    objectives = results.objective.metric_names if results.multi else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
         [
             "number",
             "value",
+            *(f"values_{m}" for m in objectives),
             "datetime_start",
             "datetime_complete",
             "duration_seconds",
@@ -227,6 +271,7 @@ def render_csv(
             *(f"metrics_{m}" for m in metrics),
             "state",
             "best",
+            *(["pareto"] if results.multi else []),
             "attempts",
             "task_id",
             "trial_id",
@@ -240,6 +285,7 @@ def render_csv(
             [
                 t.number,
                 "" if t.value is None else repr(t.value),
+                *_objective_csv(results, t),
                 iso(t.started_at) or "",
                 iso(t.finished_at) or "",
                 "" if duration is None else f"{duration:.3f}",
@@ -247,6 +293,7 @@ def render_csv(
                 *("" if m not in t.metrics else repr(t.metrics[m]) for m in metrics),
                 t.status.value,
                 "true" if t.number == results.best else "false",
+                *([str(_marked(results, t)).lower()] if results.multi else []),
                 t.attempts,
                 t.task_id,
                 t.id,
