@@ -26,6 +26,7 @@ from tunectl.config.templates import template_entry
 from tunectl.diags import Diagnostic, DiagnosticError, error
 from tunectl.durations import format_duration
 from tunectl.plans.change import MISSING, Action, AttrChange, Change, Drift, Plan, TrialIntent
+from tunectl.search.pbt import plan_sentence
 from tunectl.search.stopping import Progress, launchable, stop_reason
 from tunectl.status import ExperimentStatus
 
@@ -286,6 +287,7 @@ def intent(
         status=status,
         space_size=space_size,
         schedule=_schedule_sentence(exp) if to_run else "",
+        search=plan_sentence(exp.algorithm, exp.max_trials),
     )
 
 

@@ -68,6 +68,11 @@ class TrialRecord(_Record):
     # so the search can be rebuilt exactly from the state.
     internal: dict[str, Any] = field(default_factory=dict)
     system_attrs: dict[str, Any] = field(default_factory=dict)
+    # Population based training (tunectl.search.pbt): the member this trial trains, its
+    # round, and the trial whose checkpoint it starts from. None for other algorithms.
+    pbt_member: int | None = None
+    pbt_round: int | None = None
+    parent_trial: int | None = None
 
 
 @dataclass

@@ -93,6 +93,8 @@ def intent_sentence(intent: TrialIntent) -> str:
         text += f", estimated cost {intent.currency}{intent.estimated_cost:,.2f}"
     if intent.schedule:
         text += f"; {intent.schedule}"
+    if intent.search:
+        text += f"; {intent.search}"
     return text
 
 
