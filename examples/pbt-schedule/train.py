@@ -54,7 +54,10 @@ def load(parent: str) -> tuple[int, list[float]]:
 def train(step: int, w: list[float], lr: float, steps: int) -> tuple[int, list[float]]:
     for _ in range(steps):
         noise = random.Random(step)  # the same noise at the same step, whatever the run
-        w = [x - lr * (a * x + NOISE * noise.gauss(0.0, 1.0)) for a, x in zip(CURVATURES, w, strict=True)]
+        w = [
+            x - lr * (a * x + NOISE * noise.gauss(0.0, 1.0))
+            for a, x in zip(CURVATURES, w, strict=True)
+        ]
         step += 1
         value = loss(w)
         if tunectl is not None:

@@ -54,6 +54,7 @@ class TrialResult:
     tasks: list[TaskResult] = field(default_factory=list)
     model_uri: str | None = None
     message: str = ""
+    lineage: tuple[int, int, int | None] | None = None  # PBT: (member, round, parent trial)
 
     def duration(self, now: float | None = None) -> float | None:
         """Seconds from start to end (to `now` while it runs); None before it started."""
@@ -209,6 +210,9 @@ def load_results(state: State, address: str) -> ExperimentResults:
                 tasks=tasks,
                 model_uri=t.model_uri,
                 message=t.message,
+                lineage=None
+                if t.pbt_member is None
+                else (t.pbt_member, t.pbt_round or 0, t.parent_trial),
             )
         )
     return ExperimentResults(

@@ -14,7 +14,7 @@ import datetime
 import io
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tunectl.durations import format_duration
@@ -64,7 +64,11 @@ def table_cells(
     params = results.param_names
     metrics = [m for m in results.metric_names if m != results.objective.metric]
     curves = any(t.curve for t in trials)
-    header = ["trial", "state", *params, results.objective_label, *metrics]
+    # PBT: each trial's member, round and parent (the member of each trial by number).
+    members = {t.number: t.lineage[0] for t in results.trials if t.lineage is not None}
+    family = any(t.lineage for t in trials)
+    header = ["trial", "state", *(["lineage"] if family else []), *params]
+    header += [results.objective_label, *metrics]
     if curves:
         header.append("curve")
     header += ["duration", "tries", "task"]
@@ -72,6 +76,8 @@ def table_cells(
     for t in trials:
         mark = "*" if t.number == results.best else " "
         row = [f"{mark}{t.number}", t.status.value]
+        if family:
+            row.append(lineage_text(t, members))
         row += [_param(t.params[p]) if p in t.params else "-" for p in params]
         row.append(_number(t.value))
         row += [_number(t.metrics.get(m)) for m in metrics]
@@ -80,6 +86,21 @@ def table_cells(
         row += [_duration(t, now), str(t.attempts), t.task_id or "-"]
         rows.append(row)
     return header, rows
+
+
+def lineage_text(t: TrialResult, members: Mapping[int, int]) -> str:
+    """`m3 r2 <- 11`: member 3 in round 2, from trial 11's checkpoint; `(m5)` when the parent
+    is another member's (it exploited member 5)."""
+    if t.lineage is None:
+        return "-"
+    member, round_, parent = t.lineage
+    text = f"m{member} r{round_}"
+    if parent is None:
+        return text
+    text += f" <- {parent}"
+    if members.get(parent, member) != member:
+        text += f" (m{members[parent]})"
+    return text
 
 
 def render_table(
@@ -176,7 +197,14 @@ def trial_dict(results: ExperimentResults, t: TrialResult, now: float) -> dict[s
         ],
         "model_uri": t.model_uri,
         "message": t.message,
-    }
+    } | _lineage_json(t)
+
+
+def _lineage_json(t: TrialResult) -> dict[str, Any]:
+    if t.lineage is None:
+        return {}
+    member, round_, parent = t.lineage
+    return {"pbt": {"member": member, "round": round_, "parent": parent}}
 
 
 def render_json(
