@@ -161,17 +161,17 @@ def _add_experiment_clock(conn: sqlite3.Connection) -> None:
 # Population based training: each trial's member, round and parent trial (the lineage
 # that makes a restarted apply run each member of each round exactly once). NULL for
 # trials of other algorithms.
-_PBT_LINEAGE = """
-ALTER TABLE trials ADD COLUMN pbt_member INTEGER;
-ALTER TABLE trials ADD COLUMN pbt_round INTEGER;
-ALTER TABLE trials ADD COLUMN parent_trial INTEGER
-"""
+def _add_pbt_lineage(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE trials ADD COLUMN pbt_member INTEGER")
+    conn.execute("ALTER TABLE trials ADD COLUMN pbt_round INTEGER")
+    conn.execute("ALTER TABLE trials ADD COLUMN parent_trial INTEGER")
+
 
 MIGRATIONS: list[Migration] = [
     _v0_to_v1,
     _run(_V2),
     _add_experiment_clock,
-    _run(_PBT_LINEAGE),  # add_pbt_lineage
+    _add_pbt_lineage,
 ]
 
 # Tables a state of the current version must have, to tell our files from others.
