@@ -232,3 +232,37 @@ def test_kill_during_exploit_steps_loses_and_duplicates_no_member(tmp_path: Path
     # A trial killed with apply is adopted, not started again; none started twice.
     assert len(started) == len(set(started)), f"seed {seed}: {started}"
     assert set(started) == {t["id"] for t in records}, f"seed {seed}"
+
+
+def test_parent_checkpoint_is_downloaded_from_s3_model_storage(
+    tmp_path: Path, s3_server, bucket: str
+) -> None:
+    """With `storage "s3"`, a trial on this machine reads a downloaded copy of its parent's
+    stored objects: the same lineage holds as with local storage."""
+    from tunectl.testing.s3 import S3_ENV
+
+    storage = (
+        'variable "endpoint" {\n  type = string\n}\n'
+        'variable "bucket" {\n  type = string\n}\n'
+        'storage "s3" {\n  bucket = var.bucket\n  prefix = "m"\n  endpoint = var.endpoint\n'
+        '  region = "us-east-1"\n  force_path_style = true\n}\n'
+    )
+    directory = write(
+        tmp_path / "cfg",
+        {"main.hcl": storage + config(population=2, max_trials=4), "trial.py": TRIAL},
+    )
+    env = cli_env(**S3_ENV, TUNECTL_VAR_endpoint=s3_server.url, TUNECTL_VAR_bucket=bucket)
+    result = run_cli(directory, "apply", "--auto-approve", env=env)
+    assert result.code == 0, result.text
+    shown = run_cli(directory, "show", "experiment.demo", "--json", env=env)
+    records = json.loads(shown.out)
+    assert [(t["pbt_round"], t["pbt_member"]) for t in records] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    client = s3_server.client()
+    for t in records[2:]:
+        key = t["model_uri"].split(f"s3://{bucket}/", 1)[1] + "ckpt.json"
+        ckpt = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        parent = records[t["parent_trial"]]
+        pkey = parent["model_uri"].split(f"s3://{bucket}/", 1)[1] + "ckpt.json"
+        before = json.loads(client.get_object(Bucket=bucket, Key=pkey)["Body"].read())
+        assert ckpt["history"] == [*before["history"], t["id"]]
+        assert "/parents/" in ckpt["parent_env"] and ckpt["parent_env"] == ckpt["parent_arg"]
