@@ -21,7 +21,7 @@ from tunectl.search.pruners import PRUNERS
 DOC = Path(REPO) / "docs" / "pai-automl.md"
 ROOTS = ("experiment", "provider", "storage")
 PLACEHOLDERS = {"trial.id", "trial.number", "trial.model_dir", "trial.params_json"}
-PLACEHOLDERS |= {"experiment.name"}
+PLACEHOLDERS |= {"experiment.name", "trial.parent_model_dir"}
 
 
 def spans(text: str) -> list[str]:

@@ -28,6 +28,7 @@ from tunectl.hcl.expr import Scope
 from tunectl.hcl.schema import block_context, check_body, type_name
 from tunectl.hcl.syntax import Block, Expr, Literal, ObjectExpr, TupleExpr
 from tunectl.hcl.values import Template
+from tunectl.search import pbt
 from tunectl.search.model import Algorithm, EarlyStopping, ParamSpec
 from tunectl.search.params import PARAM_TYPES
 
@@ -166,6 +167,11 @@ def decode_experiment(
         where = next((p.range for p in params if p.name == pname), None)
         where = where or ranges.get("algorithm") or block.range
         diags.append(error("Invalid search space", sentence, where, context))
+    if algorithm.name == pbt.NAME and not space_errors:
+        pruning = early.name != EarlyStopping().name
+        for attr_name, sentence in pbt.conflicts(pbt.settings_of(algorithm), max_trials, pruning):
+            where = ranges.get(attr_name) or ranges.get("algorithm") or block.range
+            diags.append(error("Invalid PBT experiment", sentence, where, context))
     enqueue: tuple[dict[str, Any], ...] = ()
     if not Diagnostics(diags[start:]).has_errors():  # sets are checked against a sound space
         enqueue = _enqueue(reader, params, algorithm, diags)

@@ -49,7 +49,7 @@ from tunectl.hcl.syntax import Body
 from tunectl.hcl.values import Template
 from tunectl.search.model import ParamSpec
 
-TRIAL_NAMES = ("id", "number", "model_dir", "params_json")
+TRIAL_NAMES = ("id", "number", "model_dir", "params_json", "parent_model_dir")
 _NAME = re.compile(r"\s*([A-Za-z_][\w-]*)\.([A-Za-z_][\w-]*)\s*")
 MAX_TEMPLATE = 1 << 20  # bytes: a configuration file, not a data set
 

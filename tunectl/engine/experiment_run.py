@@ -198,10 +198,26 @@ class ExperimentRun:
         # The trial runs elsewhere and writes straight to the store (or nowhere).
         return self.models.remote_dir(self.place, trial.number) or ""
 
-    def _placeholders(self, trial: TrialRecord) -> Placeholders:
+    def _placeholders(
+        self, trial: TrialRecord, parent_model_dir: str | None = None
+    ) -> Placeholders:
         return Placeholders(
-            self.exp, self.generation, trial.number, trial.params, self._model_dir(trial)
+            self.exp,
+            self.generation,
+            trial.number,
+            trial.params,
+            self._model_dir(trial),
+            parent_model_dir,
         )
+
+    def _parent_model_dir(self, trial: TrialRecord) -> str | None:
+        """PBT: where the trial reads its parent's checkpoint (None: not a PBT trial)."""
+        if trial.pbt_member is None:
+            return None
+        from tunectl.engine.pbt import parent_model_dir
+
+        local = self.provider.capabilities.local_model_dir
+        return parent_model_dir(self.models, self.place, trial, local)
 
     def _cancel_task(self, task: TaskRecord) -> None:
         try:

@@ -59,6 +59,7 @@ class TrialResult:
     cost: float | None = None  # estimated, in the provider's currency (`engine.costs`)
     # Several objectives: one value per objective (`value` is None); empty otherwise.
     values: list[float] = field(default_factory=list)
+    lineage: tuple[int, int, int | None] | None = None  # PBT: (member, round, parent trial)
 
     def duration(self, now: float | None = None) -> float | None:
         """Seconds from start to end (to `now` while it runs); None before it started."""
@@ -236,6 +237,9 @@ def load_results(state: State, address: str) -> ExperimentResults:
                 model_uri=t.model_uri,
                 message=t.message,
                 values=list(t.objective_values) if objective.multi else [],
+                lineage=None
+                if t.pbt_member is None
+                else (t.pbt_member, t.pbt_round or 0, t.parent_trial),
             )
         )
     front: list[int] = []

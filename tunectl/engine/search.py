@@ -288,16 +288,19 @@ class SearchEngine:
                 return index
         return None
 
-    def ask(self, number: int) -> Suggestion:
-        """Parameters for trial `number`, which becomes a running trial of the study."""
+    def ask(self, number: int, fixed: dict[str, Any] | None = None) -> Suggestion:
+        """Parameters for trial `number`, which becomes a running trial of the study;
+        `fixed` internal values are asked as they are (PBT's later rounds)."""
         if number in self._ids:
             raise ValueError(f"trial {number} was already asked")
         before = dict(self._storage.get_study_system_attrs(self._study_id))
         self._study.sampler = self._sampler(number)
-        enqueued = self.next_enqueued()
+        enqueued = self.next_enqueued() if fixed is None else None
         try:
             with _quiet():
-                if enqueued is not None:
+                if fixed is not None:
+                    self._study.enqueue_trial(fixed)
+                elif enqueued is not None:
                     self._study.enqueue_trial(self._enqueued[enqueued])
                 elif self._entry.enumerate:
                     self._study.enqueue_trial(self._next_grid())

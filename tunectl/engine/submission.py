@@ -17,11 +17,12 @@ from tunectl.addrs import Address
 from tunectl.diags import DiagnosticError, error
 from tunectl.engine.experiment_run import ExperimentRun
 from tunectl.engine.hosts import home
+from tunectl.engine.pbt import is_pbt, next_slot
+from tunectl.engine.pbt import lineage as pbt_lineage
 from tunectl.engine.stored_events import before_events
 from tunectl.engine.stored_metrics import before
 from tunectl.engine.templates import render_templates
 from tunectl.engine.trials import (
-    Placeholders,
     build_request,
     metrics_files,
     metrics_logdirs,
@@ -48,7 +49,14 @@ class Submission(ExperimentRun):
 
     def _launch(self) -> bool:
         number = self.state.next_trial_number(self.exp.name)
-        suggestion = self._search_engine().ask(number)
+        lineage: dict[str, Any] = {}
+        fixed = None
+        if is_pbt(self.exp):
+            slot = next_slot(self.state, self.exp)
+            if slot is None:
+                return False  # the round's last trials still run
+            lineage, fixed = pbt_lineage(slot), slot.internal
+        suggestion = self._search_engine().ask(number, fixed)
         trial = TrialRecord(
             experiment=self.exp.name,
             number=number,
@@ -59,6 +67,7 @@ class Submission(ExperimentRun):
             status=TrialStatus.PENDING,
             created_at=self.clock(),
             generation=self.generation,
+            **lineage,
         )
         self.state.add_trial(trial)
         self.asked += 1
@@ -144,9 +153,7 @@ class Submission(ExperimentRun):
         self, trial: TrialRecord, task_index: int, key: str, recorded_at: float | None
     ) -> TaskHandle | None:
         model_dir = self._model_dir(trial)
-        placeholders = Placeholders(
-            self.exp, self.generation, trial.number, trial.params, model_dir
-        )
+        placeholders = self._placeholders(trial, self._parent_model_dir(trial))
         request = build_request(
             self.exp,
             self.exp.trial.tasks[task_index],

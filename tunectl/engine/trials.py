@@ -64,14 +64,23 @@ class Placeholders:
     """
 
     def __init__(
-        self, exp: Experiment, generation: int, number: int, params: dict[str, Any], model_dir: str
+        self,
+        exp: Experiment,
+        generation: int,
+        number: int,
+        params: dict[str, Any],
+        model_dir: str,
+        parent_model_dir: str | None = None,
     ):
         self.number = number
+        # PBT's parent checkpoint (tunectl.engine.pbt); None for other algorithms.
+        self.parent_model_dir = parent_model_dir
         self.values: dict[tuple[str | int, ...], Any] = {
             ("trial", "id"): trial_id(exp.name, generation, number),
             ("trial", "number"): number,
             ("trial", "model_dir"): model_dir,
             ("trial", "params_json"): json.dumps(params, sort_keys=True),
+            ("trial", "parent_model_dir"): parent_model_dir or "",
             ("experiment", "name"): exp.name,
         }
         for name, value in params.items():
@@ -106,15 +115,16 @@ class Placeholders:
     def render_path(self, value: Any) -> str:
         """A path (`workdir`, a metrics `path`) that no value makes climb out.
 
-        Each value must pass `path_component_problem`; `${trial.model_dir}` is the
-        exception: it is a whole path, chosen by tunectl.
+        Each value must pass `path_component_problem`; `${trial.model_dir}` and
+        `${trial.parent_model_dir}` are the exceptions: whole paths, chosen by tunectl.
         """
         if not isinstance(value, Template):
             return str(value)
 
         def component(path: tuple[str | int, ...]) -> str:
             text = self.resolve(path)
-            problem = None if path == ("trial", "model_dir") else path_component_problem(text)
+            whole = path in (("trial", "model_dir"), ("trial", "parent_model_dir"))
+            problem = None if whole else path_component_problem(text)
             if problem:
                 self._refuse(path, f"cannot be part of a path: {problem}")
             return text
@@ -208,6 +218,8 @@ def build_request(
     elif local_files:
         workdir = str(config_dir.resolve())
     env = {name: placeholders.render(value) for name, value in task.env}
+    if placeholders.parent_model_dir is not None:
+        env.setdefault("TUNECTL_PARENT_MODEL_DIR", placeholders.parent_model_dir)
     settings = {
         k: placeholders.render(v) if isinstance(v, Template) else v for k, v in task.settings
     }

@@ -93,6 +93,8 @@ class TrialIntent:
     # With a `schedule`: when trials may launch (`window open until ...`, or when the
     # next window opens), in the schedule's time zone.
     schedule: str = ""
+    # What the algorithm runs when it is more than trials up to max_trials (PBT's rounds).
+    search: str = ""
 
 
 @dataclass(frozen=True)
@@ -246,4 +248,6 @@ def error_from_text(text: str) -> Diagnostic:
 def _intent_json(intent: TrialIntent) -> dict[str, Any]:
     out = asdict(intent)
     out["status"] = intent.status.value
+    if not intent.search:
+        del out["search"]
     return out

@@ -41,6 +41,7 @@ from tunectl.plans.change import (
     Plan,
     TrialIntent,
 )
+from tunectl.search.pbt import plan_sentence
 from tunectl.search.stopping import Progress, launchable, stop_reason
 from tunectl.status import ExperimentStatus
 
@@ -314,6 +315,7 @@ def intent(
         status=status,
         space_size=space_size,
         schedule=_schedule_sentence(exp) if to_run else "",
+        search=plan_sentence(exp.algorithm, exp.max_trials),
     )
 
 

@@ -323,6 +323,27 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
             extra="qmc",
             multi_objective=True,
         ),
+        # Population based training (tunectl.search.pbt): round 0 samples at random; later
+        # rounds are fixed parameters the engine asks (tunectl.engine.pbt).
+        AlgorithmEntry(
+            "pbt",
+            "population based training: members exploit and explore in rounds",
+            _random,
+            _SEED
+            | {
+                "population": Setting(whole(2), 10, "members trained side by side"),
+                "perturbation_interval": Setting(whole(1), 1, "steps each trial trains"),
+                "quantile": Setting(number(0, 0.5, above=True), 0.25, "bottom that exploits"),
+                "resample_probability": Setting(number(0, 1), 0.25, "resample, not perturb"),
+            },
+            hints={
+                "population_size": "NNI's population_size is population here.",
+                "fraction": "NNI's fraction is quantile here.",
+                "factors": "tunectl perturbs by 0.8 or 1.2, as Ray Tune does.",
+                "all_checkpoint_dir": "Each trial saves in ${trial.model_dir} and reads its "
+                "parent's checkpoint from ${trial.parent_model_dir}.",
+            },
+        ),
         AlgorithmEntry(
             "bruteforce",
             "BruteForceSampler: every combination of a finite space",

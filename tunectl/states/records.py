@@ -71,6 +71,11 @@ class TrialRecord(_Record):
     # With several objectives: the trial's values, one per objective, as told to the
     # sampler (`value` is then None); empty otherwise.
     objective_values: list[float] = field(default_factory=list)
+    # Population based training (tunectl.search.pbt): the member this trial trains, its
+    # round, and the trial whose checkpoint it starts from. None for other algorithms.
+    pbt_member: int | None = None
+    pbt_round: int | None = None
+    parent_trial: int | None = None
 
 
 @dataclass

@@ -164,11 +164,22 @@ _TRIAL_OBJECTIVE_VALUES = (
     "ALTER TABLE trials ADD COLUMN objective_values TEXT NOT NULL DEFAULT '[]'"
 )
 
+
+# Population based training: each trial's member, round and parent trial (the lineage
+# that makes a restarted apply run each member of each round exactly once). NULL for
+# trials of other algorithms.
+def _add_pbt_lineage(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE trials ADD COLUMN pbt_member INTEGER")
+    conn.execute("ALTER TABLE trials ADD COLUMN pbt_round INTEGER")
+    conn.execute("ALTER TABLE trials ADD COLUMN parent_trial INTEGER")
+
+
 MIGRATIONS: list[Migration] = [
     _v0_to_v1,
     _run(_V2),
     _add_experiment_clock,
     _run(_TRIAL_OBJECTIVE_VALUES),
+    _add_pbt_lineage,
 ]
 
 # Tables a state of the current version must have, to tell our files from others.

@@ -113,6 +113,8 @@ def _intent_sentence(intent: TrialIntent) -> str:
     text += budget_clause(intent)
     if intent.schedule:
         text += f"; {intent.schedule}"
+    if intent.search:
+        text += f"; {intent.search}"
     return text
 
 

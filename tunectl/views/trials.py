@@ -16,7 +16,7 @@ import datetime
 import io
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tunectl.durations import format_duration
@@ -67,7 +67,10 @@ def table_cells(
     shown = _objective_names(results)
     metrics = [m for m in results.metric_names if m not in shown]
     curves = any(t.curve for t in trials)
-    header = ["trial", "state", *params, *shown, *metrics]
+    # PBT: each trial's member, round and parent (the member of each trial by number).
+    members = {t.number: t.lineage[0] for t in results.trials if t.lineage is not None}
+    family = any(t.lineage for t in trials)
+    header = ["trial", "state", *(["lineage"] if family else []), *params, *shown, *metrics]
     if curves:
         header.append("curve")
     costs = any(t.cost for t in trials)  # none known, or all free (local): no column
@@ -76,6 +79,8 @@ def table_cells(
     for t in trials:
         mark = "*" if _marked(results, t) else " "
         row = [f"{mark}{t.number}", t.status.value]
+        if family:
+            row.append(lineage_text(t, members))
         row += [_param(t.params[p]) if p in t.params else "-" for p in params]
         row += [_number(v) for v in _objective_cells(results, t)]
         row += [_number(t.metrics.get(m)) for m in metrics]
@@ -85,6 +90,21 @@ def table_cells(
         row += [str(t.attempts), t.task_id or "-"]
         rows.append(row)
     return header, rows
+
+
+def lineage_text(t: TrialResult, members: Mapping[int, int]) -> str:
+    """`m3 r2 <- 11`: member 3 in round 2, from trial 11's checkpoint; `(m5)` when the parent
+    is another member's (it exploited member 5)."""
+    if t.lineage is None:
+        return "-"
+    member, round_, parent = t.lineage
+    text = f"m{member} r{round_}"
+    if parent is None:
+        return text
+    text += f" <- {parent}"
+    if members.get(parent, member) != member:
+        text += f" (m{members[parent]})"
+    return text
 
 
 def render_table(
@@ -217,7 +237,14 @@ def trial_dict(results: ExperimentResults, t: TrialResult, now: float) -> dict[s
         ],
         "model_uri": t.model_uri,
         "message": t.message,
-    }
+    } | _lineage_json(t)
+
+
+def _lineage_json(t: TrialResult) -> dict[str, Any]:
+    if t.lineage is None:
+        return {}
+    member, round_, parent = t.lineage
+    return {"pbt": {"member": member, "round": round_, "parent": parent}}
 
 
 def render_json(
