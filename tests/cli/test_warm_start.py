@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from tests.cli.test_apply import apply, config, launches, setup, trials
-from tests.conftest import cli_env, run_cli
+from tests.conftest import cli_env, run_cli, write
 
 UNIFORM = 'param "x" {\n    type = "uniform"\n    low  = 0\n    high = %s\n  }'
 RANDOM = 'algorithm "random" {\n    seed = 3\n  }'
@@ -271,3 +271,37 @@ def test_a_seeded_experiment_waits_while_its_source_runs(tmp_path: Path) -> None
     plan = run_cli(directory, "plan")
     assert "waits for experiment.coarse to finish" in plan.out, plan.out
     assert run_cli(directory, "destroy", "--auto-approve").code == 0
+
+
+def test_warm_start_is_refused_with_pbt_and_with_several_objectives(tmp_path: Path) -> None:
+    pbt = """
+experiment "p" {
+  algorithm "pbt" {
+    population = 2
+  }
+  objective {
+    metric = "acc"
+  }
+  max_trials = 4
+  warm_start = true
+  param "lr" {
+    type = "uniform"
+    low  = 0
+    high = 1
+  }
+  trial {
+    command = "echo"
+  }
+}
+"""
+    several = pbt.replace('algorithm "pbt" {\n    population = 2\n  }', 'algorithm "random" {}')
+    several = several.replace(
+        'metric = "acc"', 'metrics    = ["acc", "ms"]\n    directions = ["maximize", "minimize"]'
+    )
+    for text, why in ((pbt, "PBT's members start from checkpoints"), (several, "has several")):
+        directory = write(tmp_path / why[:3], {"main.hcl": text})
+        result = run_cli(directory, "validate")
+        assert result.code == 1, result.text
+        assert "Error: Invalid warm_start" in result.err and why in result.err, result.err
+        assert 'in experiment "p":' in result.err and "warm_start = true\n" in result.err
+        assert "Traceback" not in result.text

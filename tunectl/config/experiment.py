@@ -172,6 +172,16 @@ def decode_experiment(
         for attr_name, sentence in pbt.conflicts(pbt.settings_of(algorithm), max_trials, pruning):
             where = ranges.get(attr_name) or ranges.get("algorithm") or block.range
             diags.append(error("Invalid PBT experiment", sentence, where, context))
+    if warm_start is not None and (algorithm.name == pbt.NAME or (objective and objective.multi)):
+        why = (
+            "PBT's members start from checkpoints, not from finished trials"
+            if algorithm.name == pbt.NAME
+            else "warm starts carry trials by their one objective value, and this objective "
+            "has several"
+        )
+        diags.append(
+            error("Invalid warm_start", f"{why}: remove warm_start.", warm_start.range, context)
+        )
     enqueue: tuple[dict[str, Any], ...] = ()
     if not Diagnostics(diags[start:]).has_errors():  # sets are checked against a sound space
         enqueue = _enqueue(reader, params, algorithm, diags)

@@ -39,6 +39,8 @@ def fill_preview(session: Session, state: State, plan: Plan, count: int) -> None
             continue
         if change.carry is not None and change.carry.waits:
             continue  # its first sets depend on results its source has yet to give
+        if exp.algorithm.name == "pbt":
+            continue  # a round's members copy and perturb the last round's best
         wanted = min(count, intent.to_run)
         if wanted > 0:
             change.preview = propose(state, exp, change, wanted)
