@@ -10,8 +10,10 @@ import pytest
 
 from tunectl.diags import DiagnosticError
 from tunectl.importers import import_nni
+from tunectl.importers.hclwriter import render
 from tunectl.importers.model import Notes
 from tunectl.importers.space import SpaceReader, param_name
+from tunectl.importers.tuners import tuner
 
 SPACE = {
     "a": {"_type": "choice", "_value": [1, "x", 2.5]},
@@ -169,3 +171,29 @@ def test_durations_in_nni_forms(tmp_path: Path) -> None:
     with pytest.raises(DiagnosticError) as caught:
         import_nni(write(tmp_path, {**config, "maxTrialDuration": "soon"}, SPACE), tmp_path)
     assert caught.value.diags[0].summary == "Invalid duration"
+
+
+def test_nni_pbt_tuner_becomes_algorithm_pbt() -> None:
+    notes = Notes()
+    block, direction = tuner(
+        {
+            "name": "PBTTuner",
+            "classArgs": {
+                "optimize_mode": "maximize",
+                "population_size": 8,
+                "fraction": 0.25,
+                "factors": [0.8, 1.2],
+                "all_checkpoint_dir": "/tmp/ckpt",
+            },
+        },
+        "tuner",
+        notes,
+        "classArgs",
+    )
+    assert block.labels == ("pbt",) and direction == "maximize"
+    text = render([block], [])
+    assert "population = 8" in text and "quantile   = 0.25" in text
+    why = {n.source: n.why for n in notes}
+    assert "0.8 or 1.2" in why["tuner.classArgs.factors"]
+    assert "parent_model_dir" in why["tuner.classArgs.all_checkpoint_dir"]
+    assert "multiple of population" in why["tuner.name"]

@@ -26,6 +26,7 @@ TUNERS = {
     "gridsearch": "grid",
     "evolution": "evolution",
     "gp": "gp",
+    "pbt": "pbt",
 }
 NO_EQUIVALENT = {
     "anneal": "Optuna has no annealing sampler",
@@ -36,7 +37,6 @@ NO_EQUIVALENT = {
     'with algorithm "random"',
     "bohb": 'Optuna has no BOHB sampler (the nearest is algorithm "tpe" with '
     'early_stopping "hyperband")',
-    "pbt": "Optuna has no population-based training",
     "dngo": "Optuna has no DNGO sampler",
     "networkmorphism": "neural architecture search is not tunectl's",
     "ppo": "neural architecture search is not tunectl's",
@@ -52,6 +52,8 @@ TPE_ARGS = {
     "prior_weight": "prior_weight",
     "linear_forgetting": "linear_forgetting",
 }
+PBT_ARGS = {"population_size": "population", "fraction": "quantile"}
+KNOWN = "TPE, Random, GridSearch, Evolution, GP, PBT"
 
 
 @dataclass
@@ -101,21 +103,20 @@ def tuner(spec: Any, where: str, notes: Notes, args_key: str) -> tuple[Block, st
             fail(
                 "Unsupported tuner",
                 f"{where} is a customized tuner (className): tunectl runs Optuna's samplers "
-                "only. Choose one of TPE, Random, GridSearch, Evolution, GP.",
+                f"only. Choose one of {KNOWN}.",
             )
         fail(
-            "Missing tuner", f"{where} needs a name: one of TPE, Random, GridSearch, Evolution, GP."
+            "Missing tuner", f"{where} needs a name: one of {KNOWN}."
         )
     key = _key(str(name))
     algo = TUNERS.get(key)
     if algo is None:
         why = NO_EQUIVALENT.get(key)
-        known = "TPE, Random, GridSearch, Evolution, GP"
         if why:
-            fail("Unsupported tuner", f'{where}.name is "{name}": {why}. tunectl imports {known}.')
+            fail("Unsupported tuner", f'{where}.name is "{name}": {why}. tunectl imports {KNOWN}.')
         fail(
             "Unknown tuner",
-            f'{where}.name is "{name}", which is not a tuner tunectl knows: {known}.',
+            f'{where}.name is "{name}", which is not a tuner tunectl knows: {KNOWN}.',
         )
     block = Block("algorithm", (algo,))
     args = spec.get(args_key) or spec.get("classArgs") or spec.get("class_args") or {}
@@ -132,10 +133,19 @@ def tuner(spec: Any, where: str, notes: Notes, args_key: str) -> tuple[Block, st
             _tpe_args(block, value, source, notes)
         elif arg == "cold_start_num" and algo == "gp":
             _put(block, settings, "n_startup_trials", value, source, notes)
+        elif arg in PBT_ARGS and algo == "pbt":
+            _put(block, settings, PBT_ARGS[arg], value, source, notes)
         elif arg in settings:
             _put(block, settings, arg, value, source, notes)
         else:
             notes.add(source, hints.get(arg) or f'algorithm "{algo}" has no such setting.')
+    if algo == "pbt":
+        notes.add(
+            f"{where}.name",
+            "PBT: each trial saves its checkpoint in ${trial.model_dir} and resumes from "
+            "${trial.parent_model_dir} (empty in round 0); max_trials must be a multiple of "
+            "population (docs/pbt.md). Pass both directories to the trial's command.",
+        )
     return block, direction
 
 
