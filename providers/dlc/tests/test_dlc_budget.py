@@ -4,15 +4,11 @@ the provider's price table (here one instance type at 3600 a hour: 1 a second)."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from tunectl_dlc.emulator import TEST_KEY_ID, TEST_KEY_SECRET, Server
+from test_dlc_cli import tunectl
+from tunectl_dlc.emulator import Server
 
 TRIAL = """\
 import sys, time
@@ -69,32 +65,6 @@ def config(
           }}
         }}
         """
-    )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        os.environ.pop(name, None)
-    with Server(capacity=8, phase_seconds=0.02) as s:
-        yield s
-
-
-def tunectl(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNECTL_")}
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        env.pop(name, None)
-    env.update(
-        NO_COLOR="1",
-        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "tunectl", "-C", str(directory), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
     )
 
 

@@ -11,10 +11,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from tunectl_dlc.emulator import TEST_KEY_ID, TEST_KEY_SECRET, Faults, Server
 
 REPO = Path(__file__).resolve().parents[3]
@@ -70,14 +68,6 @@ def config(endpoint: str, *, trials: int = 4, concurrent: int = 2, args: str = "
         }}
         """
     )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        os.environ.pop(name, None)
-    with Server(capacity=8, phase_seconds=0.02) as s:
-        yield s
 
 
 def env(**extra: str) -> dict[str, str]:
