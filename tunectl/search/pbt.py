@@ -161,6 +161,19 @@ def next_slot(
     for t in trials:
         rounds.setdefault(t.round, {})[t.member] = t
     current = max(rounds, default=0)
+    for r in range(current):
+        # A member of an earlier round that is not in the state (`state rm` forgot it)
+        # runs again, decided as the first time, so the experiment still reaches
+        # max_trials.
+        gaps = [m for m in range(settings.population) if m not in rounds.get(r, {})]
+        if not gaps:
+            continue
+        if r == 0:
+            return Slot(gaps[0], 0, None, None)
+        previous = rounds.get(r - 1, {})
+        if any(t.status not in ENDED for t in previous.values()):
+            return None
+        return decide(settings, params, previous, direction, r, gaps[0])
     asked = rounds.get(current, {})
     missing = [m for m in range(settings.population) if m not in asked]
     if not missing:
