@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_apply import apply, config, launches, setup, trials
 from tests.conftest import cli_env, run_cli
 
@@ -76,6 +78,7 @@ def test_enqueued_sets_run_first_and_plan_shows_them(tmp_path: Path) -> None:
     assert len(after) == 5 and after[4] not in after[:4]
 
 
+@pytest.mark.slow
 def test_a_killed_apply_does_not_run_an_enqueued_set_twice(tmp_path: Path) -> None:
     layers = [1, 2, 4, 1]
     sets = "\n    ".join(f"{{ x = 0.{i}, layers = {n} }}," for i, n in enumerate(layers, 1))

@@ -202,7 +202,7 @@ def test_state_from_the_previous_release_keeps_its_keys_and_model_layout(tmp_pat
         conn.execute("ALTER TABLE tasks DROP COLUMN host")
         conn.execute("ALTER TABLE experiments DROP COLUMN elapsed")
         conn.execute("ALTER TABLE experiments DROP COLUMN clock_since")
-        for column in ("pbt_member", "pbt_round", "parent_trial"):
+        for column in ("objective_values", "pbt_member", "pbt_round", "parent_trial"):
             conn.execute(f"ALTER TABLE trials DROP COLUMN {column}")
         conn.execute("DELETE FROM meta WHERE key IN ('last_generation', 'legacy_generation')")
         conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")

@@ -215,6 +215,7 @@ def test_the_study_continues_across_applies_as_one_run(tmp_path: Path, algorithm
     assert params[0] == params[1]
 
 
+@pytest.mark.slow
 def test_a_killed_apply_resumes_with_every_trials_values(tmp_path: Path) -> None:
     """kill -9 while trials run: the next apply adopts them, tells the rebuilt
     multi-objective study their values, and launches nothing twice."""

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_apply import apply, config, launches, setup, trials
 from tests.conftest import cli_env, run_cli, write
 
@@ -112,6 +114,7 @@ def test_grid_search_does_not_run_carried_combinations_again(tmp_path: Path) -> 
     assert "succeeded" in result.out
 
 
+@pytest.mark.slow
 def test_carried_trials_are_written_once_across_a_killed_apply(tmp_path: Path) -> None:
     directory = setup(tmp_path, grid_hcl("0.1, 0.2, 0.3", 3))
     assert apply(directory).code == 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import cli_env, run_cli, write
 from tunectl.testing.s3 import S3_ENV, S3Server
 
@@ -168,6 +170,7 @@ def test_what_a_failed_trial_wrote_is_recorded_and_destroyed(
     assert not list((directory / "state").rglob("model.txt"))  # staging is gone too
 
 
+@pytest.mark.slow
 def test_storage_fault_during_destroy_keeps_the_records(
     tmp_path: Path, server: S3Server, bucket: str
 ) -> None:

@@ -172,6 +172,7 @@ def test_large_model_multipart_upload_verified(
     assert not any((directory / "state" / "models-staging").rglob("*.bin"))
 
 
+@pytest.mark.slow
 def test_faults_are_survived_with_nothing_lost(
     tmp_path: Path, server: S3Server, bucket: str
 ) -> None:

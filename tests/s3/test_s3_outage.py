@@ -17,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import cli_env, run_cli, write
 from tunectl.testing.s3 import S3_ENV, FaultProxy, S3Server
 
@@ -124,6 +126,7 @@ def apply_through_outage(
     return result, proxy, began, ended
 
 
+@pytest.mark.slow
 def test_apply_rides_out_a_45s_outage_with_the_default_window(
     tmp_path: Path, server: S3Server, bucket: str
 ) -> None:
@@ -145,6 +148,7 @@ def test_apply_rides_out_a_45s_outage_with_the_default_window(
     assert json.loads(shown.out)["experiments"]["demo"]["trials"]["complete"] == 24
 
 
+@pytest.mark.slow
 def test_a_short_window_fails_cleanly_and_releases_the_lock(
     tmp_path: Path, server: S3Server, bucket: str
 ) -> None:
@@ -244,6 +248,7 @@ print(f"acc={float(sys.argv[1]):.6f}", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_model_storage_outage_past_its_window_stops_apply_and_loses_nothing(
     tmp_path: Path, server: S3Server, bucket: str
 ) -> None:

@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from tunectl_dlc.emulator import TEST_KEY_ID, TEST_KEY_SECRET, Faults, Server
 
 REPO = Path(__file__).resolve().parents[3]
@@ -138,6 +139,7 @@ def test_full_apply_of_the_dlc_example(tmp_path: Path, server: Server) -> None:
     assert all(j.spec["JobType"] == "PyTorchJob" for j in mine)
 
 
+@pytest.mark.slow
 def test_crash_resume_adopts_running_jobs(tmp_path: Path, server: Server) -> None:
     directory = setup(tmp_path, server, trials=4, concurrent=2, args="sleep=0.5 steps=4")
     for _ in range(3):  # kill apply while jobs run, three times
@@ -209,6 +211,7 @@ def test_destroy_stops_all_jobs_and_drift_is_shown(tmp_path: Path, server: Serve
     assert json.loads(tunectl(directory, "show", "--json").stdout)["experiments"] == {}
 
 
+@pytest.mark.slow
 def test_thirty_percent_faults_lose_nothing(tmp_path: Path, server: Server) -> None:
     directory = setup(tmp_path, server, trials=5, concurrent=3, args="steps=2")
     server.emulator.faults = Faults(throttle=0.15, error=0.15, seed=7)

@@ -177,6 +177,7 @@ def test_a_trial_runs_its_tasks_as_instances_and_reads_the_table(
     assert "trained" in logs.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guid_dedup", [True, False], ids=["guid-dedup", "no-guid-dedup"])
 def test_crash_resume_adopts_instances(tmp_path: Path, server: Server, guid_dedup: bool) -> None:
     # Without the service's Guid deduplication, only tunectl's own lookup prevents a
@@ -239,6 +240,7 @@ def test_an_instance_stopped_outside_or_gone_is_shown_by_plan(
     assert tunectl(directory, "destroy", "--auto-approve").returncode == 0
 
 
+@pytest.mark.slow
 def test_thirty_percent_faults_lose_nothing(tmp_path: Path, server: Server) -> None:
     directory = setup(tmp_path, server, trials=5, concurrent=3)
     server.emulator.faults = Faults(throttle=0.1, unavailable=0.1, error=0.1, seed=7)
