@@ -190,15 +190,22 @@ def test_text_format_refuses_a_line_break(tmp_path: Path) -> None:
             "Error: Value not known until a trial is created",
             "on main.hcl line 22",
         ),
+        (
+            {},
+            BLOCKS.replace('"${trial.model_dir}/config.json"', '"${trial.model_dir}/"'),
+            "Error: Template destination is a directory",
+            "on main.hcl line 23",
+        ),
     ],
     ids=[
         "undeclared-param",
         "foreign-placeholder",
         "missing-file",
         "shared-destination",
-        "undeclared-param-in-destination",
         "no-source",
+        "undeclared-param-in-destination",
         "placeholder-in-source",
+        "the-model-directory",
     ],
 )
 def test_bad_templates_are_located_diagnostics(tmp_path, files, blocks, summary, where) -> None:

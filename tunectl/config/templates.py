@@ -186,6 +186,14 @@ def decode_templates(
             )
         if source is None or destination is None:
             continue
+        if isinstance(destination, Template) and _names_a_directory(destination):
+            reader.fail(
+                block.body.attributes["destination"],
+                "Template destination is a directory",
+                "The destination names the trial's model directory, not a file in it: "
+                'add the file\'s name, e.g. destination = "${trial.model_dir}/config.yaml".',
+            )
+            continue
         if isinstance(destination, Template):
             for root, *rest in destination.references():
                 problem = name_problem(str(root), str(rest[0]) if rest else "", params)
@@ -194,6 +202,15 @@ def decode_templates(
                     reader.fail(where, "Invalid template placeholder", problem)
         out.append(FileTemplate(str(source), destination, fmt, range=block.range))
     return tuple(out)
+
+
+def _names_a_directory(destination: Template) -> bool:
+    """`${trial.model_dir}` (or with a trailing `/`) alone: the directory, not a file."""
+    parts = [p for p in destination.parts if not (isinstance(p, str) and p.strip("/") == "")]
+    return len(parts) == 1 and isinstance(parts[0], tuple) and tuple(parts[0]) == (
+        "trial",
+        "model_dir",
+    )
 
 
 def template_entry(tpl: FileTemplate) -> dict[str, str]:
