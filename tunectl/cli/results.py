@@ -3,6 +3,7 @@ table, as an Optuna study, in optuna-dashboard, and as a report (docs/results.md
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -148,14 +149,28 @@ def dashboard(
     with _results(ctx, address) as results:
         rebuild_study(results, storage)
     echo(f"optuna-dashboard: {results.address} at http://{host}:{port}/ (Ctrl+C to stop)")
+    # The server runs in a thread and the main thread waits for Ctrl+C: in the main thread,
+    # a Ctrl+C arriving while a request is served would be swallowed by wsgiref's handler
+    # (a bare `except`), and the server would go on.
+    failed: list[OSError] = []
+
+    def serve() -> None:
+        try:
+            optuna_dashboard.run_server(storage, host=host, port=port)
+        except OSError as exc:
+            failed.append(exc)
+
+    server = threading.Thread(target=serve, name="dashboard", daemon=True)
+    server.start()
     try:
-        optuna_dashboard.run_server(storage, host=host, port=port)
-    except OSError as exc:
-        raise DiagnosticError(
-            error("Cannot start the dashboard", f"Listening on {host}:{port} failed: {exc}")
-        ) from None
+        while server.is_alive():
+            server.join(0.2)
     except KeyboardInterrupt:
-        pass  # Ctrl+C is how it stops (optuna-dashboard's server may swallow it itself)
+        pass  # Ctrl+C is how it stops
+    if failed:
+        raise DiagnosticError(
+            error("Cannot start the dashboard", f"Listening on {host}:{port} failed: {failed[0]}")
+        ) from None
     echo("Stopped.")
 
 
