@@ -25,6 +25,7 @@ from tunectl.config.model import Experiment
 from tunectl.operations.session import Session
 from tunectl.operations.warm import carried_record, own_carry, source_seed
 from tunectl.plans.change import Action, Change, Plan
+from tunectl.search import pbt
 from tunectl.states import State, TrialRecord
 
 MAX_PREVIEW = 1000  # sets per experiment: a preview is for reading
@@ -39,7 +40,7 @@ def fill_preview(session: Session, state: State, plan: Plan, count: int) -> None
             continue
         if change.carry is not None and change.carry.waits:
             continue  # its first sets depend on results its source has yet to give
-        if exp.algorithm.name == "pbt":
+        if exp.algorithm.name == pbt.NAME:
             continue  # a round's members copy and perturb the last round's best
         wanted = min(count, intent.to_run)
         if wanted > 0:
